@@ -1,0 +1,70 @@
+/*  event.h - the EventBridge envelope: validate a PutEvents entry, stamp it,
+    pack it as the one msgpack map that goes on the wire.
+
+    An entry is a msgpack map with keys "source", "detail-type", "detail" and
+    optionally "resources" and "time". The published event is a msgpack map with
+    exactly these keys, in this order:
+        version, id, detail-type, source, account, time, region, resources, detail
+    Nothing here allocates: parsed entries are views into the caller's msgpack zone. */
+#ifndef ZB_EVENT_H_INCLUDED
+#define ZB_EVENT_H_INCLUDED
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include "zb.h"
+
+//  Per-entry result codes, named as EventBridge names them where it has one.
+typedef enum {
+    ZB_OK = 0,
+    ZB_E_INVALID_ARGUMENT,      //  "InvalidArgument"
+    ZB_E_MALFORMED_DETAIL,      //  "MalformedDetail"
+    ZB_E_ENTRY_TOO_LARGE,       //  "EntryTooLarge"
+    ZB_E_LIMIT_EXCEEDED,        //  "LimitExceeded"
+    ZB_E_INTERNAL,              //  "InternalFailure" (retryable)
+} zb_code_t;
+
+//  The code's wire name, e.g. "InvalidArgument".
+const char *zb_code_name (zb_code_t code);
+
+typedef struct {
+    zb_str_t source;
+    zb_str_t detail_type;
+    zb_str_t time;                      //  ptr NULL when the entry has no time
+    const msgpack_object *detail;       //  a map
+    const msgpack_object *resources;    //  an array of strings, or NULL
+} zb_entry_t;
+
+//  Validate one entry. On success fills *entry and returns ZB_OK; otherwise
+//  returns the code and writes a one-line reason (naming the field) into err.
+//  Checks: map with string keys; only the five known keys (id, version, account,
+//  region are named as "set by the broker"); source 1..256 bytes, detail-type
+//  1..128 bytes, both valid UTF-8 without control characters, detail-type not
+//  starting with '$'; time an RFC 3339 string; resources an array of UTF-8 strings;
+//  detail a map (MalformedDetail otherwise) whose whole tree is JSON-representable:
+//  string keys, valid UTF-8, no bin/ext, finite floats, no duplicate keys in a map,
+//  depth <= ZB_MAX_DEPTH.
+zb_code_t zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry,
+                          char *err, size_t errlen);
+
+//  Stamps the broker adds to every entry.
+typedef struct {
+    zb_str_t id;            //  canonical UUID text, 36 bytes
+    zb_str_t time;          //  normalized RFC 3339 UTC
+    zb_str_t account;
+    zb_str_t region;
+} zb_stamp_t;
+
+//  Pack the full envelope (9 keys, order above). The entry's own time is
+//  ignored here: the caller normalizes it into stamp->time.
+void zb_event_pack (msgpack_packer *pk, const zb_entry_t *entry, const zb_stamp_t *stamp);
+
+//  Look up a string key in a msgpack map; NULL if obj is not a map or has no such key.
+const msgpack_object *zb_map_get (const msgpack_object *obj, const char *key);
+
+//  True when obj is a msgpack string equal to s.
+bool zb_str_eq (const msgpack_object *obj, const char *s);
+
+//  True when [ptr, ptr+len) is valid UTF-8 (no overlongs, no surrogates).
+bool zb_utf8_valid (const char *ptr, size_t len);
+
+#endif
