@@ -1,1 +1,648 @@
-/* placeholder: being written */
+/*  event.c - the EventBridge envelope: validate a PutEvents entry, pack the event.
+
+    zb_entry_parse runs once per entry on the broker's hot path. It works on
+    the msgpack-c object tree in place and allocates nothing per call: the
+    detail tree is walked with an explicit stack bounded by ZB_MAX_DEPTH, and
+    duplicate keys in a big map are found by sorting pointers to its keys in a
+    per-thread scratch array that is reused from call to call. */
+
+#include "event.h"
+#include "rfc3339.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *
+zb_code_name (zb_code_t code)
+{
+    switch (code) {
+        case ZB_OK:                 return "OK";
+        case ZB_E_INVALID_ARGUMENT: return "InvalidArgument";
+        case ZB_E_MALFORMED_DETAIL: return "MalformedDetail";
+        case ZB_E_ENTRY_TOO_LARGE:  return "EntryTooLarge";
+        case ZB_E_LIMIT_EXCEEDED:   return "LimitExceeded";
+        case ZB_E_INTERNAL:         return "InternalFailure";
+    }
+    return "InternalFailure";
+}
+
+//  --------------------------------------------------------------------------
+//  UTF-8
+
+bool
+zb_utf8_valid (const char *ptr, size_t len)
+{
+    return zb_utf8_prefix (ptr, len) == len;
+}
+
+size_t
+zb_utf8_prefix (const char *ptr, size_t len)
+{
+    const unsigned char *start = (const unsigned char *) ptr;
+    const unsigned char *p = start;
+    const unsigned char *end = p + len;
+    while (p < end) {
+        //  ASCII fast path: eight bytes at a time while none has the high bit
+        while (end - p >= 8) {
+            uint64_t word;
+            memcpy (&word, p, 8);
+            if (word & 0x8080808080808080ULL)
+                break;
+            p += 8;
+        }
+        if (p == end)
+            break;
+        unsigned char c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        //  Multibyte: lead byte decides the length and the range of the
+        //  second byte (rules out overlongs, surrogates and > U+10FFFF)
+        size_t n;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 2;
+        else
+        if (c >= 0xE0 && c <= 0xEF) {
+            n = 3;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else
+            if (c == 0xED)
+                hi = 0x9F;
+        }
+        else
+        if (c >= 0xF0 && c <= 0xF4) {
+            n = 4;
+            if (c == 0xF0)
+                lo = 0x90;
+            else
+            if (c == 0xF4)
+                hi = 0x8F;
+        }
+        else
+            return (size_t) (p - start);
+        if ((size_t) (end - p) < n)
+            return (size_t) (p - start);
+        if (p [1] < lo || p [1] > hi)
+            return (size_t) (p - start);
+        for (size_t i = 2; i < n; i++)
+            if ((p [i] & 0xC0) != 0x80)
+                return (size_t) (p - start);
+        p += n;
+    }
+    return len;
+}
+
+bool
+zb_utf8_has_control (const char *ptr, size_t len)
+{
+    const unsigned char *p = (const unsigned char *) ptr;
+    //  Fast path: skip 8-byte words of printable ASCII (no byte < 0x20, no
+    //  0x7F, no high bit); anything else is looked at byte by byte below
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    while (len - i >= 8) {
+        uint64_t word, del;
+        memcpy (&word, p + i, 8);
+        del = word ^ (ones * 0x7F);
+        if ((word & highs)
+        ||  ((word - ones * 0x20) & ~word & highs)
+        ||  ((del - ones) & ~del & highs))
+            break;
+        i += 8;
+    }
+    for (; i < len; i++) {
+        unsigned char c = p [i];
+        if (c < 0x20 || c == 0x7F)
+            return true;
+        //  U+0080..U+009F is C2 80..C2 9F; in valid UTF-8, C2 is always a lead byte
+        if (c == 0xC2 && i + 1 < len && p [i + 1] <= 0x9F)
+            return true;
+    }
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  Paths and messages
+
+//  Cut a string back so it does not end inside a UTF-8 sequence.
+static void
+s_trim_utf8 (char *s)
+{
+    size_t len = strlen (s);
+    size_t i = len;
+    //  Find the start of the last sequence
+    while (i > 0 && ((unsigned char) s [i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char) s [i - 1];
+    size_t need = lead >= 0xF0? 4: lead >= 0xE0? 3: lead >= 0xC0? 2: 1;
+    if (len - (i - 1) < need)
+        s [i - 1] = 0;
+}
+
+//  Append formatted text to out (size bytes in all), truncating on a UTF-8
+//  boundary. Returns the new length.
+static size_t
+s_append (char *out, size_t size, const char *format, ...)
+{
+    size_t len = strlen (out);
+    if (len + 1 >= size)
+        return len;
+    va_list args;
+    va_start (args, format);
+    int n = vsnprintf (out + len, size - len, format, args);
+    va_end (args);
+    if (n >= 0 && (size_t) n >= size - len)
+        s_trim_utf8 (out);
+    return strlen (out);
+}
+
+static bool
+s_plain_name (const char *key, size_t keylen)
+{
+    if (keylen == 0 || keylen > 64)
+        return false;
+    for (size_t i = 0; i < keylen; i++) {
+        unsigned char c = (unsigned char) key [i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+        ||    (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '$'
+        ||    c == '@' || c == ':' || c == '/' || c == '+'))
+            return false;
+    }
+    return true;
+}
+
+size_t
+zb_path_key (char *out, size_t size, const char *key, size_t keylen)
+{
+    assert (out && size > 0);
+    if (s_plain_name (key, keylen))
+        return s_append (out, size, "%s%.*s", out [0]? ".": "", (int) keylen, key);
+
+    //  ["..."]: quote, backslash, control bytes and (when the key is not
+    //  UTF-8) high bytes escaped; long keys shortened to 40 bytes + "..."
+    bool utf8 = zb_utf8_valid (key, keylen);
+    char buf [200];
+    size_t b = 0;
+    size_t shown = keylen > 40? 40: keylen;
+    if (utf8)   //  do not cut a character in two
+        while (shown < keylen && ((unsigned char) key [shown] & 0xC0) == 0x80)
+            shown--;
+    for (size_t i = 0; i < shown; i++) {
+        unsigned char c = (unsigned char) key [i];
+        if (c == '"' || c == '\\') {
+            buf [b++] = '\\';
+            buf [b++] = (char) c;
+        }
+        else
+        if (c < 0x20 || c == 0x7F || (c >= 0x80 && !utf8))
+            b += (size_t) snprintf (buf + b, sizeof (buf) - b, "\\x%02x", c);
+        else
+            buf [b++] = (char) c;
+    }
+    if (shown < keylen) {
+        memcpy (buf + b, "...", 3);
+        b += 3;
+    }
+    buf [b] = 0;
+    return s_append (out, size, "[\"%s\"]", buf);
+}
+
+size_t
+zb_path_index (char *out, size_t size, size_t index)
+{
+    assert (out && size > 0);
+    return s_append (out, size, "[%zu]", index);
+}
+
+//  Write a one-line error message: "<format>" into err.
+static zb_code_t
+s_fail (zb_code_t code, char *err, size_t errlen, const char *format, ...)
+{
+    if (err && errlen > 0) {
+        va_list args;
+        va_start (args, format);
+        int n = vsnprintf (err, errlen, format, args);
+        va_end (args);
+        if (n >= 0 && (size_t) n >= errlen)
+            s_trim_utf8 (err);
+    }
+    return code;
+}
+
+//  --------------------------------------------------------------------------
+//  Map helpers
+
+const msgpack_object *
+zb_map_get (const msgpack_object *obj, const char *key)
+{
+    if (!obj || obj->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < obj->via.map.size; i++)
+        if (zb_str_eq (&obj->via.map.ptr [i].key, key))
+            return &obj->via.map.ptr [i].val;
+    return NULL;
+}
+
+bool
+zb_str_eq (const msgpack_object *obj, const char *s)
+{
+    if (!obj || obj->type != MSGPACK_OBJECT_STR || !s)
+        return false;
+    size_t len = strlen (s);
+    return obj->via.str.size == len && memcmp (obj->via.str.ptr, s, len) == 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Duplicate keys
+
+//  Maps up to this size are checked pair by pair (no sorting overhead)
+#define ZB_DUP_PAIRWISE 16
+
+//  Per-thread scratch for sorting keys of big maps; grows, never shrinks.
+static _Thread_local const msgpack_object **s_scratch;
+static _Thread_local size_t s_scratch_cap;
+
+static int
+s_key_compare (const void *a, const void *b)
+{
+    const msgpack_object *ka = *(const msgpack_object * const *) a;
+    const msgpack_object *kb = *(const msgpack_object * const *) b;
+    if (ka->via.str.size != kb->via.str.size)
+        return ka->via.str.size < kb->via.str.size? -1: 1;
+    if (ka->via.str.size == 0)
+        return 0;
+    return memcmp (ka->via.str.ptr, kb->via.str.ptr, ka->via.str.size);
+}
+
+static bool
+s_key_equal (const msgpack_object *a, const msgpack_object *b)
+{
+    return a->via.str.size == b->via.str.size
+        && (a->via.str.size == 0
+            || memcmp (a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
+}
+
+//  Finds a duplicate among the keys of map (all strings). Returns 0 and sets
+//  *dup (NULL when none), or -1 when scratch memory could not be had.
+static int
+s_find_duplicate (const msgpack_object *map, const msgpack_object **dup)
+{
+    uint32_t n = map->via.map.size;
+    const msgpack_object_kv *kv = map->via.map.ptr;
+    *dup = NULL;
+    if (n <= ZB_DUP_PAIRWISE) {
+        for (uint32_t i = 1; i < n; i++)
+            for (uint32_t j = 0; j < i; j++)
+                if (s_key_equal (&kv [i].key, &kv [j].key)) {
+                    *dup = &kv [i].key;
+                    return 0;
+                }
+        return 0;
+    }
+    if (s_scratch_cap < n) {
+        size_t cap = s_scratch_cap? s_scratch_cap: 256;
+        while (cap < n)
+            cap *= 2;
+        const msgpack_object **grown = (const msgpack_object **)
+            realloc ((void *) s_scratch, cap * sizeof (*grown));
+        if (!grown)
+            return -1;
+        s_scratch = grown;
+        s_scratch_cap = cap;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        s_scratch [i] = &kv [i].key;
+    qsort ((void *) s_scratch, n, sizeof (*s_scratch), s_key_compare);
+    for (uint32_t i = 1; i < n; i++)
+        if (s_key_equal (s_scratch [i], s_scratch [i - 1])) {
+            *dup = s_scratch [i];
+            return 0;
+        }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Detail tree
+
+typedef struct {
+    const msgpack_object *obj;      //  a map or an array
+    uint32_t index;                 //  the element being checked
+} s_frame_t;
+
+//  Build the path of the element each frame is at, below "detail".
+static void
+s_frame_path (const s_frame_t *stack, size_t top, char *path, size_t size)
+{
+    snprintf (path, size, "detail");
+    for (size_t k = 0; k < top; k++) {
+        const msgpack_object *o = stack [k].obj;
+        if (o->type == MSGPACK_OBJECT_MAP) {
+            const msgpack_object *key = &o->via.map.ptr [stack [k].index].key;
+            zb_path_key (path, size, key->via.str.ptr, key->via.str.size);
+        }
+        else
+            zb_path_index (path, size, stack [k].index);
+    }
+}
+
+static const char *
+s_type_name (msgpack_object_type type)
+{
+    switch (type) {
+        case MSGPACK_OBJECT_NIL:                return "nil";
+        case MSGPACK_OBJECT_BOOLEAN:            return "boolean";
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:   return "integer";
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:            return "float";
+        case MSGPACK_OBJECT_STR:                return "string";
+        case MSGPACK_OBJECT_ARRAY:              return "array";
+        case MSGPACK_OBJECT_MAP:                return "map";
+        case MSGPACK_OBJECT_BIN:                return "binary";
+        case MSGPACK_OBJECT_EXT:                return "extension";
+    }
+    return "unknown";
+}
+
+//  Checks the keys of a map about to be entered (path names the map).
+static zb_code_t
+s_check_keys (const msgpack_object *map, const s_frame_t *stack, size_t top,
+              char *err, size_t errlen)
+{
+    char path [256];
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr [i].key;
+        if (key->type != MSGPACK_OBJECT_STR) {
+            s_frame_path (stack, top, path, sizeof (path));
+            return s_fail (ZB_E_MALFORMED_DETAIL, err, errlen,
+                           "%s: map key is not a string (%s)", path,
+                           s_type_name (key->type));
+        }
+        if (!zb_utf8_valid (key->via.str.ptr, key->via.str.size)) {
+            s_frame_path (stack, top, path, sizeof (path));
+            zb_path_key (path, sizeof (path), key->via.str.ptr, key->via.str.size);
+            return s_fail (ZB_E_MALFORMED_DETAIL, err, errlen,
+                           "%s: map key is not valid UTF-8", path);
+        }
+    }
+    const msgpack_object *dup;
+    if (s_find_duplicate (map, &dup))
+        return s_fail (ZB_E_INTERNAL, err, errlen,
+                       "out of memory checking detail for duplicate keys");
+    if (dup) {
+        s_frame_path (stack, top, path, sizeof (path));
+        zb_path_key (path, sizeof (path), dup->via.str.ptr, dup->via.str.size);
+        return s_fail (ZB_E_MALFORMED_DETAIL, err, errlen, "%s: duplicate key", path);
+    }
+    return ZB_OK;
+}
+
+//  Walks the detail map without recursion. Level 1 is the entry, so detail
+//  is level 2 and stack [k] holds the container at level k + 2.
+static zb_code_t
+s_check_detail (const msgpack_object *detail, char *err, size_t errlen)
+{
+    s_frame_t stack [ZB_MAX_DEPTH];
+    size_t top = 0;
+    char path [256];
+
+    zb_code_t rc = s_check_keys (detail, NULL, 0, err, errlen);
+    if (rc)
+        return rc;
+    stack [top++] = (s_frame_t) { detail, 0 };
+
+    while (top > 0) {
+        s_frame_t *frame = &stack [top - 1];
+        const msgpack_object *o = frame->obj;
+        uint32_t size = o->type == MSGPACK_OBJECT_MAP? o->via.map.size: o->via.array.size;
+        if (frame->index >= size) {
+            top--;
+            if (top > 0)
+                stack [top - 1].index++;
+            continue;
+        }
+        const msgpack_object *v = o->type == MSGPACK_OBJECT_MAP
+                                ? &o->via.map.ptr [frame->index].val
+                                : &o->via.array.ptr [frame->index];
+        const char *problem = NULL;
+        switch (v->type) {
+            case MSGPACK_OBJECT_NIL:
+            case MSGPACK_OBJECT_BOOLEAN:
+            case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+                break;
+            case MSGPACK_OBJECT_FLOAT32:
+            case MSGPACK_OBJECT_FLOAT64:
+                if (isnan (v->via.f64))
+                    problem = "NaN is not allowed";
+                else
+                if (isinf (v->via.f64))
+                    problem = "Infinity is not allowed";
+                break;
+            case MSGPACK_OBJECT_STR:
+                if (!zb_utf8_valid (v->via.str.ptr, v->via.str.size))
+                    problem = "string is not valid UTF-8";
+                break;
+            case MSGPACK_OBJECT_BIN:
+                problem = "binary values are not allowed";
+                break;
+            case MSGPACK_OBJECT_EXT:
+                problem = "extension values are not allowed";
+                break;
+            case MSGPACK_OBJECT_ARRAY:
+            case MSGPACK_OBJECT_MAP:
+                //  This container would be at level top + 2
+                if (top + 2 > ZB_MAX_DEPTH) {
+                    s_frame_path (stack, top, path, sizeof (path));
+                    return s_fail (ZB_E_MALFORMED_DETAIL, err, errlen,
+                                   "%s: nesting deeper than %d levels", path, ZB_MAX_DEPTH);
+                }
+                if (v->type == MSGPACK_OBJECT_MAP) {
+                    rc = s_check_keys (v, stack, top, err, errlen);
+                    if (rc)
+                        return rc;
+                }
+                stack [top++] = (s_frame_t) { v, 0 };
+                continue;       //  its parent's index moves on when it is done
+            default:
+                problem = "value of unknown type";
+                break;
+        }
+        if (problem) {
+            s_frame_path (stack, top, path, sizeof (path));
+            return s_fail (ZB_E_MALFORMED_DETAIL, err, errlen, "%s: %s", path, problem);
+        }
+        frame->index++;
+    }
+    return ZB_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  Entry
+
+//  Checks source or detail-type (name) against the shared rules.
+static zb_code_t
+s_check_name (const msgpack_object *value, const char *name, size_t max,
+              char *err, size_t errlen)
+{
+    if (!value)
+        return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen, "%s is required", name);
+    if (value->type != MSGPACK_OBJECT_STR)
+        return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen, "%s is not a string (%s)",
+                       name, s_type_name (value->type));
+    if (value->via.str.size == 0)
+        return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen, "%s is empty", name);
+    if (value->via.str.size > max)
+        return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen, "%s is longer than %zu bytes",
+                       name, max);
+    if (!zb_utf8_valid (value->via.str.ptr, value->via.str.size))
+        return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen, "%s is not valid UTF-8", name);
+    if (zb_utf8_has_control (value->via.str.ptr, value->via.str.size))
+        return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                       "%s contains a control character", name);
+    return ZB_OK;
+}
+
+zb_code_t
+zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t errlen)
+{
+    assert (entry);
+    if (err && errlen > 0)
+        err [0] = 0;
+    if (!obj || obj->type != MSGPACK_OBJECT_MAP)
+        return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen, "entry is not a map (%s)",
+                       obj? s_type_name (obj->type): "nothing");
+
+    static const char *const known [] = { "source", "detail-type", "detail", "resources", "time" };
+    static const char *const stamped [] = { "id", "version", "account", "region" };
+    const msgpack_object *field [5] = { NULL, NULL, NULL, NULL, NULL };
+
+    for (uint32_t i = 0; i < obj->via.map.size; i++) {
+        const msgpack_object *key = &obj->via.map.ptr [i].key;
+        if (key->type != MSGPACK_OBJECT_STR)
+            return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                           "entry has a key that is not a string (%s)",
+                           s_type_name (key->type));
+        size_t k;
+        for (k = 0; k < 5; k++)
+            if (zb_str_eq (key, known [k]))
+                break;
+        if (k < 5) {
+            if (field [k])
+                return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                               "entry has '%s' more than once", known [k]);
+            field [k] = &obj->via.map.ptr [i].val;
+            continue;
+        }
+        for (k = 0; k < 4; k++)
+            if (zb_str_eq (key, stamped [k]))
+                return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                               "'%s' is set by the broker", stamped [k]);
+        char name [256] = "";
+        zb_path_key (name, sizeof (name), key->via.str.ptr, key->via.str.size);
+        return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                       "unknown key '%s' (allowed: source, detail-type, detail, "
+                       "resources, time)", name);
+    }
+    const msgpack_object *source = field [0], *detail_type = field [1],
+                         *detail = field [2], *resources = field [3], *time = field [4];
+
+    zb_code_t rc = s_check_name (source, "source", ZB_MAX_SOURCE, err, errlen);
+    if (rc)
+        return rc;
+    rc = s_check_name (detail_type, "detail-type", ZB_MAX_DETAIL_TYPE, err, errlen);
+    if (rc)
+        return rc;
+    if (detail_type->via.str.ptr [0] == ZB_RESERVED_PREFIX)
+        return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                       "detail-type must not start with '%c' (reserved for the bus)",
+                       ZB_RESERVED_PREFIX);
+    if (time) {
+        char normal [ZB_TIME_MAX];
+        if (time->type != MSGPACK_OBJECT_STR)
+            return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen, "time is not a string (%s)",
+                           s_type_name (time->type));
+        if (zb_time_normalize (time->via.str.ptr, time->via.str.size, normal) < 0)
+            return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                           "time: not an RFC 3339 date-time");
+    }
+    if (resources) {
+        if (resources->type != MSGPACK_OBJECT_ARRAY)
+            return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                           "resources is not an array (%s)", s_type_name (resources->type));
+        for (uint32_t i = 0; i < resources->via.array.size; i++) {
+            const msgpack_object *r = &resources->via.array.ptr [i];
+            if (r->type != MSGPACK_OBJECT_STR)
+                return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                               "resources[%u] is not a string (%s)", i, s_type_name (r->type));
+            if (!zb_utf8_valid (r->via.str.ptr, r->via.str.size))
+                return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                               "resources[%u] is not valid UTF-8", i);
+        }
+    }
+    if (!detail)
+        return s_fail (ZB_E_MALFORMED_DETAIL, err, errlen, "detail is required");
+    if (detail->type != MSGPACK_OBJECT_MAP)
+        return s_fail (ZB_E_MALFORMED_DETAIL, err, errlen, "detail is not a map (%s)",
+                       s_type_name (detail->type));
+    rc = s_check_detail (detail, err, errlen);
+    if (rc)
+        return rc;
+
+    entry->source = (zb_str_t) { source->via.str.ptr, source->via.str.size };
+    entry->detail_type = (zb_str_t) { detail_type->via.str.ptr, detail_type->via.str.size };
+    entry->time = time? (zb_str_t) { time->via.str.ptr, time->via.str.size }
+                      : (zb_str_t) { NULL, 0 };
+    entry->detail = detail;
+    entry->resources = resources;
+    return ZB_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  Packing
+
+static void
+s_pack_str (msgpack_packer *pk, const char *ptr, size_t len)
+{
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, ptr, len);
+}
+
+#define s_pack_lit(pk, lit) s_pack_str ((pk), (lit), sizeof (lit) - 1)
+
+void
+zb_event_pack (msgpack_packer *pk, const zb_entry_t *entry, const zb_stamp_t *stamp)
+{
+    assert (pk && entry && stamp && entry->detail);
+    msgpack_pack_map (pk, 9);
+    s_pack_lit (pk, "version");
+    s_pack_lit (pk, "0");
+    s_pack_lit (pk, "id");
+    s_pack_str (pk, stamp->id.ptr, stamp->id.len);
+    s_pack_lit (pk, "detail-type");
+    s_pack_str (pk, entry->detail_type.ptr, entry->detail_type.len);
+    s_pack_lit (pk, "source");
+    s_pack_str (pk, entry->source.ptr, entry->source.len);
+    s_pack_lit (pk, "account");
+    s_pack_str (pk, stamp->account.ptr, stamp->account.len);
+    s_pack_lit (pk, "time");
+    s_pack_str (pk, stamp->time.ptr, stamp->time.len);
+    s_pack_lit (pk, "region");
+    s_pack_str (pk, stamp->region.ptr, stamp->region.len);
+    s_pack_lit (pk, "resources");
+    if (entry->resources)
+        msgpack_pack_object (pk, *entry->resources);
+    else
+        msgpack_pack_array (pk, 0);
+    s_pack_lit (pk, "detail");
+    msgpack_pack_object (pk, *entry->detail);
+}

@@ -43,6 +43,12 @@ typedef struct {
 //  detail a map (MalformedDetail otherwise) whose whole tree is JSON-representable:
 //  string keys, valid UTF-8, no bin/ext, finite floats, no duplicate keys in a map,
 //  depth <= ZB_MAX_DEPTH.
+//  Depth counts containers from the entry map (level 1): detail is level 2,
+//  a map inside detail level 3, ... so a published event (envelope level 1,
+//  detail level 2) never nests deeper than msgpack-c's unpacker accepts (32).
+//  Duplicate keys are found in O(n log n) for big maps, using a per-thread
+//  scratch array that is kept and reused (it grows to the biggest map seen;
+//  ZB_E_INTERNAL if it cannot grow).
 zb_code_t zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry,
                           char *err, size_t errlen);
 
@@ -66,5 +72,22 @@ bool zb_str_eq (const msgpack_object *obj, const char *s);
 
 //  True when [ptr, ptr+len) is valid UTF-8 (no overlongs, no surrogates).
 bool zb_utf8_valid (const char *ptr, size_t len);
+
+//  The length of the longest valid UTF-8 prefix of [ptr, ptr+len): len when
+//  it is all valid, else the offset of the first bad sequence.
+size_t zb_utf8_prefix (const char *ptr, size_t len);
+
+//  True when [ptr, ptr+len) holds a control character: C0 (U+0000..U+001F),
+//  DEL (U+007F) or C1 (U+0080..U+009F). Expects valid UTF-8.
+bool zb_utf8_has_control (const char *ptr, size_t len);
+
+//  Value paths for error messages, e.g. detail.items[2] or detail["a b"].
+//  Each appends one step to the NUL-terminated path in out (size bytes in all)
+//  and returns the new length; the path is truncated, never overflowed. A key
+//  that is not a plain name is written as ["..."] with bytes escaped, so the
+//  path is always one line of valid UTF-8. At the root (empty path) a plain
+//  key is written without the leading '.'.
+size_t zb_path_key (char *out, size_t size, const char *key, size_t keylen);
+size_t zb_path_index (char *out, size_t size, size_t index);
 
 #endif

@@ -1,0 +1,346 @@
+/*  decode.c - check and decode request bodies; see decode.h.
+
+    Both passes read the same item headers (s_item). The check keeps a single
+    number, the elements still expected, so it needs no stack at any depth,
+    and it fails as soon as more elements are expected than bytes remain (each
+    element takes at least one byte): after it, every count in the body is
+    backed by data. The decoder then recurses at most keep_depth deep and
+    skips deeper containers with the same counting trick. */
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include "decode.h"
+
+typedef enum {
+    K_NIL, K_BOOL, K_UINT, K_INT, K_F32, K_F64, K_STR, K_BIN, K_EXT, K_ARRAY, K_MAP
+} kind_t;
+
+typedef struct {
+    kind_t kind;
+    bool boolean;
+    uint64_t u64;
+    int64_t i64;
+    double f64;
+    int8_t ext_type;
+    uint32_t size;              //  payload bytes (str, bin, ext) or elements (array, map)
+    const char *payload;
+} item_t;
+
+static uint64_t
+s_be (const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | p [i];
+    return v;
+}
+
+//  Read the item at pos: its header and, for str/bin/ext, its payload.
+//  Returns the position after it (after the header only, for a container),
+//  0 when the buffer ends inside it, or (size_t) -1 for an invalid byte.
+static size_t
+s_item (const uint8_t *in, size_t len, size_t pos, item_t *it)
+{
+    assert (pos < len);
+    uint8_t b = in [pos++];
+    size_t need = 0;            //  bytes of the length field
+    size_t fixed = 0;           //  bytes of a fixed-size value or payload
+    it->size = 0;
+    if (b <= 0x7f) {
+        it->kind = K_UINT;
+        it->u64 = b;
+        return pos;
+    }
+    if (b >= 0xe0) {
+        it->kind = K_INT;
+        it->i64 = (int8_t) b;
+        return pos;
+    }
+    if (b <= 0x8f) {
+        it->kind = K_MAP;
+        it->size = b & 0x0f;
+        return pos;
+    }
+    if (b <= 0x9f) {
+        it->kind = K_ARRAY;
+        it->size = b & 0x0f;
+        return pos;
+    }
+    if (b <= 0xbf) {
+        it->kind = K_STR;
+        fixed = b & 0x1f;
+    }
+    else {
+        switch (b) {
+            case 0xc0: it->kind = K_NIL; return pos;
+            case 0xc2: it->kind = K_BOOL; it->boolean = false; return pos;
+            case 0xc3: it->kind = K_BOOL; it->boolean = true; return pos;
+            case 0xc4: it->kind = K_BIN; need = 1; break;
+            case 0xc5: it->kind = K_BIN; need = 2; break;
+            case 0xc6: it->kind = K_BIN; need = 4; break;
+            case 0xc7: it->kind = K_EXT; need = 1; break;
+            case 0xc8: it->kind = K_EXT; need = 2; break;
+            case 0xc9: it->kind = K_EXT; need = 4; break;
+            case 0xca: it->kind = K_F32; fixed = 4; break;
+            case 0xcb: it->kind = K_F64; fixed = 8; break;
+            case 0xcc: it->kind = K_UINT; fixed = 1; break;
+            case 0xcd: it->kind = K_UINT; fixed = 2; break;
+            case 0xce: it->kind = K_UINT; fixed = 4; break;
+            case 0xcf: it->kind = K_UINT; fixed = 8; break;
+            case 0xd0: it->kind = K_INT; fixed = 1; break;
+            case 0xd1: it->kind = K_INT; fixed = 2; break;
+            case 0xd2: it->kind = K_INT; fixed = 4; break;
+            case 0xd3: it->kind = K_INT; fixed = 8; break;
+            case 0xd4: it->kind = K_EXT; fixed = 1; break;
+            case 0xd5: it->kind = K_EXT; fixed = 2; break;
+            case 0xd6: it->kind = K_EXT; fixed = 4; break;
+            case 0xd7: it->kind = K_EXT; fixed = 8; break;
+            case 0xd8: it->kind = K_EXT; fixed = 16; break;
+            case 0xd9: it->kind = K_STR; need = 1; break;
+            case 0xda: it->kind = K_STR; need = 2; break;
+            case 0xdb: it->kind = K_STR; need = 4; break;
+            case 0xdc: it->kind = K_ARRAY; need = 2; break;
+            case 0xdd: it->kind = K_ARRAY; need = 4; break;
+            case 0xde: it->kind = K_MAP; need = 2; break;
+            case 0xdf: it->kind = K_MAP; need = 4; break;
+            default:   return (size_t) -1;     //  0xc1, never used
+        }
+    }
+    if (need) {
+        if (len - pos < need)
+            return 0;
+        uint64_t n = s_be (in + pos, need);
+        pos += need;
+        if (it->kind == K_ARRAY || it->kind == K_MAP) {
+            it->size = (uint32_t) n;
+            return pos;
+        }
+        fixed = (size_t) n;
+    }
+    if (it->kind == K_EXT) {
+        //  The type byte comes before the data
+        if (len - pos < 1)
+            return 0;
+        it->ext_type = (int8_t) in [pos++];
+    }
+    if (len - pos < fixed)
+        return 0;
+    switch (it->kind) {
+        case K_UINT:
+            it->u64 = s_be (in + pos, fixed);
+            break;
+        case K_INT: {
+            uint64_t raw = s_be (in + pos, fixed);
+            //  Sign-extend from fixed bytes
+            unsigned shift = (unsigned) (64 - 8 * fixed);
+            it->i64 = shift ? (int64_t) (raw << shift) >> shift : (int64_t) raw;
+            break;
+        }
+        case K_F32: {
+            uint32_t raw = (uint32_t) s_be (in + pos, 4);
+            float f;
+            memcpy (&f, &raw, sizeof f);
+            it->f64 = f;
+            break;
+        }
+        case K_F64: {
+            uint64_t raw = s_be (in + pos, 8);
+            memcpy (&it->f64, &raw, sizeof it->f64);
+            break;
+        }
+        default:
+            it->size = (uint32_t) fixed;
+            it->payload = (const char *) in + pos;
+            break;
+    }
+    return pos + fixed;
+}
+
+//  Elements a container item holds (a map's keys and values both count).
+static uint64_t
+s_elements (const item_t *it)
+{
+    return it->kind == K_MAP ? 2 * (uint64_t) it->size
+         : it->kind == K_ARRAY ? it->size : 0;
+}
+
+int
+zb_msgpack_validate (const void *data, size_t len, char *err, size_t errlen)
+{
+    assert (data || len == 0);
+    assert (err && errlen > 0);
+    const uint8_t *in = (const uint8_t *) data;
+    if (len == 0) {
+        snprintf (err, errlen, "body is empty");
+        return -1;
+    }
+    uint64_t pending = 1;       //  values still expected
+    size_t pos = 0;
+    while (pending) {
+        //  Every expected value takes at least one byte
+        if (pending > len - pos) {
+            snprintf (err, errlen, "body is not valid msgpack: it ends in the middle of a value");
+            return -1;
+        }
+        item_t it;
+        size_t next = s_item (in, len, pos, &it);
+        if (next == 0) {
+            snprintf (err, errlen, "body is not valid msgpack: it ends in the middle of a value");
+            return -1;
+        }
+        if (next == (size_t) -1) {
+            snprintf (err, errlen,
+                      "body is not valid msgpack: byte 0x%02x at offset %zu is not a msgpack type",
+                      in [pos], pos);
+            return -1;
+        }
+        pending += s_elements (&it) - 1;
+        pos = next;
+    }
+    if (pos != len) {
+        snprintf (err, errlen, "body is not exactly one msgpack value: %zu more bytes follow the first",
+                  len - pos);
+        return -1;
+    }
+    return 0;
+}
+
+//  Skip count values from *pos (already validated).
+static void
+s_skip (const uint8_t *in, size_t len, size_t *pos, uint64_t count)
+{
+    while (count) {
+        item_t it;
+        *pos = s_item (in, len, *pos, &it);
+        count += s_elements (&it) - 1;
+    }
+}
+
+//  Decode the value at *pos into out; depth is out's depth (top value: 1).
+static int
+s_build (const uint8_t *in, size_t len, size_t *pos, size_t depth, size_t keep_depth,
+         msgpack_zone *zone, msgpack_object *out)
+{
+    item_t it;
+    *pos = s_item (in, len, *pos, &it);
+    switch (it.kind) {
+        case K_NIL:
+            out->type = MSGPACK_OBJECT_NIL;
+            return 0;
+        case K_BOOL:
+            out->type = MSGPACK_OBJECT_BOOLEAN;
+            out->via.boolean = it.boolean;
+            return 0;
+        case K_UINT:
+            out->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            out->via.u64 = it.u64;
+            return 0;
+        case K_INT:
+            //  As msgpack-c: a signed encoding of a value >= 0 is a positive integer
+            if (it.i64 >= 0) {
+                out->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                out->via.u64 = (uint64_t) it.i64;
+            }
+            else {
+                out->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+                out->via.i64 = it.i64;
+            }
+            return 0;
+        case K_F32:
+            out->type = MSGPACK_OBJECT_FLOAT32;
+            out->via.f64 = it.f64;
+            return 0;
+        case K_F64:
+            out->type = MSGPACK_OBJECT_FLOAT64;
+            out->via.f64 = it.f64;
+            return 0;
+        case K_STR:
+            out->type = MSGPACK_OBJECT_STR;
+            out->via.str.size = it.size;
+            out->via.str.ptr = it.payload;
+            return 0;
+        case K_BIN:
+            out->type = MSGPACK_OBJECT_BIN;
+            out->via.bin.size = it.size;
+            out->via.bin.ptr = it.payload;
+            return 0;
+        case K_EXT:
+            out->type = MSGPACK_OBJECT_EXT;
+            out->via.ext.type = it.ext_type;
+            out->via.ext.size = it.size;
+            out->via.ext.ptr = it.payload;
+            return 0;
+        case K_ARRAY:
+        case K_MAP:
+            break;
+    }
+    if (depth > keep_depth) {
+        //  Too deep for anyone to look at: stands in as an empty array
+        s_skip (in, len, pos, s_elements (&it));
+        out->type = MSGPACK_OBJECT_ARRAY;
+        out->via.array.size = 0;
+        out->via.array.ptr = NULL;
+        return 0;
+    }
+    if (it.kind == K_ARRAY) {
+        out->type = MSGPACK_OBJECT_ARRAY;
+        out->via.array.size = 0;
+        out->via.array.ptr = NULL;
+        if (it.size == 0)
+            return 0;
+        msgpack_object *items = (msgpack_object *)
+            msgpack_zone_malloc (zone, (size_t) it.size * sizeof (msgpack_object));
+        if (!items)
+            return -2;
+        out->via.array.ptr = items;
+        for (uint32_t i = 0; i < it.size; i++) {
+            int rc = s_build (in, len, pos, depth + 1, keep_depth, zone, &items [i]);
+            if (rc)
+                return rc;
+            out->via.array.size = i + 1;
+        }
+    }
+    else {
+        out->type = MSGPACK_OBJECT_MAP;
+        out->via.map.size = 0;
+        out->via.map.ptr = NULL;
+        if (it.size == 0)
+            return 0;
+        msgpack_object_kv *pairs = (msgpack_object_kv *)
+            msgpack_zone_malloc (zone, (size_t) it.size * sizeof (msgpack_object_kv));
+        if (!pairs)
+            return -2;
+        out->via.map.ptr = pairs;
+        for (uint32_t i = 0; i < it.size; i++) {
+            int rc = s_build (in, len, pos, depth + 1, keep_depth, zone, &pairs [i].key);
+            if (rc == 0)
+                rc = s_build (in, len, pos, depth + 1, keep_depth, zone, &pairs [i].val);
+            if (rc)
+                return rc;
+            out->via.map.size = i + 1;
+        }
+    }
+    return 0;
+}
+
+int
+zb_msgpack_decode (const void *data, size_t len, size_t keep_depth,
+                   msgpack_zone *zone, msgpack_object *obj, char *err, size_t errlen)
+{
+    assert (zone);
+    assert (obj);
+    assert (keep_depth > 0);
+    if (zb_msgpack_validate (data, len, err, errlen) == -1)
+        return -1;
+    size_t pos = 0;
+    int rc = s_build ((const uint8_t *) data, len, &pos, 1, keep_depth, zone, obj);
+    if (rc == -2) {
+        snprintf (err, errlen, "out of memory decoding the body");
+        return -2;
+    }
+    assert (pos == len);
+    return 0;
+}

@@ -1,0 +1,38 @@
+/*  decode.h - request bodies: check and decode one msgpack value, safely.
+
+    Why not msgpack_unpack: msgpack-c (a) allocates an array's or map's
+    element storage from the count in its header before it has seen the
+    elements, so a 5-byte body can ask for gigabytes, and (b) refuses any value
+    nested deeper than 32 containers, failing the whole request. PROTOCOL.md
+    allows 32 levels in each *entry*, and the PUT body's array adds one more;
+    an entry nested deeper must fail alone (MalformedDetail), never sink the
+    request.
+
+    So the broker checks the body first (one pass over the headers, keeping
+    only a count of the elements still expected: any depth, nothing
+    allocated), then builds msgpack_object trees in a msgpack zone, exactly as
+    msgpack-c would, with strings pointing into the body (no copies). A
+    container deeper than keep_depth levels is replaced by an empty array: it
+    lies inside a container that is already too deep for any consumer of the
+    tree (zb_entry_parse rejects the first container past its limit without
+    looking inside), so what replaces it is never seen. Memory is bounded: at
+    most one msgpack_object per byte of the body. */
+#ifndef ZB_DECODE_H_INCLUDED
+#define ZB_DECODE_H_INCLUDED
+
+#include <msgpack.h>
+#include <stddef.h>
+
+//  0 when [data, data+len) is exactly one well-formed msgpack value (any
+//  depth); otherwise -1 with a one-line reason in err: empty, truncated,
+//  invalid byte (0xc1), or bytes after the value.
+int zb_msgpack_validate (const void *data, size_t len, char *err, size_t errlen);
+
+//  Validate, then decode into *obj with objects allocated in zone (strings,
+//  bin and ext point into data, which must outlive the objects). Containers
+//  at a depth greater than keep_depth (the top value is depth 1) become empty
+//  arrays. 0 on success; -1 (invalid, err says why) or -2 (out of memory).
+int zb_msgpack_decode (const void *data, size_t len, size_t keep_depth,
+                       msgpack_zone *zone, msgpack_object *obj, char *err, size_t errlen);
+
+#endif

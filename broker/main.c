@@ -1,0 +1,290 @@
+/*  main.c - zb-broker: flags, the config file, start-up and shutdown.
+    The broker itself is broker.c. */
+
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "event.h"
+#include "zb.h"
+
+#define PROG "zb-broker"
+
+//  Accepted ranges: beyond them a value is almost surely a mistake, and the
+//  ingest socket's maximum message size (entries x event size) stays sane.
+#define MAX_ENTRIES_LIMIT       10000
+#define MAX_EVENT_SIZE_MIN      256
+#define MAX_EVENT_SIZE_LIMIT    (64 * 1024 * 1024)
+#define MAX_TOPICS_LIMIT        1000000
+#define NAME_LIMIT              64          //  account, region
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+"Usage: " PROG " [options]\n"
+"The zbridge event broker: producers PUT events on the ingest socket, consumers\n"
+"subscribe by detail-type on the publish socket, PING/STATS on the control socket.\n"
+"\n"
+"  -i, --ingest EP          ROUTER for producers (default " ZB_DEFAULT_INGEST ")\n"
+"  -p, --publish EP         XPUB for consumers (default " ZB_DEFAULT_PUBLISH ")\n"
+"  -c, --control EP         ROUTER for PING/STATS (default " ZB_DEFAULT_CONTROL ")\n"
+"      --account ID         account stamped on events (default " ZB_DEFAULT_ACCOUNT ")\n"
+"      --region NAME        region stamped on events (default " ZB_DEFAULT_REGION ")\n"
+"      --max-entries N      entries per PUT request, 1..%d (default %d)\n"
+"      --max-event-size B   packed event size in bytes, %d..%d (default %d)\n"
+"      --max-topics N       distinct detail-types, 1..%d (default 10000)\n"
+"      --config FILE        zconfig file with a \"broker\" section; keys: ingest,\n"
+"                           publish, control, account, region, max-entries,\n"
+"                           max-event-size, max-topics. Flags override the file.\n"
+"  -v, --verbose            log every subscription and bad request, counters every 10 s\n"
+"  -h, --help               this help\n"
+"  -V, --version            print the version\n"
+"\n"
+"Endpoints are ZeroMQ endpoints; a tcp port of * picks a free one (the ready line\n"
+"shows it). Once all sockets are bound it logs:\n"
+"  " PROG ": ready ingest=EP publish=EP control=EP\n"
+"SIGINT or SIGTERM stops it, logging the final counters. Exit status: 0 after a\n"
+"signal, 1 when a socket cannot be bound, 2 for a bad flag or config file.\n"
+"\n"
+"Examples:\n"
+"  " PROG "\n"
+"  " PROG " -i tcp://127.0.0.1:* -p tcp://127.0.0.1:* -c tcp://127.0.0.1:*\n"
+"  " PROG " --ingest ipc:///tmp/zb-in --max-entries 500 --region eu-west-1 -v\n"
+"  " PROG " --config /etc/zbridge/broker.cfg --max-topics 50000\n"
+"\n"
+"A config file (zconfig: four spaces of indent per level):\n"
+"  broker\n"
+"      ingest = tcp://0.0.0.0:5555\n"
+"      max-event-size = 65536\n",
+             MAX_ENTRIES_LIMIT, ZB_DEFAULT_MAX_ENTRIES,
+             MAX_EVENT_SIZE_MIN, MAX_EVENT_SIZE_LIMIT, ZB_DEFAULT_MAX_EVENT,
+             MAX_TOPICS_LIMIT);
+}
+
+//  A setting as given by a flag or the file, before it is checked.
+typedef struct {
+    const char *key;            //  name in the file and, with "--", the flag
+    const char *value;          //  NULL: not given
+    const char *origin;         //  "--max-entries" or "broker.cfg: broker/max-entries"
+    char origin_buf [300];
+} setting_t;
+
+enum { S_INGEST, S_PUBLISH, S_CONTROL, S_ACCOUNT, S_REGION,
+       S_MAX_ENTRIES, S_MAX_EVENT_SIZE, S_MAX_TOPICS, S_COUNT };
+
+static const char *const s_keys [S_COUNT] = {
+    "ingest", "publish", "control", "account", "region",
+    "max-entries", "max-event-size", "max-topics"
+};
+
+//  Parse a decimal integer in [min, max]; 0 on success, -1 with a message.
+static int
+s_parse_number (const setting_t *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    const char *text = s->value;
+    bool digits = *text != 0;
+    for (const char *p = text; *p; p++)
+        if (*p < '0' || *p > '9')
+            digits = false;
+    errno = 0;
+    unsigned long long value = digits ? strtoull (text, NULL, 10) : 0;
+    if (!digits || errno == ERANGE || value < min || value > max) {
+        fprintf (stderr, PROG ": %s: '%s' is not an integer from %" PRIu64 " to %" PRIu64 "\n",
+                 s->origin, text, min, max);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+static int
+s_check_endpoint (const setting_t *s)
+{
+    if (*s->value == 0 || strlen (s->value) > 200 || !strstr (s->value, "://")) {
+        fprintf (stderr, PROG ": %s: '%s' is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:5555)\n",
+                 s->origin, s->value);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_check_name (const setting_t *s)
+{
+    size_t len = strlen (s->value);
+    if (len == 0 || len > NAME_LIMIT || !zb_utf8_valid (s->value, len)
+    ||  zb_utf8_has_control (s->value, len)) {
+        fprintf (stderr, PROG ": %s: must be 1 to %d bytes of UTF-8 without control characters\n",
+                 s->origin, NAME_LIMIT);
+        return -1;
+    }
+    return 0;
+}
+
+//  Fill the settings not given by a flag from the file's "broker" section.
+//  0 on success, -1 after an error message.
+static int
+s_load_config (const char *path, setting_t settings [S_COUNT], zconfig_t **root_p)
+{
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        fprintf (stderr, PROG ": cannot read config file %s: %s\n", path, strerror (errno));
+        return -1;
+    }
+    fclose (file);
+    zconfig_t *root = zconfig_load (path);
+    if (!root) {
+        fprintf (stderr, PROG ": %s: not a valid zconfig file\n", path);
+        return -1;
+    }
+    *root_p = root;             //  values point into it: the caller frees it
+    zconfig_t *section = zconfig_locate (root, "broker");
+    if (!section) {
+        fprintf (stderr, PROG ": %s: no \"broker\" section\n", path);
+        return -1;
+    }
+    for (zconfig_t *item = zconfig_child (section); item; item = zconfig_next (item)) {
+        const char *name = zconfig_name (item);
+        int k;
+        for (k = 0; k < S_COUNT; k++)
+            if (streq (name, s_keys [k]))
+                break;
+        if (k == S_COUNT) {
+            fprintf (stderr, PROG ": %s: unknown key broker/%s (known: ingest, publish, "
+                     "control, account, region, max-entries, max-event-size, max-topics)\n",
+                     path, name);
+            return -1;
+        }
+        if (zconfig_child (item)) {
+            fprintf (stderr, PROG ": %s: broker/%s has nested items; expected a value\n",
+                     path, name);
+            return -1;
+        }
+        if (settings [k].value)
+            continue;           //  the flag wins
+        settings [k].value = zconfig_value (item) ? zconfig_value (item) : "";
+        snprintf (settings [k].origin_buf, sizeof settings [k].origin_buf,
+                  "%s: broker/%s", path, name);
+        settings [k].origin = settings [k].origin_buf;
+    }
+    return 0;
+}
+
+int
+main (int argc, char *argv [])
+{
+    setting_t settings [S_COUNT];
+    memset (settings, 0, sizeof settings);
+    for (int k = 0; k < S_COUNT; k++) {
+        settings [k].key = s_keys [k];
+        snprintf (settings [k].origin_buf, sizeof settings [k].origin_buf, "--%s", s_keys [k]);
+        settings [k].origin = settings [k].origin_buf;
+    }
+    const char *config_path = NULL;
+    bool verbose = false;
+
+    enum { OPT_ACCOUNT = 256, OPT_REGION, OPT_MAX_ENTRIES, OPT_MAX_EVENT_SIZE,
+           OPT_MAX_TOPICS, OPT_CONFIG };
+    static const struct option options [] = {
+        { "ingest",         required_argument, NULL, 'i' },
+        { "publish",        required_argument, NULL, 'p' },
+        { "control",        required_argument, NULL, 'c' },
+        { "account",        required_argument, NULL, OPT_ACCOUNT },
+        { "region",         required_argument, NULL, OPT_REGION },
+        { "max-entries",    required_argument, NULL, OPT_MAX_ENTRIES },
+        { "max-event-size", required_argument, NULL, OPT_MAX_EVENT_SIZE },
+        { "max-topics",     required_argument, NULL, OPT_MAX_TOPICS },
+        { "config",         required_argument, NULL, OPT_CONFIG },
+        { "verbose",        no_argument,       NULL, 'v' },
+        { "help",           no_argument,       NULL, 'h' },
+        { "version",        no_argument,       NULL, 'V' },
+        { NULL, 0, NULL, 0 }
+    };
+    int opt;
+    opterr = 0;                 //  our own messages, prefixed like every other line
+    while ((opt = getopt_long (argc, argv, ":i:p:c:vhV", options, NULL)) != -1) {
+        switch (opt) {
+            case 'i': settings [S_INGEST].value = optarg; break;
+            case 'p': settings [S_PUBLISH].value = optarg; break;
+            case 'c': settings [S_CONTROL].value = optarg; break;
+            case OPT_ACCOUNT: settings [S_ACCOUNT].value = optarg; break;
+            case OPT_REGION: settings [S_REGION].value = optarg; break;
+            case OPT_MAX_ENTRIES: settings [S_MAX_ENTRIES].value = optarg; break;
+            case OPT_MAX_EVENT_SIZE: settings [S_MAX_EVENT_SIZE].value = optarg; break;
+            case OPT_MAX_TOPICS: settings [S_MAX_TOPICS].value = optarg; break;
+            case OPT_CONFIG: config_path = optarg; break;
+            case 'v': verbose = true; break;
+            case 'h': s_usage (stdout); return 0;
+            case 'V': printf (PROG " %s\n", ZB_VERSION); return 0;
+            case ':':
+                fprintf (stderr, PROG ": option '%s' needs a value\n"
+                         "Try '" PROG " --help' for more information.\n", argv [optind - 1]);
+                return 2;
+            default:
+                if (optopt)
+                    fprintf (stderr, PROG ": unknown option '-%c'\n", optopt);
+                else
+                    fprintf (stderr, PROG ": unknown option '%s'\n", argv [optind - 1]);
+                fprintf (stderr, "Try '" PROG " --help' for more information.\n");
+                return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, PROG ": unexpected argument '%s'\n"
+                 "Try '" PROG " --help' for more information.\n", argv [optind]);
+        return 2;
+    }
+
+    zconfig_t *root = NULL;
+    int status = 0;
+    if (config_path && s_load_config (config_path, settings, &root) == -1)
+        status = 2;
+
+    zb_broker_config_t config = zb_broker_config_default ();
+    config.verbose = verbose;
+    const char **strings [] = { &config.ingest, &config.publish, &config.control,
+                                &config.account, &config.region };
+    for (int k = S_INGEST; status == 0 && k <= S_REGION; k++) {
+        if (!settings [k].value)
+            continue;
+        if ((k <= S_CONTROL ? s_check_endpoint (&settings [k]) : s_check_name (&settings [k])) == -1)
+            status = 2;
+        else
+            *strings [k] = settings [k].value;
+    }
+    if (status == 0 && settings [S_MAX_ENTRIES].value
+    &&  s_parse_number (&settings [S_MAX_ENTRIES], 1, MAX_ENTRIES_LIMIT, &config.max_entries) == -1)
+        status = 2;
+    if (status == 0 && settings [S_MAX_EVENT_SIZE].value
+    &&  s_parse_number (&settings [S_MAX_EVENT_SIZE], MAX_EVENT_SIZE_MIN, MAX_EVENT_SIZE_LIMIT,
+                        &config.max_event_size) == -1)
+        status = 2;
+    if (status == 0 && settings [S_MAX_TOPICS].value
+    &&  s_parse_number (&settings [S_MAX_TOPICS], 1, MAX_TOPICS_LIMIT, &config.max_topics) == -1)
+        status = 2;
+
+    if (status == 0) {
+        char err [512];
+        zb_broker_t *broker = zb_broker_new (&config, err, sizeof err);
+        if (!broker) {
+            fprintf (stderr, PROG ": %s\n", err);
+            status = 1;
+        }
+        else {
+            fprintf (stderr, PROG ": ready ingest=%s publish=%s control=%s\n",
+                     zb_broker_ingest_endpoint (broker), zb_broker_publish_endpoint (broker),
+                     zb_broker_control_endpoint (broker));
+            if (zb_broker_run (broker) != 0)
+                status = 1;
+            zb_broker_destroy (&broker);
+        }
+    }
+    zconfig_destroy (&root);
+    return status;
+}
