@@ -1,1 +1,267 @@
-/* placeholder: being written */
+/*  subscriber.c - the consumer side of the publish socket.
+
+    A message from the broker's publish socket has three frames (PROTOCOL.md):
+        [detail-type + NUL] [seq, topic_seq: 2 x uint64 big-endian] [event: msgpack map]
+    zb_subscriber_recv() reads one message with zmq_msg_t frames that it keeps
+    until the next call, so the delivery's topic, raw bytes and the unpacked
+    event (whose strings point into the event frame) need no copy. The unpacked
+    objects live in one msgpack zone that is cleared, not freed, between
+    messages: in the steady state receiving an event allocates nothing.
+
+    Gap detection: the last topic_seq seen per topic is kept in a hash (one
+    small allocation per distinct topic, ever). The first event of a topic sets
+    the baseline: events published before we subscribed are not "missed", they
+    were never ours. A topic_seq that is not greater than the last one means the
+    broker restarted (its sequences restart at 1): the baseline is reset and no
+    gap is reported. */
+
+#include <czmq.h>
+#include <errno.h>
+#include <string.h>
+
+#include "subscriber.h"
+#include "wire.h"
+
+//  Events may arrive in bursts far above libzmq's default high-water mark of
+//  1000 messages; a consumer that is briefly slower must not drop them.
+#define SUBSCRIBER_RCVHWM   100000
+
+//  Zone chunk size: an event of a few dozen objects fits in the first chunk.
+#define SUBSCRIBER_ZONE_CHUNK   (16 * 1024)
+
+//  Longest topic frame we subscribe to: detail-type bytes plus the NUL.
+#define SUBSCRIBER_TOPIC_MAX    (ZB_MAX_DETAIL_TYPE * 4 + 2)
+
+struct zb_subscriber_t {
+    zsock_t *sock;
+    void *handle;               //  raw libzmq socket of sock
+    zhashx_t *last_seq;         //  topic (C string) -> uint64_t * last topic_seq
+    uint64_t missed;            //  sum of all gaps seen
+    zmq_msg_t frame [3];        //  frames of the current message
+    zmq_msg_t extra;            //  frames beyond the third, discarded
+    msgpack_zone zone;          //  objects of the current event
+    msgpack_object event;       //  the current event
+};
+
+static void
+s_free_item (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+zb_subscriber_t *
+zb_subscriber_new (const char *endpoint, char *err, size_t errlen)
+{
+    assert (endpoint);
+    zb_subscriber_t *self = (zb_subscriber_t *) calloc (1, sizeof (zb_subscriber_t));
+    if (!self) {
+        snprintf (err, errlen, "out of memory");
+        return NULL;
+    }
+    self->sock = zsock_new (ZMQ_SUB);
+    if (!self->sock) {
+        snprintf (err, errlen, "cannot create a SUB socket: %s", zmq_strerror (zmq_errno ()));
+        free (self);
+        return NULL;
+    }
+    zsock_set_rcvhwm (self->sock, SUBSCRIBER_RCVHWM);
+    if (zsock_connect (self->sock, "%s", endpoint) == -1) {
+        snprintf (err, errlen, "cannot connect to '%s': %s", endpoint,
+                  zmq_strerror (zmq_errno ()));
+        zsock_destroy (&self->sock);
+        free (self);
+        return NULL;
+    }
+    self->handle = zsock_resolve (self->sock);
+    self->last_seq = zhashx_new ();
+    assert (self->last_seq);
+    zhashx_set_destructor (self->last_seq, s_free_item);
+    for (int i = 0; i < 3; i++)
+        zmq_msg_init (&self->frame [i]);
+    zmq_msg_init (&self->extra);
+    if (!msgpack_zone_init (&self->zone, SUBSCRIBER_ZONE_CHUNK)) {
+        snprintf (err, errlen, "out of memory");
+        zb_subscriber_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+zb_subscriber_destroy (zb_subscriber_t **self_p)
+{
+    assert (self_p);
+    zb_subscriber_t *self = *self_p;
+    if (!self)
+        return;
+    for (int i = 0; i < 3; i++)
+        zmq_msg_close (&self->frame [i]);
+    zmq_msg_close (&self->extra);
+    msgpack_zone_destroy (&self->zone);
+    zhashx_destroy (&self->last_seq);
+    zsock_destroy (&self->sock);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+zb_subscriber_subscribe (zb_subscriber_t *self, const char *detail_type)
+{
+    assert (self);
+    assert (detail_type);
+    char frame [SUBSCRIBER_TOPIC_MAX];
+    size_t len = zb_topic_encode (detail_type, strlen (detail_type), frame, sizeof frame);
+    if (len == 0)
+        return -1;              //  longer than any detail-type can be
+    return zmq_setsockopt (self->handle, ZMQ_SUBSCRIBE, frame, len);
+}
+
+int
+zb_subscriber_subscribe_prefix (zb_subscriber_t *self, const char *prefix)
+{
+    assert (self);
+    assert (prefix);
+    return zmq_setsockopt (self->handle, ZMQ_SUBSCRIBE, prefix, strlen (prefix));
+}
+
+//  Receive the rest of a multipart message whose first frame is in frame [0].
+//  Returns the number of frames in the whole message.
+static size_t
+s_recv_rest (zb_subscriber_t *self)
+{
+    size_t nframes = 1;
+    zmq_msg_t *last = &self->frame [0];
+    while (zmq_msg_more (last)) {
+        zmq_msg_t *next = nframes < 3? &self->frame [nframes]: &self->extra;
+        //  libzmq delivers the parts of a message atomically: once the
+        //  first is here, the others are too and this does not block.
+        if (zmq_msg_recv (next, self->handle, 0) == -1)
+            break;
+        nframes++;
+        last = next;
+    }
+    return nframes;
+}
+
+//  Decode the three frames of the current message into d. 0, or -1 with err.
+static int
+s_decode (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t errlen)
+{
+    const char *topic = (const char *) zmq_msg_data (&self->frame [0]);
+    size_t topic_len = zmq_msg_size (&self->frame [0]);
+    if (topic_len < 2 || topic [topic_len - 1] != '\0') {
+        snprintf (err, errlen, "topic frame (%zu bytes) is not a detail-type "
+                  "followed by a NUL byte", topic_len);
+        return -1;
+    }
+    if (memchr (topic, '\0', topic_len - 1)) {
+        snprintf (err, errlen, "topic frame holds a NUL byte before its end");
+        return -1;
+    }
+    uint64_t seq, topic_seq;
+    size_t header_len = zmq_msg_size (&self->frame [1]);
+    if (zb_header_decode (zmq_msg_data (&self->frame [1]), header_len,
+                          &seq, &topic_seq) != 0) {
+        snprintf (err, errlen, "header frame on %s is %zu bytes, expected %d",
+                  topic, header_len, ZB_HEADER_SIZE);
+        return -1;
+    }
+    const char *data = (const char *) zmq_msg_data (&self->frame [2]);
+    size_t size = zmq_msg_size (&self->frame [2]);
+    size_t offset = 0;
+    msgpack_zone_clear (&self->zone);
+    msgpack_unpack_return rc = msgpack_unpack (data, size, &offset, &self->zone, &self->event);
+    if (rc != MSGPACK_UNPACK_SUCCESS) {
+        const char *why = rc == MSGPACK_UNPACK_EXTRA_BYTES? "trailing bytes after the msgpack value":
+                          rc == MSGPACK_UNPACK_CONTINUE? "truncated or empty msgpack":
+                          rc == MSGPACK_UNPACK_NOMEM_ERROR? "out of memory decoding msgpack":
+                                                            "invalid msgpack";
+        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ", %zu bytes): %s",
+                  topic, seq, size, why);
+        return -1;
+    }
+    if (self->event.type != MSGPACK_OBJECT_MAP) {
+        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ") is not a msgpack map",
+                  topic, seq);
+        return -1;
+    }
+    //  A valid event: account for it in the topic's sequence
+    uint64_t missed = 0;
+    uint64_t *last = (uint64_t *) zhashx_lookup (self->last_seq, topic);
+    if (!last) {
+        last = (uint64_t *) malloc (sizeof (uint64_t));
+        if (!last) {
+            snprintf (err, errlen, "out of memory");
+            return -1;
+        }
+        zhashx_insert (self->last_seq, topic, last);
+    }
+    else
+    if (topic_seq > *last + 1)
+        missed = topic_seq - *last - 1;
+    //  else topic_seq <= *last: the broker restarted; this is the new baseline
+    *last = topic_seq;
+    self->missed += missed;
+
+    d->topic.ptr = topic;
+    d->topic.len = topic_len - 1;
+    d->seq = seq;
+    d->topic_seq = topic_seq;
+    d->missed = missed;
+    d->event = &self->event;
+    d->raw.ptr = data;
+    d->raw.len = size;
+    return 0;
+}
+
+int
+zb_subscriber_recv (zb_subscriber_t *self, zb_delivery_t *d, int timeout_ms,
+                    char *err, size_t errlen)
+{
+    assert (self);
+    assert (d);
+    int64_t deadline = timeout_ms >= 0? zclock_mono () + timeout_ms: -1;
+    while (true) {
+        //  Try first: while events stream in, this costs no poll call
+        if (zmq_msg_recv (&self->frame [0], self->handle, ZMQ_DONTWAIT) == -1) {
+            if (zmq_errno () != EAGAIN)
+                return 0;       //  EINTR (a signal) or ETERM (shutting down)
+            long wait = -1;
+            if (deadline >= 0) {
+                wait = (long) (deadline - zclock_mono ());
+                if (wait <= 0)
+                    return 0;
+            }
+            zmq_pollitem_t item = { self->handle, 0, ZMQ_POLLIN, 0 };
+            int rc = zmq_poll (&item, 1, wait);
+            if (rc <= 0)
+                return 0;       //  timeout, or interrupted
+            continue;
+        }
+        size_t nframes = s_recv_rest (self);
+        const char *topic = (const char *) zmq_msg_data (&self->frame [0]);
+        if (zmq_msg_size (&self->frame [0]) > 0 && topic [0] == ZB_RESERVED_PREFIX)
+            continue;           //  the bus's own topics are not events
+        if (nframes != 3) {
+            snprintf (err, errlen, "message with %zu frame%s, expected 3 "
+                      "(topic, header, event)", nframes, nframes == 1? "": "s");
+            return -1;
+        }
+        return s_decode (self, d, err, errlen) == 0? 1: -1;
+    }
+}
+
+uint64_t
+zb_subscriber_missed (zb_subscriber_t *self)
+{
+    assert (self);
+    return self->missed;
+}
+
+void *
+zb_subscriber_handle (zb_subscriber_t *self)
+{
+    assert (self);
+    return self->handle;
+}

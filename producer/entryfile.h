@@ -1,0 +1,42 @@
+/*  entryfile.h - PutEvents entries from a file of JSON lines (--file).
+
+    One entry per line, as in PutEvents:
+        {"Source": str, "DetailType": str, "Detail": JSON text of an object, or an object,
+         "Resources": [str, ...], "Time": str}
+    or the lowercase envelope keys a consumer prints ("source", "detail-type",
+    "detail", "resources", "time"), so consumer output can be fed back; the
+    envelope keys the broker sets ("version", "id", "account", "region") are
+    dropped. Blank lines are skipped. A line that is not an entry is rejected
+    with a reason naming the line; content rules (lengths, time format, ...)
+    are left to the broker, which answers per entry. */
+#ifndef ZB_ENTRYFILE_H_INCLUDED
+#define ZB_ENTRYFILE_H_INCLUDED
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include "zb.h"
+
+//  Longest line accepted, in bytes (without the newline)
+#define ZB_ENTRYFILE_MAX_LINE   (1024 * 1024)
+
+typedef struct zb_entryfile_t zb_entryfile_t;
+
+//  path "-" reads stdin. NULL when the file cannot be opened (err says why).
+zb_entryfile_t *zb_entryfile_open (const char *path, char *err, size_t errlen);
+void zb_entryfile_destroy (zb_entryfile_t **self_p);
+
+typedef struct {
+    size_t line;            //  line number, from 1
+    zb_str_t detail_type;   //  valid until the next call
+} zb_entryinfo_t;
+
+//  Read up to the next entry. Returns
+//     1  an entry: its msgpack map was appended to out, info filled
+//     0  end of input
+//    -1  the line was rejected: err holds "line N: reason", info->line is set
+//    -2  the input could not be read (err says why; EINTR on a signal)
+int zb_entryfile_next (zb_entryfile_t *self, msgpack_sbuffer *out, zb_entryinfo_t *info,
+                       char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,57 @@
+# scripts/lib.sh - shared helpers for the zbridge scripts. Source it, do not run it:
+#     . "$(dirname "$0")/lib.sh"
+# Sourcing cds to the repository root, so every script works from any directory.
+
+ZB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ZB_ROOT" || exit 1
+
+# Debian packages needed to build zbridge and run its tests.
+ZB_PACKAGES=(meson ninja-build pkg-config gcc libzmq3-dev libczmq-dev libmsgpack-dev
+             libjson-c-dev libcmocka-dev python3-zmq python3-msgpack python3-pytest)
+
+# Python with the test modules (python3-zmq, python3-msgpack, python3-pytest).
+# Another python3 first on PATH may lack them, so always use Debian's.
+ZB_PYTHON=/usr/bin/python3
+
+zb_log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
+
+# The packages of ZB_PACKAGES that are not installed, space separated.
+zb_missing_packages() {
+    local pkg status missing=()
+    for pkg in "${ZB_PACKAGES[@]}"; do
+        status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
+        [ "$status" = "installed" ] || missing+=("$pkg")
+    done
+    echo "${missing[*]}"
+}
+
+# Install what is missing. As root: apt-get update once, then install.
+# Otherwise print the exact command to run and exit 1.
+zb_deps() {
+    local missing
+    missing="$(zb_missing_packages)"
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        zb_log "installing missing packages: $missing"
+        apt-get update || return 1
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing || return 1
+    else
+        zb_log "missing packages: $missing"
+        echo "sudo apt-get install -y $missing" >&2
+        exit 1
+    fi
+}
+
+# Configure build/ once, then build everything.
+zb_build() {
+    if [ ! -f build/build.ninja ] || [ ! -d build/meson-private ]; then
+        meson setup build || return 1
+    fi
+    ninja -C build
+}
+
+# A free TCP port on 127.0.0.1 (bind port 0, let the OS choose).
+zb_free_port() {
+    "$ZB_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}

@@ -1,0 +1,404 @@
+"""Fixtures for the zbridge system tests: the real programs on free 127.0.0.1 ports.
+
+- Programs come from build/ (or $ZB_BUILD): build/broker/zb-broker, ...
+- Every process is started with stdout/stderr in files (no pipe can fill up), is
+  stopped by PID at teardown (SIGTERM, then SIGKILL after a timeout), and its stderr
+  is printed when the test fails.
+- Every wait is bounded; each test has a time limit (SIGALRM; default 90 s, change it
+  with @pytest.mark.timeout(SECONDS)).
+- Slow joiners: wait_subscribers() polls the broker's STATS until the consumers'
+  exact subscriptions are held, so no test sleeps to "give SUB time to connect".
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from zbclient import Client, Subscriber, ZbTimeout  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.abspath(os.environ.get("ZB_BUILD", os.path.join(ROOT, "build")))
+
+PROGRAMS = {
+    "zb-broker": "broker/zb-broker",
+    "zb-producer": "producer/zb-producer",
+    "zb-dispatch": "consumers/zb-dispatch",
+    "zb-warehouse": "consumers/zb-warehouse",
+    "zb-consumer": "consumers/zb-consumer",
+    "zbctl": "tools/zbctl",
+}
+
+DEFAULT_TEST_TIMEOUT = 90
+STOP_TIMEOUT = 5.0
+
+
+def program(name):
+    path = os.path.join(BUILD, PROGRAMS[name])
+    if not os.access(path, os.X_OK):
+        pytest.fail("%s not built: %s is missing (run ninja -C build)" % (name, path))
+    return path
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(predicate, timeout=5.0, interval=0.02, what="condition"):
+    """Poll predicate() until it returns a true value (returned), at most timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+# --- processes ------------------------------------------------------------------
+
+
+class Proc:
+    """A started program with stdout and stderr going to files."""
+
+    def __init__(self, name, args, tmpdir, stdin=None, env=None):
+        self.name = name
+        self.args = [program(name)] + [str(a) for a in args]
+        fd, self.out_path = tempfile.mkstemp(prefix=name + "-", suffix=".out", dir=tmpdir)
+        os.close(fd)
+        fd, self.err_path = tempfile.mkstemp(prefix=name + "-", suffix=".err", dir=tmpdir)
+        os.close(fd)
+        self._out = open(self.out_path, "wb")
+        self._err = open(self.err_path, "wb")
+        self.popen = subprocess.Popen(
+            self.args, stdout=self._out, stderr=self._err,
+            stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            env=env, close_fds=True)
+        self.pid = self.popen.pid
+        self.returncode = None
+
+    def poll(self):
+        rc = self.popen.poll()
+        if rc is not None:
+            self.returncode = rc
+        return rc
+
+    def alive(self):
+        return self.poll() is None
+
+    def wait(self, timeout=10.0):
+        """Wait for the exit code; kill and fail when it does not come in time."""
+        try:
+            self.returncode = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("%s did not exit within %.1f s\nstderr:\n%s"
+                                 % (self.name, timeout, self.stderr()))
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.popen.poll() is None:
+            os.kill(self.pid, sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Signal it, wait at most timeout, then SIGKILL. Returns the exit code
+        (negative for a signal, as subprocess reports it)."""
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.killed = True
+        self.returncode = self.popen.returncode
+        self._close_files()
+        return self.returncode
+
+    def kill(self):
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.popen.wait(5)
+        self.returncode = self.popen.returncode
+
+    def _close_files(self):
+        for f in (self._out, self._err):
+            if not f.closed:
+                f.close()
+
+    def stdout(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stderr(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stdout_lines(self):
+        """Complete lines written so far (a partial last line is left out)."""
+        text = self.stdout()
+        lines = text.split("\n")
+        return [l for l in lines[:-1] if l.strip()]
+
+    def json_lines(self):
+        return [json.loads(l) for l in self.stdout_lines()]
+
+    def last_json(self):
+        lines = self.stdout_lines()
+        assert lines, "%s printed nothing on stdout\nstderr:\n%s" % (self.name, self.stderr())
+        return json.loads(lines[-1])
+
+    def stderr_lines(self):
+        return [l for l in self.stderr().split("\n") if l]
+
+
+class Broker:
+    """A running zb-broker and its three endpoints (from its ready line)."""
+
+    def __init__(self, proc, ingest, publish, control, extra=None):
+        self.proc = proc
+        self.ingest = ingest
+        self.publish = publish
+        self.control = control
+        self._clients = []
+
+    def client(self, **kw):
+        c = Client(self.ingest, **kw)
+        self._clients.append(c)
+        return c
+
+    def control_client(self, **kw):
+        c = Client(self.control, **kw)
+        self._clients.append(c)
+        return c
+
+    def subscriber(self, **kw):
+        s = Subscriber(self.publish, **kw)
+        self._clients.append(s)
+        return s
+
+    def stats(self):
+        with Client(self.control, timeout=5.0) as c:
+            return c.stats()
+
+    def ping(self):
+        with Client(self.control, timeout=5.0) as c:
+            return c.ping()
+
+    def subscribers(self, topic):
+        return self.stats().get("topics", {}).get(topic, {}).get("subscribers", 0)
+
+    def wait_subscribers(self, want, timeout=5.0):
+        """Wait until STATS shows at least want[topic] exact subscribers per topic."""
+        last = {}
+
+        def ok():
+            topics = self.stats().get("topics", {})
+            last.clear()
+            last.update({t: topics.get(t, {}).get("subscribers", 0) for t in want})
+            return all(last[t] >= n for t, n in want.items())
+        try:
+            wait_for(ok, timeout, 0.02, "subscribers %r" % (want,))
+        except AssertionError:
+            raise AssertionError("subscribers not there after %.1f s: want %r, STATS says %r"
+                                 % (timeout, want, last))
+
+    def close_clients(self):
+        for c in self._clients:
+            c.close()
+        self._clients = []
+
+
+class Harness:
+    """Starts programs for one test and stops them all at its end."""
+
+    def __init__(self, tmpdir):
+        self.tmpdir = str(tmpdir)
+        self.procs = []
+        self.brokers = []
+
+    # generic
+    def start(self, name, *args, stdin=None, env=None):
+        p = Proc(name, args, self.tmpdir, stdin=stdin, env=env)
+        self.procs.append(p)
+        return p
+
+    def run(self, name, *args, timeout=60.0, input=None):
+        """Run a program to completion; returns the Proc (returncode set)."""
+        stdin = None
+        if input is not None:
+            path = os.path.join(self.tmpdir, "stdin-%d" % len(self.procs))
+            with open(path, "wb") as f:
+                f.write(input.encode() if isinstance(input, str) else input)
+            stdin = open(path, "rb")
+        try:
+            p = self.start(name, *args, stdin=stdin)
+            p.wait(timeout)
+        finally:
+            if stdin is not None:
+                stdin.close()
+        p._close_files()
+        return p
+
+    # broker
+    def broker(self, *args, ports=True, timeout=10.0):
+        """Start zb-broker (on three free ports unless ports=False) and wait for its
+        ready line."""
+        argv = list(args)
+        if ports:
+            argv = ["--ingest", "tcp://127.0.0.1:%d" % free_port(),
+                    "--publish", "tcp://127.0.0.1:%d" % free_port(),
+                    "--control", "tcp://127.0.0.1:%d" % free_port()] + argv
+        p = self.start("zb-broker", *argv)
+        eps = self.wait_ready(p, timeout)
+        b = Broker(p, eps["ingest"], eps["publish"], eps["control"])
+        self.brokers.append(b)
+        return b
+
+    @staticmethod
+    def wait_ready(p, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in p.stderr_lines():
+                if line.startswith("zb-broker: ready "):
+                    eps = dict(kv.split("=", 1) for kv in line[len("zb-broker: ready "):].split())
+                    if {"ingest", "publish", "control"} <= set(eps):
+                        return eps
+            if not p.alive():
+                raise AssertionError("zb-broker exited with %s before its ready line\nstderr:\n%s"
+                                     % (p.returncode, p.stderr()))
+            time.sleep(0.02)
+        raise AssertionError("zb-broker: no ready line within %.1f s\nstderr:\n%s"
+                             % (timeout, p.stderr()))
+
+    # clients of a broker
+    def consumer(self, prog, broker, *args):
+        return self.start(prog, "--connect", broker.publish, "--control", broker.control, *args)
+
+    def producer(self, broker, *args, timeout=120.0, input=None):
+        """Run zb-producer against broker to completion; returns (proc, report dict)."""
+        p = self.run("zb-producer", "--connect", broker.ingest, *args, timeout=timeout,
+                     input=input)
+        lines = p.stdout_lines()
+        report = json.loads(lines[-1]) if lines else None
+        return p, report
+
+    def zbctl(self, broker, *args, timeout=20.0):
+        return self.run("zbctl", "--control", broker.control, "--ingest", broker.ingest,
+                        *args, timeout=timeout)
+
+    def stop_all(self):
+        for b in self.brokers:
+            b.close_clients()
+        # clients first, the broker last
+        for p in reversed(self.procs):
+            p.stop()
+
+    def report(self):
+        out = []
+        for p in self.procs:
+            err = p.stderr()
+            if len(err) > 6000:
+                err = err[:2000] + "\n[...]\n" + err[-4000:]
+            out.append("---- %s (pid %d, exit %s): %s\n%s"
+                       % (p.name, p.pid, p.returncode, " ".join(p.args), err))
+        return "\n".join(out)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def zb(request, tmp_path):
+    """The harness: zb.broker(), zb.consumer(), zb.producer(), zb.zbctl(), zb.run()."""
+    h = Harness(tmp_path)
+    yield h
+    h.stop_all()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        sys.stderr.write("\n==== programs' stderr ====\n" + h.report() + "\n")
+
+
+@pytest.fixture
+def broker(zb):
+    """A broker with default options on free ports."""
+    return zb.broker()
+
+
+# --- per-test time limit (no pytest-timeout plugin on Debian's list) -------------
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "timeout(seconds): time limit of one test")
+
+
+class ZbTestTimeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise ZbTestTimeout("test exceeded its time limit")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    marker = item.get_closest_marker("timeout")
+    limit = int(marker.args[0]) if marker else DEFAULT_TEST_TIMEOUT
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(limit)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# --- helpers shared by tests -----------------------------------------------------
+
+
+def entry(detail_type="sales-events", source="zbridge.test", detail=None, **extra):
+    e = {"source": source, "detail-type": detail_type,
+         "detail": detail if detail is not None else {}}
+    e.update(extra)
+    return e
+
+
+def drain_until(sub, predicate, timeout=5.0, limit=100000):
+    """Receive events until predicate(event) is true; returns the list (last one
+    included). Bounded in time and count."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            ev = sub.recv(left)
+        except ZbTimeout:
+            break
+        out.append(ev)
+        if predicate(ev):
+            return out
+    raise AssertionError("the awaited event did not arrive within %.1f s (%d events seen)"
+                         % (timeout, len(out)))

@@ -1,0 +1,423 @@
+/*  zbctl - talk to a running zbridge broker: health, statistics, one PUT.
+
+    zbctl [--control EP] [--ingest EP] [--timeout MS] COMMAND [command options]
+        ping                 PING the control socket
+        stats [--json]       STATS, as a table per topic or as the raw reply in JSON
+        put --source S --detail-type T [--detail JSON] [--resources R1,R2] [--time T]
+                             one PUT request of one entry to the ingest socket
+
+    The global options may also follow the command. Exit status: 0 success,
+    1 the broker did not answer, answered ERROR or rejected the entry, 2 usage. */
+
+#include <czmq.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "codec.h"
+#include "event.h"
+#include "wire.h"
+
+#define PROG "zbctl"
+
+typedef struct {
+    const char *control;
+    const char *ingest;
+    int timeout_ms;
+    //  stats
+    bool json;
+    //  put
+    const char *source;
+    const char *detail_type;
+    const char *detail;
+    const char *resources;
+    const char *time;
+} zbctl_t;
+
+enum {
+    OPT_CONTROL = 256, OPT_INGEST, OPT_TIMEOUT, OPT_JSON,
+    OPT_SOURCE, OPT_DETAIL_TYPE, OPT_DETAIL, OPT_RESOURCES, OPT_TIME
+};
+
+#define GLOBAL_OPTIONS \
+    { "control", required_argument, NULL, OPT_CONTROL }, \
+    { "ingest",  required_argument, NULL, OPT_INGEST }, \
+    { "timeout", required_argument, NULL, OPT_TIMEOUT }, \
+    { "help",    no_argument,       NULL, 'h' }, \
+    { "version", no_argument,       NULL, 'V' }
+
+static const struct option s_global_options [] = {
+    GLOBAL_OPTIONS, { NULL, 0, NULL, 0 }
+};
+static const struct option s_ping_options [] = {
+    GLOBAL_OPTIONS, { NULL, 0, NULL, 0 }
+};
+static const struct option s_stats_options [] = {
+    GLOBAL_OPTIONS,
+    { "json", no_argument, NULL, OPT_JSON },
+    { NULL, 0, NULL, 0 }
+};
+static const struct option s_put_options [] = {
+    GLOBAL_OPTIONS,
+    { "source",      required_argument, NULL, OPT_SOURCE },
+    { "detail-type", required_argument, NULL, OPT_DETAIL_TYPE },
+    { "detail",      required_argument, NULL, OPT_DETAIL },
+    { "resources",   required_argument, NULL, OPT_RESOURCES },
+    { "time",        required_argument, NULL, OPT_TIME },
+    { NULL, 0, NULL, 0 }
+};
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "Usage: " PROG " [--control EP] [--ingest EP] [--timeout MS] COMMAND [options]\n"
+        "Talk to a running zbridge broker.\n\n"
+        "Options:\n"
+        "      --control EP     broker control endpoint (default " ZB_DEFAULT_CONTROL ")\n"
+        "      --ingest EP      broker ingest endpoint (default " ZB_DEFAULT_INGEST ")\n"
+        "      --timeout MS     how long to wait for a reply (default 2000)\n"
+        "  -h, --help           show this help\n"
+        "  -V, --version        show the version\n\n"
+        "Commands:\n"
+        "  ping                 PING the control socket:\n"
+        "                       prints \"ok seq=N version=V uptime=Xs\"\n"
+        "  stats [--json]       broker counters, with a table per topic (in, out,\n"
+        "                       rejected, subscribers, seq); --json: the raw reply as JSON\n"
+        "  put --source S --detail-type T [--detail JSON] [--resources R1,R2] [--time RFC3339]\n"
+        "                       put one event through the ingest socket; prints the\n"
+        "                       reply as JSON: {\"failed\":0,\"results\":[{\"id\":..,\"seq\":..}]}\n"
+        "                       (a rejected entry's result is {\"code\":..,\"message\":..});\n"
+        "                       --detail defaults to {}\n\n"
+        "Exit status: 0 success; 1 no reply, an ERROR reply or a rejected entry; 2 usage.\n\n"
+        "Examples:\n"
+        "  " PROG " ping\n"
+        "  " PROG " --control tcp://10.0.0.5:5557 stats\n"
+        "  " PROG " stats --json\n"
+        "  " PROG " put --source store-7 --detail-type sales-events \\\n"
+        "        --detail '{\"store_id\":\"store_1\",\"sales\":12.5}' --resources shelf-3,till-1\n");
+}
+
+static int
+s_usage_error (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    fprintf (stderr, PROG ": ");
+    vfprintf (stderr, format, args);
+    fprintf (stderr, "\nTry '" PROG " --help' for more information.\n");
+    va_end (args);
+    return 2;
+}
+
+static int
+s_error (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    fprintf (stderr, PROG ": ");
+    vfprintf (stderr, format, args);
+    fputc ('\n', stderr);
+    va_end (args);
+    return 1;
+}
+
+//  Parse options of one table. -1 to go on, else an exit code.
+//  With stop_at_command, parsing stops at the first non-option (the command).
+static int
+s_parse (zbctl_t *self, int argc, char **argv, const struct option *options,
+         bool stop_at_command, const char *command)
+{
+    opterr = 0;
+    optind = 0;                 //  full re-initialization in glibc
+    int opt;
+    const char *shorts = stop_at_command? "+:hV": ":hV";
+    while ((opt = getopt_long (argc, argv, shorts, options, NULL)) != -1) {
+        switch (opt) {
+            case OPT_CONTROL: self->control = optarg; break;
+            case OPT_INGEST:  self->ingest = optarg; break;
+            case OPT_TIMEOUT: {
+                char *end;
+                errno = 0;
+                long value = strtol (optarg, &end, 10);
+                if (errno || *end || end == optarg || value < 1 || value > 3600 * 1000)
+                    return s_usage_error ("--timeout wants milliseconds from 1 to 3600000, "
+                                          "not '%s'", optarg);
+                self->timeout_ms = (int) value;
+                break;
+            }
+            case OPT_JSON:        self->json = true; break;
+            case OPT_SOURCE:      self->source = optarg; break;
+            case OPT_DETAIL_TYPE: self->detail_type = optarg; break;
+            case OPT_DETAIL:      self->detail = optarg; break;
+            case OPT_RESOURCES:   self->resources = optarg; break;
+            case OPT_TIME:        self->time = optarg; break;
+            case 'h':
+                s_usage (stdout);
+                return 0;
+            case 'V':
+                printf (PROG " %s\n", ZB_VERSION);
+                return 0;
+            case ':':
+                return s_usage_error ("option '%s' needs a value", argv [optind - 1]);
+            default:
+                if (command && strncmp (argv [optind - 1], "--", 2) == 0)
+                    return s_usage_error ("'%s' is not an option of %s", argv [optind - 1],
+                                          command);
+                if (strncmp (argv [optind - 1], "--", 2) == 0 || !optopt)
+                    return s_usage_error ("unknown option '%s'", argv [optind - 1]);
+                return s_usage_error ("unknown option '-%c'", optopt);
+        }
+    }
+    return -1;
+}
+
+//  An unsigned integer value of a map, for display
+static uint64_t
+s_uint (const msgpack_object *map, const char *key)
+{
+    const msgpack_object *value = zb_map_get (map, key);
+    if (value && value->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return value->via.u64;
+    return 0;
+}
+
+//  A string value of a map as printf arguments ("?" when absent)
+#define STR_ARGS(obj) \
+    (obj) && (obj)->type == MSGPACK_OBJECT_STR? (int) (obj)->via.str.size: 1, \
+    (obj) && (obj)->type == MSGPACK_OBJECT_STR? (obj)->via.str.ptr: "?"
+
+static int
+s_call (zbctl_t *self, const char *endpoint, const char *command,
+        const void *body, size_t bodylen, msgpack_unpacked *reply)
+{
+    char err [512];
+    int rc = zb_wire_call (endpoint, command, body, bodylen, self->timeout_ms, reply,
+                           err, sizeof err);
+    if (rc != 0)
+        return s_error ("%s", err);
+    if (reply->data.type != MSGPACK_OBJECT_MAP) {
+        msgpack_unpacked_destroy (reply);
+        return s_error ("bad reply from %s: the body is not a map", endpoint);
+    }
+    return 0;
+}
+
+static int
+s_ping (zbctl_t *self)
+{
+    msgpack_unpacked reply;
+    int rc = s_call (self, self->control, ZB_CMD_PING, NULL, 0, &reply);
+    if (rc)
+        return rc;
+    const msgpack_object *version = zb_map_get (&reply.data, "version");
+    printf ("ok seq=%" PRIu64 " version=%.*s uptime=%" PRIu64 "s\n",
+            s_uint (&reply.data, "seq"), STR_ARGS (version),
+            s_uint (&reply.data, "uptime_ms") / 1000);
+    msgpack_unpacked_destroy (&reply);
+    return 0;
+}
+
+static int
+s_compare_keys (const void *a, const void *b)
+{
+    const msgpack_object_kv *x = (const msgpack_object_kv *) a;
+    const msgpack_object_kv *y = (const msgpack_object_kv *) b;
+    uint32_t xl = x->key.type == MSGPACK_OBJECT_STR? x->key.via.str.size: 0;
+    uint32_t yl = y->key.type == MSGPACK_OBJECT_STR? y->key.via.str.size: 0;
+    int rc = memcmp (x->key.via.str.ptr, y->key.via.str.ptr, xl < yl? xl: yl);
+    return rc? rc: (xl > yl) - (xl < yl);
+}
+
+static int
+s_stats (zbctl_t *self)
+{
+    msgpack_unpacked reply;
+    int rc = s_call (self, self->control, ZB_CMD_STATS, NULL, 0, &reply);
+    if (rc)
+        return rc;
+    const msgpack_object *stats = &reply.data;
+    if (self->json) {
+        char err [256];
+        char *text = zb_json_text_from_msgpack (stats, err, sizeof err);
+        if (!text) {
+            msgpack_unpacked_destroy (&reply);
+            return s_error ("cannot show the STATS reply as JSON: %s", err);
+        }
+        puts (text);
+        free (text);
+        msgpack_unpacked_destroy (&reply);
+        return 0;
+    }
+    const msgpack_object *version = zb_map_get (stats, "version");
+    printf ("broker %.*s  seq %" PRIu64 "  uptime %" PRIu64 "s\n", STR_ARGS (version),
+            s_uint (stats, "seq"), s_uint (stats, "uptime_ms") / 1000);
+    printf ("requests %" PRIu64 " ok, %" PRIu64 " failed; entries %" PRIu64 " in, %" PRIu64
+            " rejected\n", s_uint (stats, "requests"), s_uint (stats, "requests_failed"),
+            s_uint (stats, "entries_in"), s_uint (stats, "entries_rejected"));
+    if (zb_map_get (stats, "prefix_subscriptions"))
+        printf ("prefix subscriptions %" PRIu64 "\n", s_uint (stats, "prefix_subscriptions"));
+
+    const msgpack_object *topics = zb_map_get (stats, "topics");
+    uint32_t ntopics = topics && topics->type == MSGPACK_OBJECT_MAP? topics->via.map.size: 0;
+    //  Sort a copy of the entries by topic name; skip keys that are not strings
+    msgpack_object_kv *rows = (msgpack_object_kv *) calloc (ntopics + 1, sizeof *rows);
+    assert (rows);
+    uint32_t nrows = 0;
+    int width = 5;              //  strlen ("TOPIC")
+    for (uint32_t i = 0; i < ntopics; i++) {
+        const msgpack_object_kv *kv = &topics->via.map.ptr [i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            continue;
+        rows [nrows++] = *kv;
+        if ((int) kv->key.via.str.size > width)
+            width = (int) kv->key.via.str.size;
+    }
+    qsort (rows, nrows, sizeof *rows, s_compare_keys);
+    if (nrows == 0)
+        printf ("no topics yet\n");
+    else {
+        printf ("\n%-*s %12s %12s %10s %12s %12s\n", width, "topic",
+                "in", "out", "rejected", "subscribers", "seq");
+        for (uint32_t i = 0; i < nrows; i++) {
+            const msgpack_object *t = &rows [i].val;
+            int pad = width - (int) rows [i].key.via.str.size;
+            printf ("%.*s%*s %12" PRIu64 " %12" PRIu64 " %10" PRIu64 " %12" PRIu64 " %12" PRIu64
+                    "\n", (int) rows [i].key.via.str.size, rows [i].key.via.str.ptr, pad, "",
+                    s_uint (t, "in"), s_uint (t, "out"), s_uint (t, "rejected"),
+                    s_uint (t, "subscribers"), s_uint (t, "seq"));
+        }
+    }
+    free (rows);
+    msgpack_unpacked_destroy (&reply);
+    return 0;
+}
+
+static void
+s_pack_cstr (msgpack_packer *pk, const char *s, size_t len)
+{
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, s, len);
+}
+
+static int
+s_put (zbctl_t *self)
+{
+    if (!self->source)
+        return s_usage_error ("put needs --source");
+    if (!self->detail_type)
+        return s_usage_error ("put needs --detail-type");
+    const char *detail_text = self->detail? self->detail: "{}";
+    char err [512];
+    json_object *detail = zb_json_parse (detail_text, strlen (detail_text), err, sizeof err);
+    if (!detail)
+        return s_usage_error ("--detail is not valid JSON: %s", err);
+    if (!json_object_is_type (detail, json_type_object)) {
+        json_object_put (detail);
+        return s_usage_error ("--detail must be a JSON object, like '{\"sales\":12.5}'");
+    }
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, 1);
+    msgpack_pack_map (&pk, 3 + (self->resources? 1: 0) + (self->time? 1: 0));
+    s_pack_cstr (&pk, "source", 6);
+    s_pack_cstr (&pk, self->source, strlen (self->source));
+    s_pack_cstr (&pk, "detail-type", 11);
+    s_pack_cstr (&pk, self->detail_type, strlen (self->detail_type));
+    s_pack_cstr (&pk, "detail", 6);
+    int rc = zb_json_to_msgpack (detail, &pk, err, sizeof err);
+    json_object_put (detail);
+    if (rc != 0) {
+        msgpack_sbuffer_destroy (&body);
+        return s_usage_error ("--detail: %s", err);
+    }
+    if (self->resources) {
+        //  "a,b,c" -> ["a", "b", "c"]; "" -> []
+        const char *list = self->resources;
+        uint32_t count = *list? 1: 0;
+        for (const char *c = list; *c; c++)
+            count += *c == ',';
+        s_pack_cstr (&pk, "resources", 9);
+        msgpack_pack_array (&pk, count);
+        for (const char *start = list; count > 0; count--) {
+            const char *comma = strchr (start, ',');
+            size_t len = comma? (size_t) (comma - start): strlen (start);
+            s_pack_cstr (&pk, start, len);
+            start += len + 1;
+        }
+    }
+    if (self->time) {
+        s_pack_cstr (&pk, "time", 4);
+        s_pack_cstr (&pk, self->time, strlen (self->time));
+    }
+    msgpack_unpacked reply;
+    rc = s_call (self, self->ingest, ZB_CMD_PUT, body.data, body.size, &reply);
+    msgpack_sbuffer_destroy (&body);
+    if (rc)
+        return rc;
+    const msgpack_object *results = zb_map_get (&reply.data, "results");
+    if (!results || results->type != MSGPACK_OBJECT_ARRAY || results->via.array.size != 1) {
+        msgpack_unpacked_destroy (&reply);
+        return s_error ("bad reply from %s: expected one result", self->ingest);
+    }
+    const msgpack_object *result = &results->via.array.ptr [0];
+    char *text = zb_json_text_from_msgpack (&reply.data, err, sizeof err);
+    if (!text) {
+        msgpack_unpacked_destroy (&reply);
+        return s_error ("bad reply from %s: %s", self->ingest, err);
+    }
+    puts (text);
+    free (text);
+    rc = 0;
+    const msgpack_object *id = zb_map_get (result, "id");
+    if (!id || id->type != MSGPACK_OBJECT_STR) {
+        const msgpack_object *code = zb_map_get (result, "code");
+        const msgpack_object *message = zb_map_get (result, "message");
+        rc = s_error ("entry rejected: %.*s: %.*s", STR_ARGS (code), STR_ARGS (message));
+    }
+    msgpack_unpacked_destroy (&reply);
+    return rc;
+}
+
+int
+main (int argc, char **argv)
+{
+    zbctl_t self = {
+        .control = ZB_DEFAULT_CONTROL,
+        .ingest = ZB_DEFAULT_INGEST,
+        .timeout_ms = 2000,
+    };
+    int rc = s_parse (&self, argc, argv, s_global_options, true, NULL);
+    if (rc >= 0)
+        return rc;
+    if (optind >= argc)
+        return s_usage_error ("give a command: ping, stats or put");
+    const char *command = argv [optind];
+    //  The command's own options (and the global ones again) follow it
+    int sub_argc = argc - optind;
+    char **sub_argv = argv + optind;
+    const struct option *options =
+        streq (command, "ping")? s_ping_options:
+        streq (command, "stats")? s_stats_options:
+        streq (command, "put")? s_put_options: NULL;
+    if (!options)
+        return s_usage_error ("unknown command '%s' (commands: ping, stats, put)", command);
+    rc = s_parse (&self, sub_argc, sub_argv, options, false, command);
+    if (rc >= 0)
+        return rc;
+    if (optind < sub_argc)
+        return s_usage_error ("unexpected argument '%s' after %s", sub_argv [optind], command);
+
+    zsys_init ();
+    if (streq (command, "ping"))
+        rc = s_ping (&self);
+    else
+    if (streq (command, "stats"))
+        rc = s_stats (&self);
+    else
+        rc = s_put (&self);
+    return rc;
+}
