@@ -93,15 +93,16 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         "      --prefix P      subscribe to every detail-type starting with P\n"
         "                      (repeatable; \"\" is everything)\n"
         "                      At least one --topic or --prefix is required.\n");
-    else {
-        fprintf (out, "Subscribes to:");
+    fprintf (out,
+        "  -h, --help          show this help\n"
+        "  -V, --version       show the version\n\n");
+    if (spec->topics) {
+        fprintf (out, "Subscribes exactly to:");
         for (const char *const *t = spec->topics; *t; t++)
             fprintf (out, " %s", *t);
         fprintf (out, "\n");
     }
     fprintf (out,
-        "  -h, --help          show this help\n"
-        "  -V, --version       show the version\n\n"
         "Each event is printed on stdout as one JSON line (the full envelope).\n"
         "A gap in a topic's sequence is reported on stderr.\n\nExamples:\n");
     if (spec->topics) {
