@@ -7,7 +7,7 @@ cd "$ZB_ROOT" || exit 1
 
 # Debian packages needed to build zbridge and run its tests.
 ZB_PACKAGES=(meson ninja-build pkg-config gcc libzmq3-dev libczmq-dev libmsgpack-dev
-             libjson-c-dev libcmocka-dev python3-zmq python3-msgpack python3-pytest)
+             libjson-c-dev libcmocka-dev liblmdb-dev python3-zmq python3-msgpack python3-pytest)
 
 # Python with the test modules (python3-zmq, python3-msgpack, python3-pytest).
 # Another python3 first on PATH may lack them, so always use Debian's.
@@ -43,12 +43,32 @@ zb_deps() {
     fi
 }
 
-# Configure build/ once, then build everything.
+# Configure a build directory once, then build everything in it.
+#   zb_build                       build/ with the project's defaults
+#   zb_build DIR [SETUP_OPTION...] DIR, set up with "meson setup DIR SETUP_OPTION..."
 zb_build() {
-    if [ ! -f build/build.ninja ] || [ ! -d build/meson-private ]; then
-        meson setup build || return 1
+    local dir="${1:-build}"
+    [ $# -gt 0 ] && shift
+    if [ ! -f "$dir/build.ninja" ] || [ ! -d "$dir/meson-private" ]; then
+        meson setup "$dir" "$@" || return 1
     fi
-    ninja -C build
+    ninja -C "$dir"
+}
+
+# The sanitized build: AddressSanitizer (with LeakSanitizer) and UBSan.
+ZB_ASAN_BUILD=build-asan
+ZB_ASAN_SETUP=(-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug)
+
+zb_build_asan() {
+    zb_build "$ZB_ASAN_BUILD" "${ZB_ASAN_SETUP[@]}"
+}
+
+# Export the sanitizer options that make every report fatal: a leak or an
+# ASan error aborts the program, a UBSan "runtime error:" stops it with a stack
+# trace. Options already in the environment come last, so they win.
+zb_sanitizer_env() {
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 }
 
 # A free TCP port on 127.0.0.1 (bind port 0, let the OS choose).
