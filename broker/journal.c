@@ -1,0 +1,758 @@
+/*  journal.c - the broker's store of record; see journal.h.
+
+    This file holds what both backends share: argument checks (a record out of
+    sequence is refused here, before a backend sees it), the per-topic heads
+    (a small table in memory, so zb_journal_topics needs no transaction), and
+    the index of entries by byte-string key that journal_memory.c uses for its
+    idempotency keys as well. Everything else goes through the backend's table
+    of functions (journal_impl.h). */
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include "journal_impl.h"
+
+//  --------------------------------------------------------------------------
+//  SipHash-1-3 (Aumasson & Bernstein), as in Redis and Rust's std
+
+#define ROTL(x, b) (uint64_t) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND \
+    do { \
+        v0 += v1; v1 = ROTL (v1, 13); v1 ^= v0; v0 = ROTL (v0, 32); \
+        v2 += v3; v3 = ROTL (v3, 16); v3 ^= v2; \
+        v0 += v3; v3 = ROTL (v3, 21); v3 ^= v0; \
+        v2 += v1; v1 = ROTL (v1, 17); v1 ^= v2; v2 = ROTL (v2, 32); \
+    } while (0)
+
+static uint64_t
+s_load64le (const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p [i];
+    return v;
+}
+
+static uint64_t
+s_siphash (const uint64_t key [2], const void *data, size_t len)
+{
+    const uint8_t *in = (const uint8_t *) data;
+    uint64_t v0 = 0x736f6d6570736575ULL ^ key [0];
+    uint64_t v1 = 0x646f72616e646f6dULL ^ key [1];
+    uint64_t v2 = 0x6c7967656e657261ULL ^ key [0];
+    uint64_t v3 = 0x7465646279746573ULL ^ key [1];
+    const uint8_t *end = in + len - (len % 8);
+    for (; in != end; in += 8) {
+        uint64_t m = s_load64le (in);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = ((uint64_t) len) << 56;
+    switch (len & 7) {
+        case 7: b |= ((uint64_t) in [6]) << 48; /* fall through */
+        case 6: b |= ((uint64_t) in [5]) << 40; /* fall through */
+        case 5: b |= ((uint64_t) in [4]) << 32; /* fall through */
+        case 4: b |= ((uint64_t) in [3]) << 24; /* fall through */
+        case 3: b |= ((uint64_t) in [2]) << 16; /* fall through */
+        case 2: b |= ((uint64_t) in [1]) << 8;  /* fall through */
+        case 1: b |= ((uint64_t) in [0]); break;
+        case 0: break;
+    }
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND; SIPROUND; SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+//  --------------------------------------------------------------------------
+//  zb_jindex_t: see journal_impl.h
+//
+//  While it grows, the index has two bucket arrays: entries whose bucket in
+//  the old array is below `moved` live in the new array, the others still in
+//  the old one, so every key has exactly one chain to look in.
+
+#define JINDEX_MIN      16      //  buckets
+#define JINDEX_STEP     4       //  buckets moved per insertion while growing
+
+struct zb_jindex_t {
+    zb_jentry_t **buckets;      //  NULL until the first reserve
+    size_t mask;                //  bucket count - 1 (a power of two)
+    zb_jentry_t **grown;        //  the new array while growing, else NULL
+    size_t grown_mask;
+    size_t moved;               //  buckets [0, moved) have moved to grown
+    size_t size;                //  entries indexed
+    uint64_t key [2];           //  SipHash key
+};
+
+zb_jindex_t *
+zb_jindex_new (void)
+{
+    zb_jindex_t *self = (zb_jindex_t *) calloc (1, sizeof (zb_jindex_t));
+    if (!self)
+        return NULL;
+    if (getrandom (self->key, sizeof (self->key), GRND_NONBLOCK) != (ssize_t) sizeof (self->key)) {
+        struct timespec ts;
+        clock_gettime (CLOCK_MONOTONIC, &ts);
+        self->key [0] = (uint64_t) ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t) (uintptr_t) self;
+        self->key [1] = (uint64_t) ts.tv_sec * 0xbf58476d1ce4e5b9ULL;
+    }
+    return self;
+}
+
+void
+zb_jindex_destroy (zb_jindex_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        free ((*self_p)->buckets);
+        free ((*self_p)->grown);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+//  The chain a hash belongs to
+static zb_jentry_t **
+s_chain (zb_jindex_t *self, uint64_t hash)
+{
+    size_t i = hash & self->mask;
+    if (self->grown && i < self->moved)
+        return &self->grown [hash & self->grown_mask];
+    return &self->buckets [i];
+}
+
+//  Move up to `count` buckets to the grown array; finish when all moved
+static void
+s_grow_step (zb_jindex_t *self, size_t count)
+{
+    while (self->grown && count--) {
+        zb_jentry_t *entry = self->buckets [self->moved];
+        while (entry) {
+            zb_jentry_t *next = entry->next;
+            zb_jentry_t **chain = &self->grown [entry->hash & self->grown_mask];
+            entry->next = *chain;
+            *chain = entry;
+            entry = next;
+        }
+        self->buckets [self->moved] = NULL;
+        if (++self->moved > self->mask) {
+            free (self->buckets);
+            self->buckets = self->grown;
+            self->mask = self->grown_mask;
+            self->grown = NULL;
+            self->moved = 0;
+        }
+    }
+}
+
+void *
+zb_jindex_lookup (zb_jindex_t *self, const void *key, size_t len)
+{
+    assert (self);
+    if (self->size == 0)
+        return NULL;
+    uint64_t hash = s_siphash (self->key, key, len);
+    for (zb_jentry_t *entry = *s_chain (self, hash); entry; entry = entry->next)
+        if (entry->hash == hash && entry->key.len == len
+        &&  memcmp (entry->key.ptr, key, len) == 0)
+            return entry;
+    return NULL;
+}
+
+int
+zb_jindex_reserve (zb_jindex_t *self, size_t more)
+{
+    assert (self);
+    if (more > SIZE_MAX / 4 - self->size)
+        return -1;
+    size_t need = self->size + more;                //  load factor at most 1
+    size_t have = self->grown? self->grown_mask + 1: self->buckets? self->mask + 1: 0;
+    if (need <= have)
+        return 0;
+    size_t count = have? have: JINDEX_MIN;
+    while (count < need)
+        count *= 2;
+    zb_jentry_t **buckets = (zb_jentry_t **) calloc (count, sizeof (zb_jentry_t *));
+    if (!buckets)
+        return -1;
+    if (!self->buckets) {
+        self->buckets = buckets;
+        self->mask = count - 1;
+        return 0;
+    }
+    //  Still growing (a reservation far beyond the last one): finish that first
+    s_grow_step (self, SIZE_MAX);
+    self->grown = buckets;
+    self->grown_mask = count - 1;
+    self->moved = 0;
+    if (self->size < 1024)
+        s_grow_step (self, SIZE_MAX);               //  small: no need to spread it
+    return 0;
+}
+
+void
+zb_jindex_insert (zb_jindex_t *self, zb_jentry_t *entry)
+{
+    assert (self);
+    assert (entry);
+    size_t have = self->grown? self->grown_mask + 1: self->buckets? self->mask + 1: 0;
+    assert (self->size < have);                     //  room was reserved
+    (void) have;
+    s_grow_step (self, JINDEX_STEP);
+    entry->hash = s_siphash (self->key, entry->key.ptr, entry->key.len);
+    zb_jentry_t **chain = s_chain (self, entry->hash);
+    entry->next = *chain;
+    *chain = entry;
+    self->size++;
+}
+
+int
+zb_jindex_remove (zb_jindex_t *self, zb_jentry_t *entry)
+{
+    assert (self);
+    assert (entry);
+    if (self->size == 0)
+        return 0;
+    for (zb_jentry_t **link = s_chain (self, entry->hash); *link; link = &(*link)->next) {
+        if (*link == entry) {
+            *link = entry->next;
+            entry->next = NULL;
+            self->size--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+size_t
+zb_jindex_size (zb_jindex_t *self)
+{
+    assert (self);
+    return self->size;
+}
+
+//  --------------------------------------------------------------------------
+//  zb_jhash_t: see journal_impl.h
+//
+//  Slots hold {hash, seq}; seq 0 marks an empty slot. While growing, the old
+//  array is drained from slot 0 up; a drained slot becomes a tombstone
+//  (JHASH_GONE) so probe chains through it stay intact, and so does a pair
+//  removed from the old array. The current array never has tombstones
+//  (backward-shift deletion), and lookups probe both arrays.
+
+#define JHASH_MIN       64      //  slots
+#define JHASH_STEP      8       //  old slots drained per insertion
+#define JHASH_GONE      UINT64_MAX
+
+typedef struct {
+    uint64_t hash;
+    uint64_t seq;
+} jhslot_t;
+
+struct zb_jhash_t {
+    jhslot_t *slots;            //  current array (NULL until the first reserve)
+    size_t mask;
+    jhslot_t *old;              //  array being drained, or NULL
+    size_t old_mask;
+    size_t drained;             //  old [0, drained) are drained
+    size_t size;                //  pairs in both arrays
+    uint64_t key [2];
+};
+
+zb_jhash_t *
+zb_jhash_new (void)
+{
+    zb_jhash_t *self = (zb_jhash_t *) calloc (1, sizeof (zb_jhash_t));
+    if (!self)
+        return NULL;
+    if (getrandom (self->key, sizeof (self->key), GRND_NONBLOCK) != (ssize_t) sizeof (self->key)) {
+        struct timespec ts;
+        clock_gettime (CLOCK_MONOTONIC, &ts);
+        self->key [0] = (uint64_t) ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t) (uintptr_t) self;
+        self->key [1] = (uint64_t) ts.tv_sec * 0xbf58476d1ce4e5b9ULL;
+    }
+    return self;
+}
+
+void
+zb_jhash_destroy (zb_jhash_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        free ((*self_p)->slots);
+        free ((*self_p)->old);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+uint64_t
+zb_jhash_of (zb_jhash_t *self, const void *key, size_t len)
+{
+    assert (self);
+    return s_siphash (self->key, key, len);
+}
+
+static void
+s_jhash_place (zb_jhash_t *self, uint64_t hash, uint64_t seq)
+{
+    size_t i = hash & self->mask;
+    while (self->slots [i].seq)
+        i = (i + 1) & self->mask;
+    self->slots [i].hash = hash;
+    self->slots [i].seq = seq;
+}
+
+static void
+s_jhash_drain (zb_jhash_t *self, size_t count)
+{
+    while (self->old && count--) {
+        jhslot_t *slot = &self->old [self->drained];
+        if (slot->seq && slot->seq != JHASH_GONE) {
+            s_jhash_place (self, slot->hash, slot->seq);
+            slot->seq = JHASH_GONE;
+        }
+        if (++self->drained > self->old_mask) {
+            free (self->old);
+            self->old = NULL;
+            self->drained = 0;
+        }
+    }
+}
+
+int
+zb_jhash_reserve (zb_jhash_t *self, size_t more)
+{
+    assert (self);
+    if (more > SIZE_MAX / 4 - self->size)
+        return -1;
+    size_t need = (self->size + more) * 2;          //  at most half full
+    size_t have = self->slots? self->mask + 1: 0;
+    if (need <= have)
+        return 0;
+    size_t count = have? have: JHASH_MIN;
+    while (count < need)
+        count *= 2;
+    jhslot_t *slots = (jhslot_t *) calloc (count, sizeof (jhslot_t));
+    if (!slots)
+        return -1;
+    s_jhash_drain (self, SIZE_MAX);                 //  a previous growth, if any
+    self->old = self->slots;
+    self->old_mask = self->mask;
+    self->drained = 0;
+    self->slots = slots;
+    self->mask = count - 1;
+    if (!self->old || self->size < 4096)
+        s_jhash_drain (self, SIZE_MAX);             //  small: no need to spread it
+    return 0;
+}
+
+void
+zb_jhash_insert (zb_jhash_t *self, uint64_t hash, uint64_t seq)
+{
+    assert (self);
+    assert (seq && seq != JHASH_GONE);
+    assert (self->slots && (self->size + 1) * 2 <= self->mask + 1);     //  reserved
+    s_jhash_drain (self, JHASH_STEP);
+    s_jhash_place (self, hash, seq);
+    self->size++;
+}
+
+int
+zb_jhash_remove (zb_jhash_t *self, uint64_t hash, uint64_t seq)
+{
+    assert (self);
+    if (self->size == 0)
+        return 0;
+    size_t i = hash & self->mask;
+    for (; self->slots [i].seq; i = (i + 1) & self->mask) {
+        if (self->slots [i].seq != seq || self->slots [i].hash != hash)
+            continue;
+        //  Backward-shift deletion, as in zb_jindex_remove
+        size_t j = i;
+        while (true) {
+            j = (j + 1) & self->mask;
+            if (!self->slots [j].seq)
+                break;
+            size_t home = self->slots [j].hash & self->mask;
+            bool stays = (i <= j)? (i < home && home <= j): (i < home || home <= j);
+            if (!stays) {
+                self->slots [i] = self->slots [j];
+                i = j;
+            }
+        }
+        self->slots [i].seq = 0;
+        self->size--;
+        return 1;
+    }
+    if (self->old) {
+        for (i = hash & self->old_mask; self->old [i].seq; i = (i + 1) & self->old_mask) {
+            if (self->old [i].seq == seq && self->old [i].hash == hash) {
+                self->old [i].seq = JHASH_GONE;
+                self->size--;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+int
+zb_jhash_find (zb_jhash_t *self, uint64_t hash, zb_jhash_fn *fn, void *arg)
+{
+    assert (self);
+    if (self->size == 0)
+        return 0;
+    int rc;
+    for (size_t i = hash & self->mask; self->slots [i].seq; i = (i + 1) & self->mask)
+        if (self->slots [i].hash == hash && (rc = fn (arg, self->slots [i].seq)))
+            return rc;
+    if (self->old) {
+        for (size_t i = hash & self->old_mask; self->old [i].seq; i = (i + 1) & self->old_mask)
+            if (self->old [i].seq != JHASH_GONE && self->old [i].hash == hash
+            &&  (rc = fn (arg, self->old [i].seq)))
+                return rc;
+    }
+    return 0;
+}
+
+size_t
+zb_jhash_size (zb_jhash_t *self)
+{
+    assert (self);
+    return self->size;
+}
+
+//  --------------------------------------------------------------------------
+//  The journal
+
+struct zb_journal_t {
+    const zb_journal_ops_t *ops;
+    void *be;                       //  backend state
+    char *path;                     //  data directory, "" for memory
+    const char *sync;               //  "commit", "os", "none"
+    zb_jindex_t *topic_index;
+    zb_journal_topic_t **topics;    //  in order of creation (iteration)
+    size_t ntopics;
+    size_t topics_cap;
+    zb_journal_topic_t **dirty;     //  scratch for append: topics a batch touches
+    size_t dirty_cap;
+    uint64_t mark;                  //  append call counter (dirty marks)
+    char id [ZB_JOURNAL_ID_SIZE];   //  dedup_get: the id handed out
+    char error [256];               //  last failure where the caller gave no buffer
+};
+
+//  The entry for a topic, created with topic_seq 0 when missing (an entry
+//  that never gets a committed head stays invisible). NULL: out of memory.
+static zb_journal_topic_t *
+s_topic_require (zb_journal_t *self, const void *name, size_t len)
+{
+    zb_journal_topic_t *topic =
+        (zb_journal_topic_t *) zb_jindex_lookup (self->topic_index, name, len);
+    if (topic)
+        return topic;
+    if (self->ntopics == self->topics_cap) {
+        size_t cap = self->topics_cap ? self->topics_cap * 2 : 16;
+        zb_journal_topic_t **topics = (zb_journal_topic_t **)
+            realloc (self->topics, cap * sizeof (zb_journal_topic_t *));
+        if (!topics)
+            return NULL;
+        self->topics = topics;
+        self->topics_cap = cap;
+    }
+    if (zb_jindex_reserve (self->topic_index, 1))
+        return NULL;
+    topic = (zb_journal_topic_t *) calloc (1, sizeof (zb_journal_topic_t) + len + 1);
+    if (!topic)
+        return NULL;
+    memcpy (topic->bytes, name, len);
+    topic->entry.key.ptr = topic->bytes;
+    topic->entry.key.len = len;
+    zb_jindex_insert (self->topic_index, &topic->entry);
+    self->topics [self->ntopics++] = topic;
+    return topic;
+}
+
+static int
+s_topic_restore (void *arg, const void *name, size_t len, uint64_t topic_seq)
+{
+    zb_journal_t *self = (zb_journal_t *) arg;
+    zb_journal_topic_t *topic = s_topic_require (self, name, len);
+    if (!topic)
+        return -1;
+    topic->topic_seq = topic_seq;
+    return 0;
+}
+
+zb_journal_t *
+zb_journal_open (const zb_journal_config_t *config, char *err, size_t errlen)
+{
+    assert (config);
+    char scratch [256];
+    if (!err || errlen == 0) {
+        err = scratch;
+        errlen = sizeof (scratch);
+    }
+    err [0] = 0;
+    if (!config->dir && config->memory_events == 0) {
+        snprintf (err, errlen, "memory journal: memory-events must be at least 1");
+        return NULL;
+    }
+    if (config->dir && !*config->dir) {
+        snprintf (err, errlen, "journal directory is empty");
+        return NULL;
+    }
+    zb_journal_t *self = (zb_journal_t *) calloc (1, sizeof (zb_journal_t));
+    if (!self
+    ||  !(self->topic_index = zb_jindex_new ())
+    ||  !(self->path = strdup (config->dir? config->dir: ""))) {
+        snprintf (err, errlen, "out of memory");
+        goto failed;
+    }
+    if (config->dir) {
+        self->ops = &zb_journal_lmdb_ops;
+        self->sync = config->sync == ZB_SYNC_OS? "os": "commit";
+        self->be = zb_journal_lmdb_open (config, s_topic_restore, self, err, errlen);
+    }
+    else {
+        self->ops = &zb_journal_memory_ops;
+        self->sync = "none";
+        self->be = zb_journal_memory_open (config, s_topic_restore, self, err, errlen);
+    }
+    if (!self->be)
+        goto failed;
+    return self;
+
+failed:
+    zb_journal_destroy (&self);
+    return NULL;
+}
+
+void
+zb_journal_destroy (zb_journal_t **self_p)
+{
+    assert (self_p);
+    zb_journal_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->be)
+        self->ops->destroy (&self->be);
+    for (size_t i = 0; i < self->ntopics; i++)
+        free (self->topics [i]);
+    free (self->topics);
+    free (self->dirty);
+    zb_jindex_destroy (&self->topic_index);
+    free (self->path);
+    free (self);
+    *self_p = NULL;
+}
+
+static bool
+s_key_ok (zb_str_t key)
+{
+    return key.ptr && key.len >= 1 && key.len <= ZB_JOURNAL_MAX_KEY;
+}
+
+int
+zb_journal_append (zb_journal_t *self, const zb_record_t *records, size_t count,
+                   char *err, size_t errlen)
+{
+    assert (self);
+    if (!err || errlen == 0) {
+        err = self->error;
+        errlen = sizeof (self->error);
+    }
+    else
+        err [0] = 0;
+    if (count == 0)
+        return 0;
+    assert (records);
+    uint64_t head = self->ops->head (self->be);
+    for (size_t i = 0; i < count; i++) {
+        const zb_record_t *record = &records [i];
+        if (record->seq != head + 1 + i) {
+            snprintf (err, errlen, "record %zu has seq %llu, expected %llu (head %llu)",
+                      i, (unsigned long long) record->seq,
+                      (unsigned long long) (head + 1 + i), (unsigned long long) head);
+            return -1;
+        }
+        if (!record->id.ptr || record->id.len != ZB_JOURNAL_ID_SIZE) {
+            snprintf (err, errlen, "record seq %llu: id must be %d bytes",
+                      (unsigned long long) record->seq, ZB_JOURNAL_ID_SIZE);
+            return -1;
+        }
+        if (!s_key_ok (record->topic)) {
+            snprintf (err, errlen, "record seq %llu: topic must be 1 to %d bytes",
+                      (unsigned long long) record->seq, ZB_JOURNAL_MAX_KEY);
+            return -1;
+        }
+        if (!record->event.ptr && record->event.len) {
+            snprintf (err, errlen, "record seq %llu: event has no bytes",
+                      (unsigned long long) record->seq);
+            return -1;
+        }
+        if (record->idem_key.ptr && !s_key_ok (record->idem_key)) {
+            snprintf (err, errlen, "record seq %llu: idempotency key must be 1 to %d bytes",
+                      (unsigned long long) record->seq, ZB_JOURNAL_MAX_KEY);
+            return -1;
+        }
+    }
+    //  The topics this batch touches, each once, with its head after it
+    self->mark++;
+    size_t ndirty = 0;
+    for (size_t i = 0; i < count; i++) {
+        zb_journal_topic_t *topic =
+            s_topic_require (self, records [i].topic.ptr, records [i].topic.len);
+        if (!topic) {
+            snprintf (err, errlen, "out of memory");
+            return -1;
+        }
+        if (topic->mark != self->mark) {
+            if (ndirty == self->dirty_cap) {
+                size_t cap = self->dirty_cap? self->dirty_cap * 2: 16;
+                zb_journal_topic_t **dirty = (zb_journal_topic_t **)
+                    realloc (self->dirty, cap * sizeof (zb_journal_topic_t *));
+                if (!dirty) {
+                    snprintf (err, errlen, "out of memory");
+                    return -1;
+                }
+                self->dirty = dirty;
+                self->dirty_cap = cap;
+            }
+            self->dirty [ndirty++] = topic;
+            topic->mark = self->mark;
+        }
+        topic->pending = records [i].topic_seq;
+    }
+    if (self->ops->append (self->be, records, count, self->dirty, ndirty, err, errlen))
+        return -1;
+    for (size_t i = 0; i < ndirty; i++)
+        self->dirty [i]->topic_seq = self->dirty [i]->pending;
+    return 0;
+}
+
+int
+zb_journal_read (zb_journal_t *self, uint64_t from, uint64_t to, size_t max_scan,
+                 zb_journal_visit_fn *fn, void *arg, uint64_t *next,
+                 char *err, size_t errlen)
+{
+    assert (self);
+    assert (fn);
+    if (!err || errlen == 0) {
+        err = self->error;
+        errlen = sizeof (self->error);
+    }
+    else
+        err [0] = 0;
+    uint64_t next_scratch;
+    if (!next)
+        next = &next_scratch;
+    if (from == 0)
+        from = 1;               //  sequence numbers start at 1
+    if (to == UINT64_MAX)
+        to = UINT64_MAX - 1;    //  so that to + 1 still says "done"
+    if (from > to) {
+        *next = from;
+        return 0;
+    }
+    if (max_scan == 0)
+        max_scan = SIZE_MAX;
+    return self->ops->read (self->be, from, to, max_scan, fn, arg, next, err, errlen);
+}
+
+uint64_t
+zb_journal_seq_at (zb_journal_t *self, uint64_t arrival_ns)
+{
+    assert (self);
+    uint64_t seq;
+    if (self->ops->seq_at (self->be, arrival_ns, &seq, self->error, sizeof (self->error)))
+        return self->ops->head (self->be) + 1;
+    return seq;
+}
+
+void
+zb_journal_topics (zb_journal_t *self, zb_journal_topic_fn *fn, void *arg)
+{
+    assert (self);
+    assert (fn);
+    for (size_t i = 0; i < self->ntopics; i++) {
+        zb_journal_topic_t *topic = self->topics [i];
+        if (topic->topic_seq)
+            fn (arg, topic->entry.key, topic->topic_seq);
+    }
+}
+
+int
+zb_journal_dedup_get (zb_journal_t *self, zb_str_t key, uint64_t now_ns, zb_record_t *found)
+{
+    assert (self);
+    if (!s_key_ok (key))
+        return 0;               //  such a key can never have been stored
+    zb_record_t record;
+    memset (&record, 0, sizeof (record));
+    int rc = self->ops->dedup_get (self->be, key, now_ns, &record,
+                                   self->error, sizeof (self->error));
+    if (rc == 1 && found) {
+        //  Hand out our own copy of the id: valid until the next call
+        assert (record.id.len == ZB_JOURNAL_ID_SIZE);
+        memcpy (self->id, record.id.ptr, ZB_JOURNAL_ID_SIZE);
+        record.id.ptr = self->id;
+        record.idem_key = key;
+        *found = record;
+    }
+    return rc;
+}
+
+int
+zb_journal_prune (zb_journal_t *self, uint64_t now_ns, size_t max_delete)
+{
+    assert (self);
+    if (max_delete == 0)
+        return 0;
+    if (max_delete > INT32_MAX)
+        max_delete = INT32_MAX;     //  the count is returned as an int
+    return self->ops->prune (self->be, now_ns, max_delete, self->error, sizeof (self->error));
+}
+
+void
+zb_journal_info (zb_journal_t *self, zb_journal_info_t *info)
+{
+    assert (self);
+    assert (info);
+    memset (info, 0, sizeof (*info));
+    info->backend = self->ops->name;
+    info->path = self->path;
+    info->sync = self->sync;
+    info->head = self->ops->head (self->be);
+    info->oldest = self->ops->oldest (self->be);
+    if (self->ops->info (self->be, info, self->error, sizeof (self->error)))
+        info->events = info->oldest? info->head - info->oldest + 1: 0;
+}
+
+uint64_t
+zb_journal_head (zb_journal_t *self)
+{
+    assert (self);
+    return self->ops->head (self->be);
+}
+
+uint64_t
+zb_journal_oldest (zb_journal_t *self)
+{
+    assert (self);
+    return self->ops->oldest (self->be);
+}
+
+const char *
+zb_journal_last_error (zb_journal_t *self)
+{
+    assert (self);
+    return self->error;
+}

@@ -1,0 +1,1165 @@
+/*  test_journal.c - the broker's journal (broker/journal*.c), both backends:
+    append and sequence checks, reads (ranges, early stop, max_scan, topic
+    filtering in the visitor), seq_at, idempotency keys and their window,
+    pruning by age, size and window, recovery on reopen (LMDB), a full map,
+    a failed commit, the directory lock, and the memory ring. Tests named
+    test_both_* run once per backend. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../broker/journal.h"
+#include "../../broker/journal_impl.h"      //  the key index both backends use
+
+#define NS_PER_S    1000000000ULL
+#define T0          (1700000000ULL * NS_PER_S)      //  an arrival time (2023)
+
+//  --------------------------------------------------------------------------
+//  Fixture: a journal in a fresh directory (or in memory), and a producer of
+//  records that numbers them like the broker does.
+
+#define MAX_TOPICS 4
+
+typedef struct {
+    bool memory;
+    char base [64];                 //  mkdtemp directory
+    char dir [128];                 //  journal directory (base/journal/data)
+    zb_journal_config_t config;
+    zb_journal_t *journal;
+    uint64_t seq;                   //  last seq appended
+    const char *topics [MAX_TOPICS];
+    uint64_t topic_seq [MAX_TOPICS];
+    size_t event_size;              //  bytes per event
+    char err [256];
+} fixture_t;
+
+static int
+s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st; (void) flag; (void) ftw;
+    return remove (path);
+}
+
+static int
+s_setup (void **state, bool memory)
+{
+    fixture_t *fx = (fixture_t *) calloc (1, sizeof (fixture_t));
+    assert_non_null (fx);
+    fx->memory = memory;
+    strcpy (fx->base, "/tmp/zb-journal-test-XXXXXX");
+    assert_non_null (mkdtemp (fx->base));
+    snprintf (fx->dir, sizeof (fx->dir), "%s/journal/data", fx->base);
+    fx->config.dir = memory? NULL: fx->dir;
+    fx->config.sync = ZB_SYNC_OS;
+    fx->config.retain_hours = 0;
+    fx->config.retain_mb = 0;
+    fx->config.max_mb = 64;
+    fx->config.memory_events = 1000;
+    fx->config.dedup_window_s = 300;
+    fx->topics [0] = "sales-events";
+    fx->topics [1] = "inventory-events";
+    fx->topics [2] = "rare-events";
+    fx->event_size = 64;
+    *state = fx;
+    return 0;
+}
+
+static int s_setup_lmdb (void **state) { return s_setup (state, false); }
+static int s_setup_memory (void **state) { return s_setup (state, true); }
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    zb_journal_destroy (&fx->journal);
+    nftw (fx->base, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    free (fx);
+    return 0;
+}
+
+static void
+s_open (fixture_t *fx)
+{
+    fx->journal = zb_journal_open (&fx->config, fx->err, sizeof (fx->err));
+    if (!fx->journal)
+        fail_msg ("open: %s", fx->err);
+    fx->seq = zb_journal_head (fx->journal);
+}
+
+static void
+s_reopen (fixture_t *fx)
+{
+    zb_journal_destroy (&fx->journal);
+    s_open (fx);
+}
+
+//  Fill event bytes that say which record they belong to
+static void
+s_event_bytes (char *buf, size_t size, uint64_t seq)
+{
+    int n = snprintf (buf, size, "event-%llu:", (unsigned long long) seq);
+    for (size_t i = (size_t) n; i < size; i++)
+        buf [i] = (char) ('a' + (seq + i) % 26);
+}
+
+typedef struct {
+    zb_record_t *records;
+    char (*ids) [37];
+    char (*keys) [48];
+    char *events;
+} batch_t;
+
+static void
+s_batch_free (batch_t *b)
+{
+    free (b->records);
+    free (b->ids);
+    free (b->keys);
+    free (b->events);
+}
+
+//  count records from seq + 1, topic i % ntopics, arrival arrival0 + i * step,
+//  idempotency keys "<key_prefix><seq>" when key_prefix is not NULL.
+static batch_t
+s_batch (fixture_t *fx, size_t count, size_t ntopics, uint64_t arrival0, uint64_t step,
+         const char *key_prefix)
+{
+    batch_t b;
+    b.records = (zb_record_t *) calloc (count, sizeof (zb_record_t));
+    b.ids = calloc (count, sizeof (*b.ids));
+    b.keys = calloc (count, sizeof (*b.keys));
+    b.events = (char *) malloc (count * fx->event_size + 1);
+    assert_true (b.records && b.ids && b.keys && b.events);
+    uint64_t topic_seq [MAX_TOPICS];
+    memcpy (topic_seq, fx->topic_seq, sizeof (topic_seq));
+    for (size_t i = 0; i < count; i++) {
+        uint64_t seq = fx->seq + 1 + i;
+        size_t t = i % ntopics;
+        zb_record_t *r = &b.records [i];
+        r->seq = seq;
+        r->topic_seq = ++topic_seq [t];
+        r->arrival_ns = arrival0 + i * step;
+        r->topic.ptr = fx->topics [t];
+        r->topic.len = strlen (fx->topics [t]);
+        snprintf (b.ids [i], 37, "00000000-0000-4000-8000-%012llu", (unsigned long long) seq);
+        r->id.ptr = b.ids [i];
+        r->id.len = 36;
+        s_event_bytes (b.events + i * fx->event_size, fx->event_size, seq);
+        r->event.ptr = b.events + i * fx->event_size;
+        r->event.len = fx->event_size;
+        if (key_prefix) {
+            snprintf (b.keys [i], 48, "%s%llu", key_prefix, (unsigned long long) seq);
+            r->idem_key.ptr = b.keys [i];
+            r->idem_key.len = strlen (b.keys [i]);
+        }
+    }
+    return b;
+}
+
+//  After a successful append: the producer's counters move on
+static void
+s_batch_done (fixture_t *fx, batch_t *b, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        for (size_t t = 0; t < MAX_TOPICS; t++)
+            if (fx->topics [t] && b->records [i].topic.ptr == fx->topics [t])
+                fx->topic_seq [t] = b->records [i].topic_seq;
+    }
+    fx->seq += count;
+}
+
+//  Append count records; returns what zb_journal_append returned
+static int
+s_append (fixture_t *fx, size_t count, size_t ntopics, uint64_t arrival0, uint64_t step,
+          const char *key_prefix)
+{
+    batch_t b = s_batch (fx, count, ntopics, arrival0, step, key_prefix);
+    int rc = zb_journal_append (fx->journal, b.records, count, fx->err, sizeof (fx->err));
+    if (rc == 0)
+        s_batch_done (fx, &b, count);
+    s_batch_free (&b);
+    return rc;
+}
+
+static void
+s_append_ok (fixture_t *fx, size_t count, size_t ntopics, uint64_t arrival0, uint64_t step,
+             const char *key_prefix)
+{
+    if (s_append (fx, count, ntopics, arrival0, step, key_prefix))
+        fail_msg ("append: %s", fx->err);
+}
+
+//  A visitor that checks and collects what it sees
+typedef struct {
+    fixture_t *fx;
+    const char *topic;              //  only this topic counts (NULL: all)
+    size_t stop_after;              //  return 1 after this many counted (0: never)
+    size_t visited;
+    size_t counted;
+    uint64_t seqs [4096];
+} visit_t;
+
+static int
+s_visit (void *arg, const zb_record_t *r)
+{
+    visit_t *v = (visit_t *) arg;
+    v->visited++;
+    //  Every record is intact: the bytes name its seq and id
+    char expect [4096];
+    assert_true (r->event.len <= sizeof (expect));
+    s_event_bytes (expect, r->event.len, r->seq);
+    assert_memory_equal (r->event.ptr, expect, r->event.len);
+    assert_int_equal (r->id.len, 36);
+    char id [37];
+    snprintf (id, sizeof (id), "00000000-0000-4000-8000-%012llu", (unsigned long long) r->seq);
+    assert_memory_equal (r->id.ptr, id, 36);
+    assert_true (r->arrival_ns > 0);
+    assert_true (r->topic_seq > 0);
+    assert_null (r->idem_key.ptr);
+    if (v->topic && (r->topic.len != strlen (v->topic) || memcmp (r->topic.ptr, v->topic, r->topic.len)))
+        return 0;
+    assert_true (v->counted < 4096);
+    v->seqs [v->counted++] = r->seq;
+    return v->stop_after && v->counted == v->stop_after;
+}
+
+static void
+s_read_ok (fixture_t *fx, uint64_t from, uint64_t to, size_t max_scan, visit_t *v, uint64_t *next)
+{
+    if (zb_journal_read (fx->journal, from, to, max_scan, s_visit, v, next, fx->err, sizeof (fx->err)))
+        fail_msg ("read: %s", fx->err);
+}
+
+//  Read everything and check it is seq oldest..head without holes
+static void
+s_check_all (fixture_t *fx)
+{
+    uint64_t oldest = zb_journal_oldest (fx->journal);
+    uint64_t head = zb_journal_head (fx->journal);
+    uint64_t expect = oldest;
+    uint64_t from = 1, next = 0;
+    while (from <= head) {
+        visit_t v = { .fx = fx };
+        s_read_ok (fx, from, head, 1000, &v, &next);
+        for (size_t i = 0; i < v.counted; i++)
+            assert_int_equal (v.seqs [i], expect++);
+        assert_true (next > from);
+        from = next;
+    }
+    assert_int_equal (expect, oldest? head + 1: oldest);
+}
+
+typedef struct {
+    size_t count;
+    char names [8][32];
+    uint64_t seqs [8];
+} topics_t;
+
+static void
+s_topic (void *arg, zb_str_t topic, uint64_t topic_seq)
+{
+    topics_t *t = (topics_t *) arg;
+    assert_true (t->count < 8 && topic.len < 32);
+    memcpy (t->names [t->count], topic.ptr, topic.len);
+    t->names [t->count][topic.len] = 0;
+    t->seqs [t->count++] = topic_seq;
+}
+
+static uint64_t
+s_topic_head (fixture_t *fx, const char *name)
+{
+    topics_t t = { 0 };
+    zb_journal_topics (fx->journal, s_topic, &t);
+    for (size_t i = 0; i < t.count; i++)
+        if (strcmp (t.names [i], name) == 0)
+            return t.seqs [i];
+    return 0;
+}
+
+static zb_str_t
+s_str (const char *s)
+{
+    zb_str_t str = { s, strlen (s) };
+    return str;
+}
+
+//  --------------------------------------------------------------------------
+//  Both backends
+
+static void
+test_both_append_and_read_back (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    assert_int_equal (zb_journal_head (fx->journal), 0);
+    assert_int_equal (zb_journal_oldest (fx->journal), 0);
+    //  An empty journal reads as a finished range
+    visit_t v = { .fx = fx };
+    uint64_t next = 0;
+    s_read_ok (fx, 1, 10, 100, &v, &next);
+    assert_int_equal (v.visited, 0);
+    assert_int_equal (next, 11);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0), 1);
+
+    s_append_ok (fx, 100, 2, T0, 1000, NULL);
+    s_append_ok (fx, 1, 1, T0 + 200000, 0, NULL);
+    assert_int_equal (zb_journal_head (fx->journal), 101);
+    assert_int_equal (zb_journal_oldest (fx->journal), 1);
+    s_check_all (fx);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 51);
+    assert_int_equal (s_topic_head (fx, "inventory-events"), 50);
+    assert_int_equal (s_topic_head (fx, "rare-events"), 0);
+
+    zb_journal_info_t info;
+    zb_journal_info (fx->journal, &info);
+    assert_string_equal (info.backend, fx->memory? "memory": "lmdb");
+    assert_string_equal (info.path, fx->memory? "": fx->dir);
+    assert_string_equal (info.sync, fx->memory? "none": "os");
+    assert_int_equal (info.head, 101);
+    assert_int_equal (info.oldest, 1);
+    assert_int_equal (info.events, 101);
+    assert_true (info.bytes >= 101 * fx->event_size);
+
+    //  Nothing to append is fine
+    assert_int_equal (zb_journal_append (fx->journal, NULL, 0, fx->err, sizeof (fx->err)), 0);
+    assert_int_equal (zb_journal_head (fx->journal), 101);
+}
+
+static void
+test_both_sequence_checked (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    s_append_ok (fx, 5, 2, T0, 1, NULL);
+    batch_t b = s_batch (fx, 3, 2, T0 + 10, 1, NULL);
+    //  A gap
+    b.records [0].seq = 7;
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 3, fx->err, sizeof (fx->err)), -1);
+    assert_string_equal (fx->err, "record 0 has seq 7, expected 6 (head 5)");
+    //  A repeat
+    b.records [0].seq = 5;
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 3, fx->err, sizeof (fx->err)), -1);
+    //  Out of order inside the batch: nothing of it is stored
+    b.records [0].seq = 6;
+    b.records [2].seq = 9;
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 3, fx->err, sizeof (fx->err)), -1);
+    assert_string_equal (fx->err, "record 2 has seq 9, expected 8 (head 5)");
+    b.records [2].seq = 8;
+    //  Malformed records
+    b.records [1].id.len = 35;
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 3, fx->err, sizeof (fx->err)), -1);
+    assert_non_null (strstr (fx->err, "id must be 36 bytes"));
+    b.records [1].id.len = 36;
+    b.records [1].topic.len = 0;
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 3, fx->err, sizeof (fx->err)), -1);
+    assert_non_null (strstr (fx->err, "topic"));
+    b.records [1].topic.len = strlen (fx->topics [1]);
+    b.records [1].idem_key.ptr = "";
+    b.records [1].idem_key.len = 0;
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 3, fx->err, sizeof (fx->err)), -1);
+    assert_non_null (strstr (fx->err, "idempotency key"));
+    b.records [1].idem_key.ptr = NULL;
+    assert_int_equal (zb_journal_head (fx->journal), 5);
+    s_check_all (fx);
+    //  No error buffer: the message is kept for zb_journal_last_error
+    b.records [0].seq = 42;
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 3, NULL, 0), -1);
+    assert_non_null (strstr (zb_journal_last_error (fx->journal), "expected 6"));
+    b.records [0].seq = 6;
+    //  The right one goes in
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 3, fx->err, sizeof (fx->err)), 0);
+    s_batch_done (fx, &b, 3);
+    s_batch_free (&b);
+    assert_int_equal (zb_journal_head (fx->journal), 8);
+    s_check_all (fx);
+}
+
+static void
+test_both_read_ranges (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    //  seq 1..300 round-robin over three topics: rare-events is 3, 6, 9, ...
+    s_append_ok (fx, 300, 3, T0, 1000, NULL);
+    uint64_t next;
+
+    //  A middle range, every topic
+    visit_t v = { .fx = fx };
+    s_read_ok (fx, 10, 19, 100, &v, &next);
+    assert_int_equal (v.counted, 10);
+    assert_int_equal (v.seqs [0], 10);
+    assert_int_equal (v.seqs [9], 19);
+    assert_int_equal (next, 20);
+
+    //  One record
+    memset (&v, 0, sizeof (v));
+    s_read_ok (fx, 300, 300, 100, &v, &next);
+    assert_int_equal (v.counted, 1);
+    assert_int_equal (v.seqs [0], 300);
+    assert_int_equal (next, 301);
+
+    //  Past the head: the range is done at to + 1
+    memset (&v, 0, sizeof (v));
+    s_read_ok (fx, 295, 1000, 100, &v, &next);
+    assert_int_equal (v.counted, 6);
+    assert_int_equal (next, 1001);
+    memset (&v, 0, sizeof (v));
+    s_read_ok (fx, 400, 1000, 100, &v, &next);
+    assert_int_equal (v.visited, 0);
+    assert_int_equal (next, 1001);
+    //  to = UINT64_MAX is clamped so that next still lies past to
+    memset (&v, 0, sizeof (v));
+    s_read_ok (fx, 299, UINT64_MAX, 100, &v, &next);
+    assert_int_equal (v.counted, 2);
+    assert_int_equal (next, UINT64_MAX);
+
+    //  from 0 means from the start; from > to visits nothing
+    memset (&v, 0, sizeof (v));
+    s_read_ok (fx, 0, 3, 100, &v, &next);
+    assert_int_equal (v.counted, 3);
+    assert_int_equal (v.seqs [0], 1);
+    memset (&v, 0, sizeof (v));
+    s_read_ok (fx, 10, 9, 100, &v, &next);
+    assert_int_equal (v.visited, 0);
+    assert_int_equal (next, 10);
+
+    //  The visitor filters a topic and stops after 5 of it
+    memset (&v, 0, sizeof (v));
+    v.fx = fx;
+    v.topic = "rare-events";
+    v.stop_after = 5;
+    s_read_ok (fx, 1, 300, 1000, &v, &next);
+    assert_int_equal (v.counted, 5);
+    assert_int_equal (v.seqs [0], 3);
+    assert_int_equal (v.seqs [4], 15);
+    assert_int_equal (v.visited, 15);
+    assert_int_equal (next, 16);
+
+    //  max_scan bounds the records looked at, matching or not
+    memset (&v, 0, sizeof (v));
+    v.fx = fx;
+    v.topic = "rare-events";
+    s_read_ok (fx, 1, 300, 10, &v, &next);
+    assert_int_equal (v.visited, 10);
+    assert_int_equal (v.counted, 3);            //  3, 6, 9
+    assert_int_equal (next, 11);
+    //  ... and the caller continues where it stopped, without loss or repeat
+    uint64_t from = next;
+    while (from <= 300) {
+        s_read_ok (fx, from, 300, 10, &v, &next);
+        assert_true (next > from);
+        from = next;
+    }
+    assert_int_equal (next, 301);
+    assert_int_equal (v.visited, 300);
+    assert_int_equal (v.counted, 100);
+    for (size_t i = 0; i < 100; i++)
+        assert_int_equal (v.seqs [i], 3 * (i + 1));
+
+    //  max_scan 0 means no limit
+    memset (&v, 0, sizeof (v));
+    v.fx = fx;
+    s_read_ok (fx, 1, 300, 0, &v, &next);
+    assert_int_equal (v.visited, 300);
+    assert_int_equal (next, 301);
+}
+
+static void
+test_both_seq_at (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    //  seq i + 1 arrives at T0 + i * 1000
+    s_append_ok (fx, 100, 2, T0, 1000, NULL);
+    assert_int_equal (zb_journal_seq_at (fx->journal, 0), 1);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0), 1);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 1), 2);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 2500), 4);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 3000), 4);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 99000), 100);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 99001), 101);
+    assert_int_equal (zb_journal_seq_at (fx->journal, UINT64_MAX), 101);
+    //  Equal arrivals: the first of them
+    s_append_ok (fx, 50, 2, T0 + 200000, 0, NULL);      //  seq 101..150
+    s_append_ok (fx, 10, 2, T0 + 300000, 1, NULL);      //  seq 151..160
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 150000), 101);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 200000), 101);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 200001), 151);
+    //  A clock stepped back: whatever it answers has arrived at or after
+    s_append_ok (fx, 20, 2, T0 + 100, 1, NULL);         //  seq 161..180
+    uint64_t seq = zb_journal_seq_at (fx->journal, T0 + 250000);
+    assert_true (seq >= 151 && seq <= 181);
+    if (seq <= 180) {
+        visit_t v = { .fx = fx };
+        uint64_t next;
+        s_read_ok (fx, seq, seq, 1, &v, &next);
+        assert_int_equal (v.counted, 1);
+    }
+}
+
+static void
+test_both_dedup (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.dedup_window_s = 10;
+    s_open (fx);
+    s_append_ok (fx, 20, 2, T0, NS_PER_S / 10, "run1-");      //  keys run1-1..run1-20
+    zb_record_t found;
+    memset (&found, 0, sizeof (found));
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-7"), T0 + NS_PER_S, &found), 1);
+    assert_int_equal (found.seq, 7);
+    assert_int_equal (found.arrival_ns, T0 + 6 * (NS_PER_S / 10));
+    assert_int_equal (found.id.len, 36);
+    assert_memory_equal (found.id.ptr, "00000000-0000-4000-8000-000000000007", 36);
+    assert_int_equal (found.idem_key.len, 6);
+    assert_memory_equal (found.idem_key.ptr, "run1-7", 6);
+    //  Unknown keys, keys that cannot exist
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-21"), T0 + NS_PER_S, &found), 0);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-"), T0 + NS_PER_S, &found), 0);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str (""), T0 + NS_PER_S, &found), 0);
+    //  The window is measured from the acceptance: seq 7 arrived at T0 + 0.6 s
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-7"), T0 + 10 * NS_PER_S, &found), 1);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-7"), T0 + 10 * NS_PER_S + 6 * (NS_PER_S / 10) - 1, &found), 1);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-7"), T0 + 10 * NS_PER_S + 6 * (NS_PER_S / 10), &found), 0);
+    //  A clock behind the acceptance still finds it
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-7"), T0 - NS_PER_S, NULL), 1);
+
+    //  Within the window the first acceptance stands
+    batch_t b = s_batch (fx, 1, 1, T0 + 5 * NS_PER_S, 0, NULL);
+    b.records [0].idem_key = s_str ("run1-3");
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 1, fx->err, sizeof (fx->err)), 0);
+    s_batch_done (fx, &b, 1);
+    s_batch_free (&b);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-3"), T0 + 6 * NS_PER_S, &found), 1);
+    assert_int_equal (found.seq, 3);
+    //  After it, a new acceptance replaces the expired one
+    b = s_batch (fx, 1, 1, T0 + 15 * NS_PER_S, 0, NULL);       //  seq 22
+    b.records [0].idem_key = s_str ("run1-4");
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 1, fx->err, sizeof (fx->err)), 0);
+    s_batch_done (fx, &b, 1);
+    s_batch_free (&b);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-4"), T0 + 16 * NS_PER_S, &found), 1);
+    assert_int_equal (found.seq, 22);
+    assert_int_equal (found.arrival_ns, T0 + 15 * NS_PER_S);
+
+    //  Pruning at T0 + 11.05 s removes the keys accepted up to T0 + 1.05 s
+    //  (run1-1..run1-11); the replaced entry of run1-4 goes without taking
+    //  the new one with it.
+    int removed = zb_journal_prune (fx->journal, T0 + 11 * NS_PER_S + NS_PER_S / 20, 1000);
+    assert_int_equal (removed, 11);
+    //  Asked as of T0 + 1 s they would be in the window, but they are gone
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-2"), T0 + NS_PER_S, &found), 0);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-11"), T0 + NS_PER_S, &found), 0);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-12"), T0 + NS_PER_S, &found), 1);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-4"), T0 + 16 * NS_PER_S, &found), 1);
+    assert_int_equal (found.seq, 22);
+    //  Events are not affected by the dedup window
+    assert_int_equal (zb_journal_oldest (fx->journal), 1);
+    //  max_delete bounds one call
+    assert_int_equal (zb_journal_prune (fx->journal, T0 + 100 * NS_PER_S, 3), 3);
+    assert_int_equal (zb_journal_prune (fx->journal, T0 + 100 * NS_PER_S, 1000), 7);
+    assert_int_equal (zb_journal_prune (fx->journal, T0 + 100 * NS_PER_S, 1000), 0);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("run1-4"), T0 + 16 * NS_PER_S, &found), 0);
+    s_check_all (fx);
+}
+
+//  A key twice in one batch (the broker's lookup cannot see the first one
+//  yet): both records are stored, the key names the first.
+static void
+test_both_dedup_same_key_in_batch (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    s_append_ok (fx, 3, 1, T0, 1, "early-");
+    batch_t b = s_batch (fx, 4, 2, T0 + 10, 1, NULL);
+    b.records [1].idem_key = s_str ("twice");
+    b.records [3].idem_key = s_str ("twice");
+    b.records [2].idem_key = s_str ("early-2");        //  and one from an earlier batch
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 4, fx->err, sizeof (fx->err)), 0);
+    s_batch_done (fx, &b, 4);
+    s_batch_free (&b);
+    zb_record_t found;
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("twice"), T0 + 100, &found), 1);
+    assert_int_equal (found.seq, 5);
+    assert_memory_equal (found.id.ptr, "00000000-0000-4000-8000-000000000005", 36);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("early-2"), T0 + 100, &found), 1);
+    assert_int_equal (found.seq, 2);
+    if (!fx->memory) {
+        s_reopen (fx);
+        assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("twice"), T0 + 100, &found), 1);
+        assert_int_equal (found.seq, 5);
+    }
+    s_check_all (fx);
+}
+
+static void
+test_both_dedup_window_zero (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.dedup_window_s = 0;
+    s_open (fx);
+    s_append_ok (fx, 5, 1, T0, 1, "k-");
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("k-1"), T0, NULL), 0);
+    assert_int_equal (zb_journal_prune (fx->journal, T0, 100), 0);
+}
+
+static void
+test_both_prune_by_age (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.retain_hours = 1;
+    s_open (fx);
+    //  seq i + 1 arrives at T0 + i seconds
+    s_append_ok (fx, 100, 2, T0, NS_PER_S, NULL);
+    assert_int_equal (zb_journal_prune (fx->journal, T0 + 3600 * NS_PER_S - 1, 1000), 0);
+    assert_int_equal (zb_journal_oldest (fx->journal), 1);
+    //  At T0 + 1 h + 10.5 s: seq 1..11 are an hour old
+    uint64_t now = T0 + 3610 * NS_PER_S + NS_PER_S / 2;
+    assert_int_equal (zb_journal_prune (fx->journal, now, 5), 5);
+    assert_int_equal (zb_journal_oldest (fx->journal), 6);
+    assert_int_equal (zb_journal_prune (fx->journal, now, 1000), 6);
+    assert_int_equal (zb_journal_oldest (fx->journal), 12);
+    assert_int_equal (zb_journal_head (fx->journal), 100);
+    s_check_all (fx);
+    //  A read from before the oldest starts at the oldest
+    visit_t v = { .fx = fx };
+    uint64_t next;
+    s_read_ok (fx, 1, 15, 100, &v, &next);
+    assert_int_equal (v.counted, 4);
+    assert_int_equal (v.seqs [0], 12);
+    zb_journal_info_t info;
+    zb_journal_info (fx->journal, &info);
+    assert_int_equal (info.events, 89);
+    assert_int_equal (info.oldest, 12);
+
+    //  Everything expires: the journal is empty but keeps its head
+    assert_int_equal (zb_journal_prune (fx->journal, T0 + 10 * 3600 * NS_PER_S, 1000), 89);
+    assert_int_equal (zb_journal_oldest (fx->journal), 0);
+    assert_int_equal (zb_journal_head (fx->journal), 100);
+    zb_journal_info (fx->journal, &info);
+    assert_int_equal (info.events, 0);
+    memset (&v, 0, sizeof (v));
+    s_read_ok (fx, 1, 100, 100, &v, &next);
+    assert_int_equal (v.visited, 0);
+    assert_int_equal (next, 101);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0), 101);
+    if (!fx->memory) {
+        s_reopen (fx);
+        assert_int_equal (zb_journal_head (fx->journal), 100);
+        assert_int_equal (zb_journal_oldest (fx->journal), 0);
+        assert_int_equal (s_topic_head (fx, "sales-events"), 50);
+    }
+    //  And goes on from there
+    s_append_ok (fx, 3, 2, T0 + 11 * 3600 * NS_PER_S, 1, NULL);
+    assert_int_equal (zb_journal_oldest (fx->journal), 101);
+    assert_int_equal (zb_journal_head (fx->journal), 103);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 52);
+    s_check_all (fx);
+}
+
+static void
+test_both_prune_by_size (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.retain_mb = 1;
+    fx->config.memory_events = 100000;
+    fx->event_size = 1000;
+    s_open (fx);
+    for (int i = 0; i < 30; i++)        //  3000 x ~1 KB: about 3 MiB
+        s_append_ok (fx, 100, 2, T0 + (uint64_t) i * NS_PER_S, 1, NULL);
+    zb_journal_info_t before;
+    zb_journal_info (fx->journal, &before);
+    assert_int_equal (before.events, 3000);
+    assert_true (before.bytes > 3 * 1000 * 1000);
+    int removed = 0, total = 0;
+    while ((removed = zb_journal_prune (fx->journal, T0 + 60 * NS_PER_S, 500)) > 0)
+        total += removed;
+    assert_int_equal (removed, 0);
+    zb_journal_info_t after;
+    zb_journal_info (fx->journal, &after);
+    //  About 1 MiB of ~1 KB events is left, the newest ones
+    //  (records per page differ: ~950 fit in 1 MiB in memory, ~770 in LMDB pages)
+    assert_true (total > 1800 && total < 2400);
+    assert_int_equal (after.events, 3000 - (uint64_t) total);
+    assert_int_equal (after.oldest, (uint64_t) total + 1);
+    assert_int_equal (after.head, 3000);
+    assert_true (after.bytes < 1100 * 1024);
+    s_check_all (fx);
+}
+
+static void
+test_both_topics_iterate (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    topics_t t = { 0 };
+    zb_journal_topics (fx->journal, s_topic, &t);
+    assert_int_equal (t.count, 0);
+    s_append_ok (fx, 7, 3, T0, 1, NULL);
+    memset (&t, 0, sizeof (t));
+    zb_journal_topics (fx->journal, s_topic, &t);
+    assert_int_equal (t.count, 3);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 3);
+    assert_int_equal (s_topic_head (fx, "inventory-events"), 2);
+    assert_int_equal (s_topic_head (fx, "rare-events"), 2);
+    //  A refused batch leaves no trace in the heads
+    batch_t b = s_batch (fx, 2, 1, T0, 1, NULL);
+    b.records [0].topic = s_str ("new-topic");
+    b.records [1].seq = 100;
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 2, fx->err, sizeof (fx->err)), -1);
+    s_batch_free (&b);
+    memset (&t, 0, sizeof (t));
+    zb_journal_topics (fx->journal, s_topic, &t);
+    assert_int_equal (t.count, 3);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 3);
+}
+
+//  --------------------------------------------------------------------------
+//  LMDB only
+
+static void
+test_lmdb_reopen_keeps_everything (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.sync = ZB_SYNC_COMMIT;
+    s_open (fx);
+    //  The directory was created, parents too, private to the group
+    struct stat st;
+    assert_int_equal (stat (fx->dir, &st), 0);
+    assert_true (S_ISDIR (st.st_mode));
+    assert_int_equal (st.st_mode & 0777, 0750);
+    char path [256];
+    snprintf (path, sizeof (path), "%s/data.mdb", fx->dir);
+    assert_int_equal (stat (path, &st), 0);
+
+    s_append_ok (fx, 50, 3, T0, 1000, "key-");
+    s_append_ok (fx, 25, 2, T0 + 100000, 1000, NULL);
+    zb_journal_info_t before;
+    zb_journal_info (fx->journal, &before);
+    assert_string_equal (before.sync, "commit");
+    s_reopen (fx);
+    zb_journal_info_t after;
+    zb_journal_info (fx->journal, &after);
+    assert_int_equal (after.head, 75);
+    assert_int_equal (after.oldest, 1);
+    assert_int_equal (after.events, 75);
+    assert_int_equal (after.bytes, before.bytes);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 17 + 13);
+    assert_int_equal (s_topic_head (fx, "inventory-events"), 17 + 12);
+    assert_int_equal (s_topic_head (fx, "rare-events"), 16);
+    zb_record_t found;
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("key-33"), T0 + NS_PER_S, &found), 1);
+    assert_int_equal (found.seq, 33);
+    assert_int_equal (found.arrival_ns, T0 + 32 * 1000);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 100000), 51);
+    s_check_all (fx);
+    //  It continues where it stopped
+    s_append_ok (fx, 5, 1, T0 + 200000, 1, NULL);
+    assert_int_equal (zb_journal_head (fx->journal), 80);
+    s_check_all (fx);
+}
+
+static void
+test_lmdb_one_broker_per_directory (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    char err [256];
+    zb_journal_t *second = zb_journal_open (&fx->config, err, sizeof (err));
+    assert_null (second);
+    assert_non_null (strstr (err, "in use by another broker"));
+    //  Closing releases it
+    zb_journal_destroy (&fx->journal);
+    assert_null (fx->journal);
+    s_open (fx);
+}
+
+static void
+test_lmdb_open_errors (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    char err [256];
+    //  The directory is a file
+    char path [128];
+    snprintf (path, sizeof (path), "%s/file", fx->base);
+    FILE *file = fopen (path, "w");
+    assert_non_null (file);
+    fputs ("not a journal", file);
+    fclose (file);
+    fx->config.dir = path;
+    assert_null (zb_journal_open (&fx->config, err, sizeof (err)));
+    assert_non_null (strstr (err, "Not a directory"));
+    //  A directory with something else in data.mdb
+    snprintf (path, sizeof (path), "%s/other", fx->base);
+    assert_int_equal (mkdir (path, 0700), 0);
+    char data [160];
+    snprintf (data, sizeof (data), "%s/data.mdb", path);
+    file = fopen (data, "w");
+    assert_non_null (file);
+    for (int i = 0; i < 3000; i++)
+        fputs ("garbage ", file);
+    fclose (file);
+    assert_null (zb_journal_open (&fx->config, err, sizeof (err)));
+    assert_non_null (strstr (err, path));
+    //  The memory backend wants a capacity
+    fx->config.dir = NULL;
+    fx->config.memory_events = 0;
+    assert_null (zb_journal_open (&fx->config, err, sizeof (err)));
+    assert_non_null (strstr (err, "memory-events"));
+}
+
+static void
+test_lmdb_map_full (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.max_mb = 2;
+    fx->config.retain_mb = 1;
+    fx->event_size = 1000;
+    s_open (fx);
+    int rc = 0;
+    int batches = 0;
+    for (batches = 0; batches < 1000; batches++) {
+        rc = s_append (fx, 20, 2, T0 + (uint64_t) batches * NS_PER_S, 1, "full-");
+        if (rc)
+            break;
+    }
+    assert_int_equal (rc, -1);
+    assert_true (batches > 20);           //  about 2 MiB went in
+    assert_string_equal (fx->err, "journal full (journal-max-mb reached)");
+    uint64_t head = zb_journal_head (fx->journal);
+    assert_int_equal (head, fx->seq);
+    //  Full stays full, and nothing of a refused batch is kept
+    assert_int_equal (s_append (fx, 20, 2, T0 + 2000 * NS_PER_S, 1, "full-"), -1);
+    assert_int_equal (zb_journal_head (fx->journal), head);
+    s_check_all (fx);
+    //  Pruning down to retain-mb makes room
+    int removed = zb_journal_prune (fx->journal, T0 + 2000 * NS_PER_S, 100000);
+    if (removed <= 0)
+        fail_msg ("prune: %d %s", removed, zb_journal_last_error (fx->journal));
+    assert_true (zb_journal_oldest (fx->journal) > 1);
+    s_append_ok (fx, 20, 2, T0 + 2000 * NS_PER_S, 1, "full-");
+    assert_int_equal (zb_journal_head (fx->journal), head + 20);
+    s_check_all (fx);
+    //  ... for as long as pruning keeps up
+    for (int i = 0; i < 200; i++) {
+        if (s_append (fx, 20, 2, T0 + (2001 + (uint64_t) i) * NS_PER_S, 1, "more-")) {
+            assert_string_equal (fx->err, "journal full (journal-max-mb reached)");
+            assert_true (zb_journal_prune (fx->journal, T0 + 3000 * NS_PER_S, 100000) > 0);
+            s_append_ok (fx, 20, 2, T0 + (2001 + (uint64_t) i) * NS_PER_S, 1, "more-");
+        }
+    }
+    s_check_all (fx);
+    s_reopen (fx);
+    assert_int_equal (zb_journal_head (fx->journal), fx->seq);
+    s_check_all (fx);
+}
+
+//  A commit that fails writing its pages (here: the file size limit, as a
+//  full disk would) stores nothing, and the next append works.
+static void
+test_lmdb_failed_commit (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.sync = ZB_SYNC_COMMIT;
+    fx->event_size = 2000;
+    s_open (fx);
+    s_append_ok (fx, 10, 2, T0, 1, "a-");
+    char path [256];
+    snprintf (path, sizeof (path), "%s/data.mdb", fx->dir);
+    struct stat st;
+    assert_int_equal (stat (path, &st), 0);
+
+    struct rlimit saved, tight;
+    assert_int_equal (getrlimit (RLIMIT_FSIZE, &saved), 0);
+    void (*old_handler) (int) = signal (SIGXFSZ, SIG_IGN);
+    tight = saved;
+    tight.rlim_cur = (rlim_t) st.st_size;
+    assert_int_equal (setrlimit (RLIMIT_FSIZE, &tight), 0);
+    int rc = s_append (fx, 100, 2, T0 + 1000, 1, "b-");
+    assert_int_equal (setrlimit (RLIMIT_FSIZE, &saved), 0);
+    signal (SIGXFSZ, old_handler);
+
+    assert_int_equal (rc, -1);
+    //  EFBIG, or EIO when a write straddled the limit
+    if (strcmp (fx->err, strerror (EFBIG)) && strcmp (fx->err, strerror (EIO)))
+        fail_msg ("unexpected error: %s", fx->err);
+    assert_int_equal (zb_journal_head (fx->journal), 10);
+    zb_record_t found;
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("b-11"), T0 + 2000, &found), 0);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 5);
+    //  The environment still works
+    s_append_ok (fx, 100, 2, T0 + 2000, 1, "b-");
+    assert_int_equal (zb_journal_head (fx->journal), 110);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("b-11"), T0 + 3000, &found), 1);
+    assert_int_equal (found.seq, 11);
+    s_check_all (fx);
+    s_reopen (fx);
+    assert_int_equal (zb_journal_head (fx->journal), 110);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 55);
+    s_check_all (fx);
+}
+
+static void
+test_lmdb_large_events (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->event_size = 4000;          //  overflow pages
+    s_open (fx);
+    s_append_ok (fx, 30, 2, T0, 1, NULL);
+    fx->event_size = 3;
+    s_append_ok (fx, 3, 2, T0 + 100, 1, NULL);
+    fx->event_size = 4000;
+    s_append_ok (fx, 2, 2, T0 + 200, 1, NULL);
+    s_reopen (fx);
+    s_check_all (fx);
+}
+
+//  --------------------------------------------------------------------------
+//  Memory only
+
+static void
+test_memory_ring_overwrites_oldest (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.memory_events = 10;
+    s_open (fx);
+    s_append_ok (fx, 6, 2, T0, 1, NULL);
+    assert_int_equal (zb_journal_oldest (fx->journal), 1);
+    s_append_ok (fx, 6, 2, T0 + 10, 1, NULL);
+    assert_int_equal (zb_journal_oldest (fx->journal), 3);
+    assert_int_equal (zb_journal_head (fx->journal), 12);
+    s_check_all (fx);
+    //  A batch larger than the ring keeps its last records
+    s_append_ok (fx, 25, 3, T0 + 20, 1, NULL);
+    assert_int_equal (zb_journal_oldest (fx->journal), 28);
+    assert_int_equal (zb_journal_head (fx->journal), 37);
+    zb_journal_info_t info;
+    zb_journal_info (fx->journal, &info);
+    assert_int_equal (info.events, 10);
+    s_check_all (fx);
+    visit_t v = { .fx = fx };
+    uint64_t next;
+    s_read_ok (fx, 1, 30, 100, &v, &next);
+    assert_int_equal (v.counted, 3);
+    assert_int_equal (v.seqs [0], 28);
+    assert_int_equal (next, 31);
+    //  Topic heads are not affected by the ring
+    assert_int_equal (s_topic_head (fx, "sales-events"), 3 + 3 + 9);
+    //  seq_at only knows what is still in the ring
+    assert_int_equal (zb_journal_seq_at (fx->journal, 0), 28);
+    //  Keys outlive their records in the ring
+    s_append_ok (fx, 20, 1, T0 + 100, 1, "ring-");
+    assert_int_equal (zb_journal_oldest (fx->journal), 48);
+    zb_record_t found;
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("ring-38"), T0 + 200, &found), 1);
+    assert_int_equal (found.seq, 38);
+}
+
+static void
+test_memory_restart_forgets (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    s_append_ok (fx, 10, 2, T0, 1, "x-");
+    s_reopen (fx);
+    assert_int_equal (zb_journal_head (fx->journal), 0);
+    assert_int_equal (zb_journal_oldest (fx->journal), 0);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 0);
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("x-1"), T0, NULL), 0);
+}
+
+//  --------------------------------------------------------------------------
+//  The key index (journal.c): growth is spread over insertions; lookups and
+//  removals must find every entry wherever it is meanwhile.
+
+typedef struct {
+    zb_jentry_t entry;
+    char name [24];
+    bool indexed;
+} item_t;
+
+static void
+test_jindex_grow_and_remove (void **state)
+{
+    (void) state;
+    const size_t count = 100000;
+    item_t *items = (item_t *) calloc (count, sizeof (item_t));
+    assert_non_null (items);
+    zb_jindex_t *index = zb_jindex_new ();
+    assert_non_null (index);
+    assert_null (zb_jindex_lookup (index, "x", 1));
+    for (size_t i = 0; i < count; i++) {
+        item_t *item = &items [i];
+        snprintf (item->name, sizeof (item->name), "key-%zu", i);
+        item->entry.key.ptr = item->name;
+        item->entry.key.len = strlen (item->name);
+        assert_int_equal (zb_jindex_reserve (index, 1), 0);
+        zb_jindex_insert (index, &item->entry);
+        item->indexed = true;
+        //  Remove every third of the earlier ones while the index grows
+        if (i % 3 == 2) {
+            item_t *gone = &items [i / 2];
+            if (gone->indexed) {
+                assert_int_equal (zb_jindex_remove (index, &gone->entry), 1);
+                gone->indexed = false;
+            }
+        }
+        if (i % 997 == 0) {
+            //  Everything that should be there is, the rest is not
+            for (size_t j = 0; j <= i; j += 101) {
+                void *found = zb_jindex_lookup (index, items [j].name, strlen (items [j].name));
+                assert_ptr_equal (found, items [j].indexed? &items [j].entry: NULL);
+            }
+        }
+    }
+    size_t indexed = 0;
+    for (size_t i = 0; i < count; i++) {
+        void *found = zb_jindex_lookup (index, items [i].name, strlen (items [i].name));
+        assert_ptr_equal (found, items [i].indexed? &items [i].entry: NULL);
+        indexed += items [i].indexed;
+    }
+    assert_int_equal (zb_jindex_size (index), indexed);
+    //  Removing twice, or what never was there, changes nothing
+    item_t *some = &items [count - 1];
+    assert_int_equal (zb_jindex_remove (index, &some->entry), 1);
+    assert_int_equal (zb_jindex_remove (index, &some->entry), 0);
+    some->indexed = false;
+    assert_int_equal (zb_jindex_size (index), indexed - 1);
+    //  Keys are bytes: a prefix or an extension is another key
+    assert_null (zb_jindex_lookup (index, "key-1", 4));
+    assert_null (zb_jindex_lookup (index, "key-10x", 7));
+    //  A big reservation in one go
+    assert_int_equal (zb_jindex_reserve (index, 1000000), 0);
+    for (size_t i = 0; i < count; i++)
+        if (items [i].indexed)
+            assert_ptr_equal (zb_jindex_lookup (index, items [i].name, strlen (items [i].name)),
+                              &items [i].entry);
+    zb_jindex_destroy (&index);
+    assert_null (index);
+    free (items);
+}
+
+//  The hash -> seq multimap (journal.c) the LMDB backend indexes its keys
+//  with: several seqs per hash, growth spread over insertions, removals
+//  from either array while it grows.
+
+typedef struct {
+    uint64_t seqs [16];
+    size_t count;
+    uint64_t stop_at;
+} seqs_t;
+
+static int
+s_collect (void *arg, uint64_t seq)
+{
+    seqs_t *s = (seqs_t *) arg;
+    assert_true (s->count < 16);
+    s->seqs [s->count++] = seq;
+    return seq == s->stop_at? 7: 0;
+}
+
+static size_t
+s_find_all (zb_jhash_t *index, uint64_t hash, uint64_t seq, bool *seen)
+{
+    seqs_t s = { .count = 0, .stop_at = 0 };
+    assert_int_equal (zb_jhash_find (index, hash, s_collect, &s), 0);
+    *seen = false;
+    for (size_t i = 0; i < s.count; i++)
+        if (s.seqs [i] == seq)
+            *seen = true;
+    return s.count;
+}
+
+static void
+test_jhash_grow_and_remove (void **state)
+{
+    (void) state;
+    zb_jhash_t *index = zb_jhash_new ();
+    assert_non_null (index);
+    const uint64_t count = 200000;
+    //  Pair seq -> hash: seq / 3, so every hash has three seqs; a pair is
+    //  removed when seq % 5 == 0, some while the index grows
+    for (uint64_t seq = 1; seq <= count; seq++) {
+        assert_int_equal (zb_jhash_reserve (index, 1), 0);
+        zb_jhash_insert (index, zb_jhash_of (index, &(uint64_t) { seq / 3 }, 8), seq);
+        if (seq % 5 == 0 && seq > 1000) {
+            uint64_t gone = seq - 1000;
+            if (gone % 5 == 0)
+                assert_int_equal (zb_jhash_remove (index, zb_jhash_of (index, &(uint64_t) { gone / 3 }, 8), gone), 1);
+        }
+        if (seq % 4999 == 0) {
+            for (uint64_t s = 1; s <= seq; s += 37) {
+                bool seen;
+                s_find_all (index, zb_jhash_of (index, &(uint64_t) { s / 3 }, 8), s, &seen);
+                bool removed = s % 5 == 0 && s + 1000 <= seq;
+                assert_true (seen == !removed);
+            }
+        }
+    }
+    //  The remaining removals, then check everything
+    for (uint64_t gone = count - 999; gone <= count; gone++)
+        if (gone % 5 == 0)
+            assert_int_equal (zb_jhash_remove (index, zb_jhash_of (index, &(uint64_t) { gone / 3 }, 8), gone), 1);
+    assert_int_equal (zb_jhash_size (index), count - count / 5);
+    for (uint64_t seq = 1; seq <= count; seq++) {
+        bool seen;
+        size_t n = s_find_all (index, zb_jhash_of (index, &(uint64_t) { seq / 3 }, 8), seq, &seen);
+        assert_true (seen == (seq % 5 != 0));
+        assert_true (n >= 1 && n <= 3);
+    }
+    //  A pair that is not there, twice removed
+    uint64_t h = zb_jhash_of (index, &(uint64_t) { 7 }, 8);
+    assert_int_equal (zb_jhash_remove (index, h, 999999999), 0);
+    assert_int_equal (zb_jhash_remove (index, h, 21), 1);
+    assert_int_equal (zb_jhash_remove (index, h, 21), 0);
+    //  find stops at the first non-zero answer
+    seqs_t s = { .count = 0, .stop_at = 22 };
+    assert_int_equal (zb_jhash_find (index, h, s_collect, &s), 7);
+    assert_int_equal (s.seqs [s.count - 1], 22);
+    zb_jhash_destroy (&index);
+    assert_null (index);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+#define BOTH(test) \
+        cmocka_unit_test_setup_teardown (test, s_setup_lmdb, s_teardown), \
+        cmocka_unit_test_setup_teardown (test, s_setup_memory, s_teardown)
+        BOTH (test_both_append_and_read_back),
+        BOTH (test_both_sequence_checked),
+        BOTH (test_both_read_ranges),
+        BOTH (test_both_seq_at),
+        BOTH (test_both_dedup),
+        BOTH (test_both_dedup_same_key_in_batch),
+        BOTH (test_both_dedup_window_zero),
+        BOTH (test_both_prune_by_age),
+        BOTH (test_both_prune_by_size),
+        BOTH (test_both_topics_iterate),
+        cmocka_unit_test_setup_teardown (test_lmdb_reopen_keeps_everything, s_setup_lmdb, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lmdb_one_broker_per_directory, s_setup_lmdb, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lmdb_open_errors, s_setup_lmdb, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lmdb_map_full, s_setup_lmdb, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lmdb_failed_commit, s_setup_lmdb, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lmdb_large_events, s_setup_lmdb, s_teardown),
+        cmocka_unit_test_setup_teardown (test_memory_ring_overwrites_oldest, s_setup_memory, s_teardown),
+        cmocka_unit_test_setup_teardown (test_memory_restart_forgets, s_setup_memory, s_teardown),
+        cmocka_unit_test (test_jindex_grow_and_remove),
+        cmocka_unit_test (test_jhash_grow_and_remove),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
