@@ -1,17 +1,33 @@
 /*  broker.c - the zbridge broker; see broker.h and docs/PROTOCOL.md.
 
-    One thread, one zloop, three sockets:
-    - ingest (ROUTER): PUT and PING. The hot path. Each pass drains up to
-      ZB_DRAIN requests with non-blocking raw zmq_msg_t receives; the body is
-      decoded once (decode.c: strings stay in the frame) into a msgpack zone
-      that is cleared, not freed, between requests; events and replies are
-      packed into buffers that are reused.
-      Nothing here allocates per event (libzmq itself allocates the frames
-      larger than 33 bytes that it queues).
+    One thread, one zloop, three sockets and the journal (journal.h):
+    - ingest (ROUTER): PUT and PING. The hot path, in passes (group commit):
+      1. drain up to ZB_DRAIN requests (at most ZB_PASS_BYTES) with
+         non-blocking raw zmq_msg_t receives, keeping their frames;
+      2. decode each body once (decode.c: strings stay in the frame) into a
+         msgpack zone that is cleared, not freed, between requests; validate
+         every entry; answer a repeated idempotency key (of this pass or in
+         the journal) with the original event; stamp id and time, number the
+         events provisionally and pack them one after another into the pass
+         buffer;
+      3. ONE zb_journal_append for the whole pass (one transaction: one fsync
+         with --sync commit). If it fails, the numbers roll back (none is used
+         up) and every event of the pass is answered InternalFailure,
+         unpublished;
+      4. publish every stored event, then send every reply in request order
+         (so replies to one client keep the order of its requests).
+      The per-pass arrays grow to the biggest pass and are reused: nothing
+      here allocates per event (libzmq itself allocates the frames larger
+      than 33 bytes that it queues; the journal copies what it stores).
     - publish (XPUB, verboser): every event goes out as [topic+NUL][header]
-      [event]. Every subscribe and unsubscribe comes back to us, so we keep
-      per-topic counts of exact subscriptions and a total of prefix ones.
-    - control (ROUTER): PING and STATS.
+      [event], and every --heartbeat-ms a $heartbeat. Every subscribe and
+      unsubscribe comes back to us, so we keep per-topic counts of exact
+      subscriptions and a total of prefix ones.
+    - control (ROUTER, mandatory routing): PING, STATS, JOURNAL and the replay
+      sessions of replay.c (REPLAY, CREDIT, CANCEL), served from a 1 ms timer
+      that exists only while some session has credit and events to send.
+    A 1 s timer prunes the journal (retention, dedup window), a bounded number
+    of records at a time, and closes replay sessions idle for too long.
 
     A bad request never stops the loop: every malformed message is read to
     its last frame and answered with an ERROR reply. */
@@ -22,14 +38,19 @@
 #include <msgpack.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "event.h"
+#include "journal.h"
+#include "replay.h"
 #include "rfc3339.h"
 #include "topics.h"
 #include "uuid.h"
 #include "decode.h"
+#include "wake.h"
 #include "wire.h"
 #include "zb.h"
 
@@ -46,17 +67,75 @@
 #define ZB_LOG_BUDGET       20          //  log lines per second when not verbose
 #define ZB_ERRLEN           256
 #define ZB_ENDPOINT_MAX     256
+#define ZB_PASS_BYTES       (8 * 1024 * 1024)   //  request frames per ingest pass
+#define ZB_PASS_KEEP        (64 * 1024 * 1024)  //  bigger pass buffers are freed after the pass
+//  Messages queued per control client: room for the largest credit window
+//  (100,000 events). The control ROUTER is mandatory: beyond this a send says
+//  EAGAIN and the replay waits for the client to read, instead of a silent
+//  drop; so this only bounds the memory one client can make us hold.
+#define ZB_CONTROL_HWM      (ZB_REPLAY_MAX_CREDIT + 1000)
+#define ZB_REPLAY_SESSIONS  1000
+#define ZB_REPLAY_IDLE_MS   60000       //  a session without credit this long is closed
+#define ZB_PRUNE_BATCH      5000        //  records per zb_journal_prune call
+#define ZB_PRUNE_MS         20          //  time spent pruning per tick, at most
 
 //  Frames we keep of a request after the identity: [""]? command corr body
 #define ZB_KEEP_FRAMES      4
 
-typedef enum { SOCKET_INGEST, SOCKET_CONTROL } socket_kind_t;
+//  Control commands of docs/PROTOCOL.md "Reliability"
+#define ZB_CMD_JOURNAL      "JOURNAL"
+#define ZB_CMD_REPLAY       "REPLAY"
+#define ZB_CMD_CREDIT       "CREDIT"
+#define ZB_CMD_CANCEL       "CANCEL"
+#define ZB_HEARTBEAT_TOPIC  "$heartbeat"
 
 typedef struct {
     zmq_msg_t identity;
     zmq_msg_t part [ZB_KEEP_FRAMES];
     size_t frames;                      //  after the identity, including extra ones
 } request_t;
+
+//  A request of the ingest pass, kept (frames and all) until its reply is sent.
+typedef enum { PASS_NONE, PASS_PUT, PASS_PING, PASS_ERROR } pass_kind_t;
+
+typedef struct {
+    request_t req;
+    pass_kind_t kind;
+    bool delimiter;
+    zmq_msg_t *corr;                    //  NULL: the reply's correlation frame is empty
+    const char *code;                   //  PASS_ERROR: code (a literal), message in text
+    size_t text_off, text_len;
+    size_t first, count;                //  PASS_PUT: its results [first, first + count)
+} pass_req_t;
+
+//  The outcome of one entry of the pass.
+typedef enum { RESULT_STORED, RESULT_DUPLICATE, RESULT_FAILED } result_kind_t;
+
+#define ZB_NO_RECORD SIZE_MAX
+
+typedef struct {
+    result_kind_t kind;
+    zb_code_t code;                     //  FAILED
+    size_t record;                      //  STORED, DUPLICATE of this pass: its record;
+                                        //  DUPLICATE of the journal: ZB_NO_RECORD
+    size_t text_off, text_len;          //  FAILED: message; DUPLICATE of the journal: id
+    uint64_t seq;                       //  DUPLICATE of the journal
+} result_t;
+
+//  What the pass keeps of an event besides its zb_record_t.
+typedef struct {
+    zb_topic_t *topic;
+    size_t event_off;                   //  in the pass buffer (event_buf)
+    char id [ZB_UUID_LEN + 1];
+} pass_record_t;
+
+//  The pass's idempotency keys: open addressing, a slot is in use when its
+//  gen is the pass's (so a new pass starts empty without clearing anything).
+typedef struct {
+    uint64_t hash;
+    uint32_t record;                    //  record index + 1
+    uint32_t gen;
+} keyslot_t;
 
 struct zb_broker_t {
     //  Configuration (strings owned)
@@ -79,6 +158,7 @@ struct zb_broker_t {
     char control_ep [ZB_ENDPOINT_MAX];
 
     zloop_t *loop;
+    bool wake;                          //  zb_wake_install succeeded
     zb_topics_t *topics;
     zb_uuidgen_t *uuidgen;
 
@@ -104,6 +184,41 @@ struct zb_broker_t {
     uint64_t entries_in;
     uint64_t entries_rejected;
     uint64_t prefix_subscriptions;      //  held on the publish socket
+    uint64_t duplicates;                //  entries answered "duplicate": true
+    uint64_t journal_failures;          //  passes the journal could not store
+
+    //  The journal, replay sessions, heartbeats
+    zb_journal_t *journal;
+    zb_replay_t *replay;
+    char *journal_where;                //  data directory or "memory"
+    uint64_t retain_hours;
+    uint64_t retain_mb;
+    bool dedup;                         //  dedup window > 0: keys are looked up
+    int replay_timer;                   //  zloop timer id while sessions are served, or 0
+    msgpack_sbuffer hb_buf;
+    msgpack_packer hb_pk;
+
+    //  The ingest pass: arrays grown to the biggest pass, then reused
+    pass_req_t *pass;                   //  ZB_DRAIN requests
+    result_t *results;
+    size_t nresults;
+    size_t results_cap;
+    zb_record_t *records;               //  what goes to zb_journal_append
+    pass_record_t *precs;
+    size_t nrecords;
+    size_t records_cap;
+    char *text;                         //  messages of failed entries and requests
+    size_t text_size;
+    size_t text_cap;
+    keyslot_t *keyslots;
+    size_t keymask;                     //  slots - 1 (0: none yet)
+    size_t nkeys;
+    uint32_t keygen;
+    uint64_t keyseed [2];
+    uint64_t pass_ns;                   //  arrival time of the pass's events
+    bool pass_failed;                   //  the journal refused the pass
+    size_t restore_skipped;             //  journal topics beyond max-topics
+    char pass_error [ZB_ERRLEN + 64];   //  then the message for its events
 
     //  Logging: at most ZB_LOG_BUDGET lines a second unless verbose
     unsigned log_budget;
@@ -271,6 +386,23 @@ s_reply (zb_broker_t *self, void *sock, request_t *req, bool delimiter,
 
 //  An ERROR reply: {"code": code, "message": message}.
 static void
+s_reply_error_text (zb_broker_t *self, void *sock, request_t *req, bool delimiter,
+                    zmq_msg_t *corr, const char *code, const char *message, size_t len)
+{
+    msgpack_sbuffer_clear (&self->reply_buf);
+    msgpack_pack_map (&self->reply_pk, 2);
+    s_pack_cstr (&self->reply_pk, "code");
+    s_pack_cstr (&self->reply_pk, code);
+    s_pack_cstr (&self->reply_pk, "message");
+    msgpack_pack_str (&self->reply_pk, len);
+    msgpack_pack_str_body (&self->reply_pk, message, len);
+    s_reply (self, sock, req, delimiter, ZB_STATUS_ERROR, corr,
+             self->reply_buf.data, self->reply_buf.size);
+    self->requests_failed++;
+    s_log (self, true, "request failed: %s: %.*s", code, (int) len, message);
+}
+
+static void
 s_reply_error (zb_broker_t *self, void *sock, request_t *req, bool delimiter,
                zmq_msg_t *corr, const char *code, const char *format, ...)
 {
@@ -279,46 +411,25 @@ s_reply_error (zb_broker_t *self, void *sock, request_t *req, bool delimiter,
     va_start (args, format);
     vsnprintf (message, sizeof message, format, args);
     va_end (args);
-
-    msgpack_sbuffer_clear (&self->reply_buf);
-    msgpack_pack_map (&self->reply_pk, 2);
-    s_pack_cstr (&self->reply_pk, "code");
-    s_pack_cstr (&self->reply_pk, code);
-    s_pack_cstr (&self->reply_pk, "message");
-    s_pack_cstr (&self->reply_pk, message);
-    s_reply (self, sock, req, delimiter, ZB_STATUS_ERROR, corr,
-             self->reply_buf.data, self->reply_buf.size);
-    self->requests_failed++;
-    s_log (self, true, "request failed: %s: %s", code, message);
+    s_reply_error_text (self, sock, req, delimiter, corr, code, message, strlen (message));
 }
 
 //  --------------------------------------------------------------------------
 //  PUT
 
-//  The arrival time of an entry without its own, to the second.
-static zb_str_t
-s_now (zb_broker_t *self)
-{
-    time_t now = time (NULL);
-    if (now != self->now || self->now_len == 0) {
-        self->now = now;
-        self->now_len = (size_t) zb_time_format (now, self->now_text);
-    }
-    return (zb_str_t) { self->now_text, self->now_len };
-}
-
-//  Publish the packed event in event_buf. 0 on success.
+//  Publish one event. 0 on success.
 static int
-s_publish (zb_broker_t *self, zb_topic_t *topic, uint64_t seq, uint64_t topic_seq)
+s_publish (zb_broker_t *self, zb_topic_t *topic, uint64_t seq, uint64_t topic_seq,
+           const void *event, size_t size)
 {
     uint8_t header [ZB_HEADER_SIZE];
     zb_header_encode (header, seq, topic_seq);
     //  An XPUB never blocks or refuses a message: a subscriber whose queue is
-    //  full just misses it (topic_seq shows it the gap).
+    //  full just misses it (topic_seq shows it the gap; the journal has it).
     if (s_send (self->publish_h, topic->name, (size_t) topic->len + 1, ZMQ_SNDMORE) == -1)
         return -1;
     if (s_send (self->publish_h, header, sizeof header, ZMQ_SNDMORE) == -1
-    ||  s_send (self->publish_h, self->event_buf.data, self->event_buf.size, 0) == -1) {
+    ||  s_send (self->publish_h, event, size, 0) == -1) {
         //  Only a terminating context gets here; the message is incomplete
         s_log (self, false, "publish failed mid-message: %s", zmq_strerror (errno));
         return -1;
@@ -336,98 +447,6 @@ s_count_rejected (zb_broker_t *self, const msgpack_object *obj)
         if (topic)
             topic->rejected++;
     }
-}
-
-//  Process one entry and pack its result into the reply. Returns true when
-//  the entry was published.
-static bool
-s_put_entry (zb_broker_t *self, const msgpack_object *obj)
-{
-    msgpack_packer *pk = &self->reply_pk;
-    char err [ZB_ERRLEN] = "";
-    zb_entry_t entry;
-    zb_code_t code = zb_entry_parse (obj, &entry, err, sizeof err);
-
-    char time_text [ZB_TIME_MAX];
-    zb_str_t when = { NULL, 0 };
-    if (code == ZB_OK) {
-        if (entry.time.ptr) {
-            int len = zb_time_normalize (entry.time.ptr, entry.time.len, time_text);
-            if (len < 0) {
-                code = ZB_E_INVALID_ARGUMENT;
-                snprintf (err, sizeof err, "time: not an RFC 3339 date-time");
-            }
-            else
-                when = (zb_str_t) { time_text, (size_t) len };
-        }
-        else
-            when = s_now (self);
-    }
-    char id [ZB_UUID_LEN + 1];
-    if (code == ZB_OK) {
-        zb_uuidgen_next (self->uuidgen, id);
-        zb_stamp_t stamp = {
-            .id = { id, ZB_UUID_LEN },
-            .time = when,
-            .account = { self->account, self->account_len },
-            .region = { self->region, self->region_len },
-        };
-        msgpack_sbuffer_clear (&self->event_buf);
-        zb_event_pack (&self->event_pk, &entry, &stamp);
-        if (self->event_buf.size > self->max_event_size) {
-            code = ZB_E_ENTRY_TOO_LARGE;
-            snprintf (err, sizeof err,
-                      "the event would be %zu bytes packed, more than max-event-size (%" PRIu64 ")",
-                      self->event_buf.size, self->max_event_size);
-            //  Do not keep a buffer far bigger than any event we publish
-            if (self->event_buf.alloc > 4 * self->max_event_size) {
-                msgpack_sbuffer_destroy (&self->event_buf);
-                msgpack_sbuffer_init (&self->event_buf);
-            }
-        }
-    }
-    zb_topic_t *topic = NULL;
-    if (code == ZB_OK) {
-        int rc = zb_topics_track (self->topics, entry.detail_type.ptr, entry.detail_type.len, &topic);
-        if (rc == -1) {
-            code = ZB_E_LIMIT_EXCEEDED;
-            snprintf (err, sizeof err,
-                      "detail-type: the broker already tracks its maximum of %zu detail-types (max-topics)",
-                      zb_topics_tracked (self->topics));
-        }
-        else
-        if (rc != 0) {
-            code = ZB_E_INTERNAL;
-            snprintf (err, sizeof err, "detail-type: out of memory adding the topic");
-        }
-    }
-    if (code == ZB_OK) {
-        uint64_t seq = self->seq + 1;
-        uint64_t topic_seq = topic->seq + 1;
-        if (s_publish (self, topic, seq, topic_seq) == 0) {
-            self->seq = seq;
-            topic->seq = topic_seq;
-            topic->in++;
-            topic->out++;
-            self->entries_in++;
-            msgpack_pack_map (pk, 2);
-            s_pack_cstr (pk, "id");
-            s_pack_bytes (pk, id, ZB_UUID_LEN);
-            s_pack_cstr (pk, "seq");
-            msgpack_pack_uint64 (pk, seq);
-            return true;
-        }
-        code = ZB_E_INTERNAL;
-        snprintf (err, sizeof err, "the event could not be published: %s", zmq_strerror (errno));
-    }
-    self->entries_rejected++;
-    s_count_rejected (self, obj);
-    msgpack_pack_map (pk, 2);
-    s_pack_cstr (pk, "code");
-    s_pack_cstr (pk, zb_code_name (code));
-    s_pack_cstr (pk, "message");
-    s_pack_cstr (pk, err [0] ? err : zb_code_name (code));
-    return false;
 }
 
 static const char *
@@ -463,58 +482,469 @@ s_decode_body (zb_broker_t *self, zmq_msg_t *body, msgpack_object *root,
     return rc == 0 ? 0 : -1;
 }
 
+//  --------------------------------------------------------------------------
+//  The ingest pass: its buffers
+
+//  Copy bytes into the pass's text buffer; *off says where. false when out
+//  of memory (the caller then falls back on a fixed text).
+static bool
+s_text_add (zb_broker_t *self, const char *data, size_t len, size_t *off)
+{
+    if (self->text_size + len > self->text_cap) {
+        size_t cap = self->text_cap ? self->text_cap : 4096;
+        while (cap < self->text_size + len)
+            cap *= 2;
+        char *text = (char *) realloc (self->text, cap);
+        if (!text)
+            return false;
+        self->text = text;
+        self->text_cap = cap;
+    }
+    memcpy (self->text + self->text_size, data, len);
+    *off = self->text_size;
+    self->text_size += len;
+    return true;
+}
+
+//  Slot of the key in the pass's key index, or of the free slot where it goes.
+static size_t
+s_keys_find (zb_broker_t *self, zb_str_t key, uint64_t hash)
+{
+    size_t i = (size_t) hash & self->keymask;
+    while (self->keyslots [i].gen == self->keygen) {
+        if (self->keyslots [i].hash == hash) {
+            const zb_str_t *other = &self->records [self->keyslots [i].record - 1].idem_key;
+            if (other->len == key.len && memcmp (other->ptr, key.ptr, key.len) == 0)
+                return i;
+        }
+        i = (i + 1) & self->keymask;
+    }
+    return i;
+}
+
+//  Room for `more` entries in the pass: results, records and key slots (kept
+//  at most half full). 0, or -1 when out of memory (nothing changed that
+//  matters: arrays only grow).
+static int
+s_pass_reserve (zb_broker_t *self, size_t more)
+{
+    if (self->nresults + more > self->results_cap) {
+        size_t cap = self->results_cap ? self->results_cap : 1024;
+        while (cap < self->nresults + more)
+            cap *= 2;
+        result_t *results = (result_t *) realloc (self->results, cap * sizeof (result_t));
+        if (!results)
+            return -1;
+        self->results = results;
+        self->results_cap = cap;
+    }
+    if (self->nrecords + more > self->records_cap) {
+        size_t cap = self->records_cap ? self->records_cap : 1024;
+        while (cap < self->nrecords + more)
+            cap *= 2;
+        zb_record_t *records = (zb_record_t *) realloc (self->records, cap * sizeof (zb_record_t));
+        if (!records)
+            return -1;
+        self->records = records;
+        pass_record_t *precs = (pass_record_t *) realloc (self->precs, cap * sizeof (pass_record_t));
+        if (!precs)
+            return -1;
+        self->precs = precs;
+        self->records_cap = cap;
+    }
+    if (!self->dedup || (self->nkeys + more) * 2 < self->keymask + 1)
+        return 0;
+    size_t slots = self->keymask ? self->keymask + 1 : 1024;
+    while ((self->nkeys + more) * 2 >= slots)
+        slots *= 2;
+    keyslot_t *keyslots = (keyslot_t *) calloc (slots, sizeof (keyslot_t));
+    if (!keyslots)
+        return -1;
+    //  Re-file this pass's keys
+    free (self->keyslots);
+    self->keyslots = keyslots;
+    self->keymask = slots - 1;
+    self->keygen = 1;
+    for (size_t r = 0; r < self->nrecords; r++) {
+        zb_str_t key = self->records [r].idem_key;
+        if (key.ptr) {
+            uint64_t hash = zb_siphash (self->keyseed, key.ptr, key.len);
+            size_t i = s_keys_find (self, key, hash);
+            self->keyslots [i] = (keyslot_t) { hash, (uint32_t) r + 1, self->keygen };
+        }
+    }
+    return 0;
+}
+
+//  Start a pass: empty arrays, an empty key index, the arrival time.
 static void
-s_put (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_msg_t *corr, zmq_msg_t *body)
+s_pass_start (zb_broker_t *self)
+{
+    self->nresults = 0;
+    self->nrecords = 0;
+    self->nkeys = 0;
+    self->text_size = 0;
+    self->pass_failed = false;
+    msgpack_sbuffer_clear (&self->event_buf);
+    if (++self->keygen == 0) {
+        //  Wrapped after 4 billion passes: clear the stamps once
+        if (self->keyslots)
+            memset (self->keyslots, 0, (self->keymask + 1) * sizeof (keyslot_t));
+        self->keygen = 1;
+    }
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    self->pass_ns = (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+//  Do not keep buffers far bigger than a normal pass needs after a huge one.
+static void
+s_pass_trim (zb_broker_t *self)
+{
+    if (self->event_buf.alloc > ZB_PASS_KEEP) {
+        msgpack_sbuffer_destroy (&self->event_buf);
+        msgpack_sbuffer_init (&self->event_buf);
+    }
+    if (self->text_cap > ZB_PASS_KEEP) {
+        free (self->text);
+        self->text = NULL;
+        self->text_cap = 0;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The ingest pass: PUT
+
+//  The arrival time of an entry without its own, to the second.
+static zb_str_t
+s_now (zb_broker_t *self)
+{
+    time_t now = time (NULL);
+    if (now != self->now || self->now_len == 0) {
+        self->now = now;
+        self->now_len = (size_t) zb_time_format (now, self->now_text);
+    }
+    return (zb_str_t) { self->now_text, self->now_len };
+}
+
+//  The entry failed: its result carries the code and message.
+static void
+s_entry_fail (zb_broker_t *self, result_t *result, const msgpack_object *obj,
+              zb_code_t code, const char *err)
+{
+    result->kind = RESULT_FAILED;
+    result->code = code;
+    result->text_len = 0;
+    size_t len = strlen (err);
+    if (len > 0 && s_text_add (self, err, len, &result->text_off))
+        result->text_len = len;
+    self->entries_rejected++;
+    s_count_rejected (self, obj);
+}
+
+//  Validate one entry, then answer it as a duplicate or stamp, number and
+//  pack it as the next record of the pass. Room for it was reserved.
+static void
+s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
+{
+    char err [ZB_ERRLEN] = "";
+    zb_entry_t entry;
+    zb_code_t code = zb_entry_parse (obj, &entry, err, sizeof err);
+
+    char time_text [ZB_TIME_MAX];
+    zb_str_t when = { NULL, 0 };
+    if (code == ZB_OK) {
+        if (entry.time.ptr) {
+            int len = zb_time_normalize (entry.time.ptr, entry.time.len, time_text);
+            if (len < 0) {
+                code = ZB_E_INVALID_ARGUMENT;
+                snprintf (err, sizeof err, "time: not an RFC 3339 date-time");
+            }
+            else
+                when = (zb_str_t) { time_text, (size_t) len };
+        }
+        else
+            when = s_now (self);
+    }
+    if (code != ZB_OK) {
+        s_entry_fail (self, result, obj, code, err);
+        return;
+    }
+    //  A key accepted before (in this pass or within the dedup window): the
+    //  answer is the original event, nothing is stored or published
+    zb_str_t key = self->dedup ? entry.idem_key : (zb_str_t) { NULL, 0 };
+    uint64_t hash = 0;
+    size_t slot = 0;
+    if (key.ptr) {
+        hash = zb_siphash (self->keyseed, key.ptr, key.len);
+        slot = s_keys_find (self, key, hash);
+        if (self->keyslots [slot].gen == self->keygen) {
+            result->kind = RESULT_DUPLICATE;
+            result->record = self->keyslots [slot].record - 1;
+            return;
+        }
+        zb_record_t found;
+        int rc = zb_journal_dedup_get (self->journal, key, self->pass_ns, &found);
+        if (rc == 1) {
+            if (found.id.ptr && found.id.len == ZB_UUID_LEN
+            &&  s_text_add (self, found.id.ptr, ZB_UUID_LEN, &result->text_off)) {
+                result->kind = RESULT_DUPLICATE;
+                result->record = ZB_NO_RECORD;
+                result->text_len = ZB_UUID_LEN;
+                result->seq = found.seq;
+                return;
+            }
+            s_entry_fail (self, result, obj, ZB_E_INTERNAL,
+                          "idempotency-key: cannot answer the duplicate (out of memory); retry");
+            return;
+        }
+        if (rc == -1) {
+            snprintf (err, sizeof err, "idempotency-key: the journal lookup failed: %s; retry",
+                      zb_journal_last_error (self->journal));
+            s_entry_fail (self, result, obj, ZB_E_INTERNAL, err);
+            return;
+        }
+    }
+    //  Stamp it and pack it after the pass's other events
+    size_t r = self->nrecords;
+    pass_record_t *prec = &self->precs [r];
+    zb_uuidgen_next (self->uuidgen, prec->id);
+    zb_stamp_t stamp = {
+        .id = { prec->id, ZB_UUID_LEN },
+        .time = when,
+        .account = { self->account, self->account_len },
+        .region = { self->region, self->region_len },
+    };
+    size_t off = self->event_buf.size;
+    zb_event_pack (&self->event_pk, &entry, &stamp);
+    size_t size = self->event_buf.size - off;
+    if (size > self->max_event_size) {
+        self->event_buf.size = off;
+        snprintf (err, sizeof err,
+                  "the event would be %zu bytes packed, more than max-event-size (%" PRIu64 ")",
+                  size, self->max_event_size);
+        s_entry_fail (self, result, obj, ZB_E_ENTRY_TOO_LARGE, err);
+        return;
+    }
+    zb_topic_t *topic = NULL;
+    int rc = zb_topics_track (self->topics, entry.detail_type.ptr, entry.detail_type.len, &topic);
+    if (rc != 0) {
+        self->event_buf.size = off;
+        if (rc == -1)
+            snprintf (err, sizeof err,
+                      "detail-type: the broker already tracks its maximum of %zu detail-types (max-topics)",
+                      zb_topics_tracked (self->topics));
+        else
+            snprintf (err, sizeof err, "detail-type: out of memory adding the topic");
+        s_entry_fail (self, result, obj, rc == -1 ? ZB_E_LIMIT_EXCEEDED : ZB_E_INTERNAL, err);
+        return;
+    }
+    //  Numbered now; the numbers are used up only when the journal has it
+    self->seq++;
+    topic->seq++;
+    self->records [r] = (zb_record_t) {
+        .seq = self->seq,
+        .topic_seq = topic->seq,
+        .arrival_ns = self->pass_ns,
+        .topic = { topic->name, topic->len },
+        .event = { NULL, size },            //  the buffer may still move
+        .id = { NULL, ZB_UUID_LEN },        //  in precs [r], which may move too
+        .idem_key = key,                    //  points into the request frame
+    };
+    prec->topic = topic;
+    prec->event_off = off;
+    if (key.ptr) {
+        self->keyslots [slot] = (keyslot_t) { hash, (uint32_t) r + 1, self->keygen };
+        self->nkeys++;
+    }
+    self->nrecords++;
+    result->kind = RESULT_STORED;
+    result->record = r;
+}
+
+//  A request of the pass fails as a whole: its ERROR reply, sent at the end.
+static void
+s_pass_error (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, const char *code,
+              const char *format, ...)
+{
+    char message [ZB_ERRLEN];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (message, sizeof message, format, args);
+    va_end (args);
+    pr->kind = PASS_ERROR;
+    pr->corr = corr;
+    pr->code = code;
+    pr->text_len = 0;
+    size_t len = strlen (message);
+    if (s_text_add (self, message, len, &pr->text_off))
+        pr->text_len = len;
+}
+
+static void
+s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
 {
     char err [ZB_ERRLEN];
     const char *code;
     msgpack_object root;
     if (s_decode_body (self, body, &root, &code, err, sizeof err) == -1) {
-        s_reply_error (self, sock, req, delimiter, corr, code, "%s", err);
+        s_pass_error (self, pr, corr, code, "%s", err);
         goto done;
     }
     if (root.type != MSGPACK_OBJECT_ARRAY) {
-        s_reply_error (self, sock, req, delimiter, corr, "MalformedRequest",
-                       "PUT body must be an array of entries, not %s", s_type_name (root.type));
+        s_pass_error (self, pr, corr, "MalformedRequest",
+                      "PUT body must be an array of entries, not %s", s_type_name (root.type));
         goto done;
     }
     uint32_t count = root.via.array.size;
     if (count == 0) {
-        s_reply_error (self, sock, req, delimiter, corr, "InvalidArgument", "PUT has no entries");
+        s_pass_error (self, pr, corr, "InvalidArgument", "PUT has no entries");
         goto done;
     }
     if (count > self->max_entries) {
-        s_reply_error (self, sock, req, delimiter, corr, "TooManyEntries",
-                       "PUT has %" PRIu32 " entries, more than max-entries (%" PRIu64 ")",
-                       count, self->max_entries);
+        s_pass_error (self, pr, corr, "TooManyEntries",
+                      "PUT has %" PRIu32 " entries, more than max-entries (%" PRIu64 ")",
+                      count, self->max_entries);
         goto done;
     }
-    //  {"failed": N, "results": [...]}: N is known only at the end, so it is
-    //  packed as a fixed-width uint32 and patched (any width is valid msgpack)
-    msgpack_sbuffer_clear (&self->reply_buf);
-    msgpack_pack_map (&self->reply_pk, 2);
-    s_pack_cstr (&self->reply_pk, "failed");
-    size_t failed_at = self->reply_buf.size;
-    static const char uint32_zero [5] = { (char) 0xce, 0, 0, 0, 0 };
-    msgpack_sbuffer_write (&self->reply_buf, uint32_zero, sizeof uint32_zero);
-    s_pack_cstr (&self->reply_pk, "results");
-    msgpack_pack_array (&self->reply_pk, count);
-
-    uint32_t failed = 0;
+    if (s_pass_reserve (self, count) == -1) {
+        s_pass_error (self, pr, corr, "InternalFailure",
+                      "out of memory for %" PRIu32 " entries; retry", count);
+        goto done;
+    }
+    pr->kind = PASS_PUT;
+    pr->corr = corr;
+    pr->first = self->nresults;
+    pr->count = count;
     for (uint32_t i = 0; i < count; i++)
-        if (!s_put_entry (self, &root.via.array.ptr [i]))
-            failed++;
-
-    uint8_t *patch = (uint8_t *) self->reply_buf.data + failed_at + 1;
-    patch [0] = (uint8_t) (failed >> 24);
-    patch [1] = (uint8_t) (failed >> 16);
-    patch [2] = (uint8_t) (failed >> 8);
-    patch [3] = (uint8_t) failed;
-    s_reply (self, sock, req, delimiter, ZB_STATUS_OK, corr,
-             self->reply_buf.data, self->reply_buf.size);
-    self->requests++;
+        s_pass_entry (self, &root.via.array.ptr [i], &self->results [self->nresults++]);
 done:
     msgpack_zone_clear (&self->zone);
+}
+
+//  Store the pass's events in one journal append, then publish them; or, when
+//  the journal refuses, give back their numbers.
+static void
+s_pass_commit (zb_broker_t *self)
+{
+    size_t count = self->nrecords;
+    if (count == 0)
+        return;
+    //  The buffers may have moved while the pass grew: point into them now
+    for (size_t r = 0; r < count; r++) {
+        self->records [r].event.ptr = self->event_buf.data + self->precs [r].event_off;
+        self->records [r].id.ptr = self->precs [r].id;
+    }
+    char err [ZB_ERRLEN] = "";
+    if (zb_journal_append (self->journal, self->records, count, err, sizeof err) == 0) {
+        for (size_t r = 0; r < count; r++) {
+            const zb_record_t *rec = &self->records [r];
+            zb_topic_t *topic = self->precs [r].topic;
+            topic->in++;
+            self->entries_in++;
+            //  Stored is what counts: an event that cannot be published (the
+            //  context is ending) is still acknowledged, and replayable
+            if (s_publish (self, topic, rec->seq, rec->topic_seq, rec->event.ptr, rec->event.len) == 0)
+                topic->out++;
+        }
+        return;
+    }
+    //  Nothing stored: no number used up, nothing published, every event of
+    //  the pass (and every duplicate of one) answered InternalFailure
+    self->pass_failed = true;
+    snprintf (self->pass_error, sizeof self->pass_error, "journal write failed: %s; retry",
+              err [0] ? err : "unknown error");
+    self->seq = self->records [0].seq - 1;
+    for (size_t r = count; r-- > 0; ) {
+        self->precs [r].topic->seq = self->records [r].topic_seq - 1;
+        self->precs [r].topic->rejected++;
+    }
+    self->entries_rejected += count;
+    self->journal_failures++;
+    s_log (self, true, "journal write failed, %zu events refused: %s", count,
+           err [0] ? err : "unknown error");
+}
+
+static void
+s_pack_failure (msgpack_packer *pk, const char *code, const char *message, size_t len)
+{
+    msgpack_pack_map (pk, 2);
+    s_pack_cstr (pk, "code");
+    s_pack_cstr (pk, code);
+    s_pack_cstr (pk, "message");
+    s_pack_bytes (pk, message, len);
+}
+
+//  The id and seq of a stored or duplicate result: the reply says exactly
+//  what the journal holds.
+static void
+s_pack_stored (msgpack_packer *pk, const char *id, uint64_t seq, bool duplicate)
+{
+    msgpack_pack_map (pk, duplicate ? 3 : 2);
+    s_pack_cstr (pk, "id");
+    s_pack_bytes (pk, id, ZB_UUID_LEN);
+    s_pack_cstr (pk, "seq");
+    msgpack_pack_uint64 (pk, seq);
+    if (duplicate) {
+        s_pack_cstr (pk, "duplicate");
+        msgpack_pack_true (pk);
+    }
+}
+
+//  Reply to a PUT of the pass: {"failed": N, "results": [...]}.
+static void
+s_pass_reply_put (zb_broker_t *self, pass_req_t *pr)
+{
+    const result_t *results = self->results + pr->first;
+    uint32_t failed = 0;
+    for (size_t i = 0; i < pr->count; i++)
+        if (results [i].kind == RESULT_FAILED
+        ||  (self->pass_failed && results [i].record != ZB_NO_RECORD))
+            failed++;
+    msgpack_packer *pk = &self->reply_pk;
+    msgpack_sbuffer_clear (&self->reply_buf);
+    msgpack_pack_map (pk, 2);
+    s_pack_cstr (pk, "failed");
+    msgpack_pack_uint32 (pk, failed);
+    s_pack_cstr (pk, "results");
+    msgpack_pack_array (pk, pr->count);
+    for (size_t i = 0; i < pr->count; i++) {
+        const result_t *res = &results [i];
+        if (res->kind == RESULT_FAILED) {
+            if (res->text_len)
+                s_pack_failure (pk, zb_code_name (res->code), self->text + res->text_off,
+                                res->text_len);
+            else {
+                const char *name = zb_code_name (res->code);
+                s_pack_failure (pk, name, name, strlen (name));
+            }
+        }
+        else
+        if (res->record == ZB_NO_RECORD) {
+            s_pack_stored (pk, self->text + res->text_off, res->seq, true);
+            self->duplicates++;
+        }
+        else
+        if (self->pass_failed) {
+            s_pack_failure (pk, zb_code_name (ZB_E_INTERNAL), self->pass_error,
+                            strlen (self->pass_error));
+            if (res->kind == RESULT_DUPLICATE) {
+                //  Its original was refused with the pass: it fails with it
+                self->entries_rejected++;
+                self->precs [res->record].topic->rejected++;
+            }
+        }
+        else {
+            bool duplicate = res->kind == RESULT_DUPLICATE;
+            s_pack_stored (pk, self->precs [res->record].id, self->records [res->record].seq,
+                           duplicate);
+            if (duplicate)
+                self->duplicates++;
+        }
+    }
+    s_reply (self, self->ingest_h, &pr->req, pr->delimiter, ZB_STATUS_OK, pr->corr,
+             self->reply_buf.data, self->reply_buf.size);
+    self->requests++;
 }
 
 //  --------------------------------------------------------------------------
@@ -538,12 +968,79 @@ s_ping (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_msg_t
              self->reply_buf.data, self->reply_buf.size);
 }
 
+//  The journal's topic heads, counted then packed as a map.
+typedef struct {
+    msgpack_packer *pk;
+    size_t count;
+} topic_heads_t;
+
+static void
+s_count_head (void *arg, zb_str_t topic, uint64_t topic_seq)
+{
+    (void) topic;
+    (void) topic_seq;
+    ((topic_heads_t *) arg)->count++;
+}
+
+static void
+s_pack_head (void *arg, zb_str_t topic, uint64_t topic_seq)
+{
+    topic_heads_t *heads = (topic_heads_t *) arg;
+    if (heads->count == 0)
+        return;                 //  never more than the map header said
+    heads->count--;
+    s_pack_bytes (heads->pk, topic.ptr, topic.len);
+    msgpack_pack_uint64 (heads->pk, topic_seq);
+}
+
+//  The JOURNAL body (also STATS' "journal").
+static void
+s_pack_journal (zb_broker_t *self, msgpack_packer *pk)
+{
+    zb_journal_info_t info;
+    zb_journal_info (self->journal, &info);
+    msgpack_pack_map (pk, 10);
+    s_pack_cstr (pk, "backend");
+    s_pack_cstr (pk, info.backend ? info.backend : "");
+    s_pack_cstr (pk, "path");
+    s_pack_cstr (pk, info.path ? info.path : "");
+    s_pack_cstr (pk, "sync");
+    s_pack_cstr (pk, info.sync ? info.sync : "");
+    s_pack_cstr (pk, "head");
+    msgpack_pack_uint64 (pk, info.head);
+    s_pack_cstr (pk, "oldest");
+    msgpack_pack_uint64 (pk, info.oldest);
+    s_pack_cstr (pk, "events");
+    msgpack_pack_uint64 (pk, info.events);
+    s_pack_cstr (pk, "bytes");
+    msgpack_pack_uint64 (pk, info.bytes);
+    s_pack_cstr (pk, "retain_hours");
+    msgpack_pack_uint64 (pk, self->retain_hours);
+    s_pack_cstr (pk, "retain_mb");
+    msgpack_pack_uint64 (pk, self->retain_mb);
+    s_pack_cstr (pk, "topics");
+    topic_heads_t heads = { pk, 0 };
+    zb_journal_topics (self->journal, s_count_head, &heads);
+    msgpack_pack_map (pk, heads.count);
+    zb_journal_topics (self->journal, s_pack_head, &heads);
+    assert (heads.count == 0);
+}
+
+static void
+s_journal (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_msg_t *corr)
+{
+    msgpack_sbuffer_clear (&self->reply_buf);
+    s_pack_journal (self, &self->reply_pk);
+    s_reply (self, sock, req, delimiter, ZB_STATUS_OK, corr,
+             self->reply_buf.data, self->reply_buf.size);
+}
+
 static void
 s_stats (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_msg_t *corr)
 {
     msgpack_packer *pk = &self->reply_pk;
     msgpack_sbuffer_clear (&self->reply_buf);
-    msgpack_pack_map (pk, 9);
+    msgpack_pack_map (pk, 13);
     s_pack_cstr (pk, "version");
     s_pack_cstr (pk, ZB_VERSION);
     s_pack_cstr (pk, "uptime_ms");
@@ -560,6 +1057,14 @@ s_stats (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_msg_
     msgpack_pack_uint64 (pk, self->entries_rejected);
     s_pack_cstr (pk, "prefix_subscriptions");
     msgpack_pack_uint64 (pk, self->prefix_subscriptions);
+    s_pack_cstr (pk, "duplicates");
+    msgpack_pack_uint64 (pk, self->duplicates);
+    s_pack_cstr (pk, "journal_failures");
+    msgpack_pack_uint64 (pk, self->journal_failures);
+    s_pack_cstr (pk, "replay_sessions");
+    msgpack_pack_uint64 (pk, zb_replay_sessions (self->replay));
+    s_pack_cstr (pk, "journal");
+    s_pack_journal (self, pk);
     s_pack_cstr (pk, "topics");
     size_t size = zb_topics_size (self->topics);
     msgpack_pack_map (pk, size);
@@ -597,83 +1102,206 @@ s_frame_is (zmq_msg_t *frame, const char *text)
     return zmq_msg_size (frame) == len && memcmp (zmq_msg_data (frame), text, len) == 0;
 }
 
-static void
-s_handle (zb_broker_t *self, void *sock, request_t *req, socket_kind_t kind)
+//  The frames of a request: [""]? command corr body. 0, or -1 with the
+//  MalformedRequest message (its reply has an empty correlation frame).
+static int
+s_envelope (request_t *req, bool *delimiter, zmq_msg_t **command, zmq_msg_t **corr,
+            zmq_msg_t **body, char *err, size_t errlen)
 {
     //  A leading empty frame is the delimiter a REQ socket adds: echo it
-    bool delimiter = req->frames > 0 && zmq_msg_size (&req->part [0]) == 0;
-    size_t first = delimiter ? 1 : 0;
+    *delimiter = req->frames > 0 && zmq_msg_size (&req->part [0]) == 0;
+    size_t first = *delimiter ? 1 : 0;
     size_t frames = req->frames - first;
     if (frames != 3) {
-        s_reply_error (self, sock, req, delimiter, NULL, "MalformedRequest",
-                       "expected 3 frames (command, correlation id, body)%s, got %zu",
-                       delimiter ? " after the empty delimiter" : "", frames);
-        return;
+        snprintf (err, errlen, "expected 3 frames (command, correlation id, body)%s, got %zu",
+                  *delimiter ? " after the empty delimiter" : "", frames);
+        return -1;
     }
-    zmq_msg_t *command = &req->part [first];
-    zmq_msg_t *corr = &req->part [first + 1];
-    zmq_msg_t *body = &req->part [first + 2];
-    if (zmq_msg_size (corr) > ZB_MAX_CORRELATION) {
-        s_reply_error (self, sock, req, delimiter, NULL, "MalformedRequest",
-                       "correlation id is %zu bytes, more than %d",
-                       zmq_msg_size (corr), ZB_MAX_CORRELATION);
-        return;
-    }
-    if (kind == SOCKET_INGEST && s_frame_is (command, ZB_CMD_PUT)) {
-        s_put (self, sock, req, delimiter, corr, body);
-        return;
-    }
-    bool ping = s_frame_is (command, ZB_CMD_PING);
-    bool stats = kind == SOCKET_CONTROL && s_frame_is (command, ZB_CMD_STATS);
-    if (!ping && !stats) {
-        char name [64];
-        s_printable (zmq_msg_data (command), zmq_msg_size (command), name, sizeof name);
-        s_reply_error (self, sock, req, delimiter, corr, "UnknownCommand",
-                       "unknown command '%s' (the %s socket serves %s)", name,
-                       kind == SOCKET_INGEST ? "ingest" : "control",
-                       kind == SOCKET_INGEST ? "PUT and PING" : "PING and STATS");
-        return;
-    }
-    //  The body of PING and STATS is ignored, but must be empty or msgpack
-    if (zmq_msg_size (body) > 0) {
-        char err [ZB_ERRLEN];
-        if (zb_msgpack_validate (zmq_msg_data (body), zmq_msg_size (body), err, sizeof err) == -1) {
-            s_reply_error (self, sock, req, delimiter, corr, "MalformedRequest", "%s", err);
-            return;
-        }
-    }
-    if (ping)
-        s_ping (self, sock, req, delimiter, corr);
-    else
-        s_stats (self, sock, req, delimiter, corr);
-}
-
-static int
-s_serve (zb_broker_t *self, void *sock, socket_kind_t kind)
-{
-    request_t req;
-    for (int n = 0; n < ZB_DRAIN; n++) {
-        if (!s_request_recv (sock, &req)) {
-            s_request_close (&req);
-            break;
-        }
-        if (req.frames == 0)
-            //  [identity] alone: a ROUTER never delivers this; nothing to answer
-            s_log (self, true, "dropped a message without frames");
-        else
-            s_handle (self, sock, &req, kind);
-        s_request_close (&req);
+    *command = &req->part [first];
+    *corr = &req->part [first + 1];
+    *body = &req->part [first + 2];
+    if (zmq_msg_size (*corr) > ZB_MAX_CORRELATION) {
+        snprintf (err, errlen, "correlation id is %zu bytes, more than %d",
+                  zmq_msg_size (*corr), ZB_MAX_CORRELATION);
+        return -1;
     }
     return 0;
 }
 
+//  The body of PING, STATS and JOURNAL is ignored, but must be empty or msgpack.
+static int
+s_check_ignored_body (zmq_msg_t *body, char *err, size_t errlen)
+{
+    if (zmq_msg_size (body) == 0)
+        return 0;
+    return zb_msgpack_validate (zmq_msg_data (body), zmq_msg_size (body), err, errlen);
+}
+
+//  Classify one request of the ingest pass; a PUT has its entries processed.
+static void
+s_pass_request (zb_broker_t *self, pass_req_t *pr)
+{
+    request_t *req = &pr->req;
+    pr->kind = PASS_NONE;
+    pr->corr = NULL;
+    pr->delimiter = false;
+    if (req->frames == 0) {
+        //  [identity] alone: a ROUTER never delivers this; nothing to answer
+        s_log (self, true, "dropped a message without frames");
+        return;
+    }
+    char err [ZB_ERRLEN];
+    zmq_msg_t *command, *corr, *body;
+    if (s_envelope (req, &pr->delimiter, &command, &corr, &body, err, sizeof err) == -1) {
+        s_pass_error (self, pr, NULL, "MalformedRequest", "%s", err);
+        return;
+    }
+    if (s_frame_is (command, ZB_CMD_PUT))
+        s_pass_put (self, pr, corr, body);
+    else
+    if (s_frame_is (command, ZB_CMD_PING)) {
+        if (s_check_ignored_body (body, err, sizeof err) == -1)
+            s_pass_error (self, pr, corr, "MalformedRequest", "%s", err);
+        else {
+            pr->kind = PASS_PING;
+            pr->corr = corr;
+        }
+    }
+    else {
+        char name [64];
+        s_printable (zmq_msg_data (command), zmq_msg_size (command), name, sizeof name);
+        s_pass_error (self, pr, corr, "UnknownCommand",
+                      "unknown command '%s' (the ingest socket serves PUT and PING)", name);
+    }
+}
+
+//  One ingest pass: drain and process, one journal append, publish, reply.
 static int
 s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void) loop;
     (void) reader;
     zb_broker_t *self = (zb_broker_t *) arg;
-    return s_serve (self, self->ingest_h, SOCKET_INGEST);
+    s_pass_start (self);
+    size_t count = 0;
+    size_t bytes = 0;
+    while (count < ZB_DRAIN && bytes < ZB_PASS_BYTES && self->event_buf.size < ZB_PASS_BYTES) {
+        pass_req_t *pr = &self->pass [count];
+        if (!s_request_recv (self->ingest_h, &pr->req)) {
+            s_request_close (&pr->req);
+            break;
+        }
+        count++;
+        for (size_t i = 0; i < pr->req.frames && i < ZB_KEEP_FRAMES; i++)
+            bytes += zmq_msg_size (&pr->req.part [i]);
+        s_pass_request (self, pr);
+    }
+    s_pass_commit (self);
+    for (size_t i = 0; i < count; i++) {
+        pass_req_t *pr = &self->pass [i];
+        if (pr->kind == PASS_PUT)
+            s_pass_reply_put (self, pr);
+        else
+        if (pr->kind == PASS_PING)
+            s_ping (self, self->ingest_h, &pr->req, pr->delimiter, pr->corr);
+        else
+        if (pr->kind == PASS_ERROR) {
+            const char *message = pr->text_len ? self->text + pr->text_off : pr->code;
+            s_reply_error_text (self, self->ingest_h, &pr->req, pr->delimiter, pr->corr,
+                                pr->code, message, pr->text_len ? pr->text_len : strlen (pr->code));
+        }
+        s_request_close (&pr->req);
+    }
+    s_pass_trim (self);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Replay sessions
+
+static int s_on_replay (zloop_t *loop, int timer_id, void *arg);
+
+//  Serve the replay sessions one turn; keep the 1 ms timer while they have
+//  more to do, drop it when they wait for credit or requests.
+static void
+s_replay_turn (zb_broker_t *self)
+{
+    zb_replay_state_t state = zb_replay_serve (self->replay);
+    if (state != ZB_REPLAY_IDLE && self->replay_timer == -1) {
+        self->replay_timer = zloop_timer (self->loop, 1, 0, s_on_replay, self);
+        if (self->replay_timer == -1)
+            s_log (self, true, "cannot start the replay timer: replays wait for the next request");
+    }
+    else
+    if (state == ZB_REPLAY_IDLE && self->replay_timer != -1) {
+        zloop_timer_end (self->loop, self->replay_timer);
+        self->replay_timer = -1;
+    }
+}
+
+static int
+s_on_replay (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_replay_turn ((zb_broker_t *) arg);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  The control socket
+
+static void
+s_handle_control (zb_broker_t *self, request_t *req)
+{
+    void *sock = self->control_h;
+    char err [ZB_ERRLEN];
+    bool delimiter;
+    zmq_msg_t *command, *corr, *body;
+    if (s_envelope (req, &delimiter, &command, &corr, &body, err, sizeof err) == -1) {
+        s_reply_error (self, sock, req, delimiter, NULL, "MalformedRequest", "%s", err);
+        return;
+    }
+    if (s_frame_is (command, ZB_CMD_REPLAY)) {
+        const char *code;
+        if (zb_replay_open (self->replay, &req->identity, delimiter, corr, body, &code,
+                            err, sizeof err) == -1)
+            s_reply_error (self, sock, req, delimiter, corr, code, "%s", err);
+        return;
+    }
+    if (s_frame_is (command, ZB_CMD_CREDIT)) {
+        if (zb_replay_credit (self->replay, &req->identity, corr, body) == -1) {
+            self->requests_failed++;
+            s_log (self, true, "request failed: InvalidArgument: bad CREDIT body, replay session closed");
+        }
+        return;
+    }
+    if (s_frame_is (command, ZB_CMD_CANCEL)) {
+        zb_replay_cancel (self->replay, &req->identity, corr);
+        return;
+    }
+    bool ping = s_frame_is (command, ZB_CMD_PING);
+    bool stats = s_frame_is (command, ZB_CMD_STATS);
+    bool journal = s_frame_is (command, ZB_CMD_JOURNAL);
+    if (!ping && !stats && !journal) {
+        char name [64];
+        s_printable (zmq_msg_data (command), zmq_msg_size (command), name, sizeof name);
+        s_reply_error (self, sock, req, delimiter, corr, "UnknownCommand",
+                       "unknown command '%s' (the control socket serves PING, STATS, JOURNAL, "
+                       "REPLAY, CREDIT and CANCEL)", name);
+        return;
+    }
+    if (s_check_ignored_body (body, err, sizeof err) == -1) {
+        s_reply_error (self, sock, req, delimiter, corr, "MalformedRequest", "%s", err);
+        return;
+    }
+    if (ping)
+        s_ping (self, sock, req, delimiter, corr);
+    else
+    if (stats)
+        s_stats (self, sock, req, delimiter, corr);
+    else
+        s_journal (self, sock, req, delimiter, corr);
 }
 
 static int
@@ -682,7 +1310,22 @@ s_on_control (zloop_t *loop, zsock_t *reader, void *arg)
     (void) loop;
     (void) reader;
     zb_broker_t *self = (zb_broker_t *) arg;
-    return s_serve (self, self->control_h, SOCKET_CONTROL);
+    request_t req;
+    for (int n = 0; n < ZB_DRAIN; n++) {
+        if (!s_request_recv (self->control_h, &req)) {
+            s_request_close (&req);
+            break;
+        }
+        if (req.frames == 0)
+            //  [identity] alone: a ROUTER never delivers this; nothing to answer
+            s_log (self, true, "dropped a message without frames");
+        else
+            s_handle_control (self, &req);
+        s_request_close (&req);
+    }
+    //  A new session or new credit: start sending at once
+    s_replay_turn (self);
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -715,6 +1358,11 @@ s_on_subscription (zb_broker_t *self, const uint8_t *data, size_t size)
         //  Exact: detail-type + NUL
         len--;
         s_printable (topic, len, name, sizeof name);
+        if (len == sizeof ZB_HEARTBEAT_TOPIC - 1 && memcmp (topic, ZB_HEARTBEAT_TOPIC, len) == 0) {
+            s_log (self, true, "%s %s (the bus's own topic, not counted)",
+                   subscribe ? "subscribe" : "unsubscribe", ZB_HEARTBEAT_TOPIC);
+            return;
+        }
         if (!s_valid_detail_type (topic, len)) {
             s_log (self, true, "%s '%s\\x00': not a detail-type, not counted",
                    subscribe ? "subscription to" : "unsubscription from", name);
@@ -796,6 +1444,105 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
 }
 
 //  --------------------------------------------------------------------------
+//  Timer: heartbeats on the publish socket
+
+static int
+s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    zb_broker_t *self = (zb_broker_t *) arg;
+    msgpack_packer *pk = &self->hb_pk;
+    msgpack_sbuffer_clear (&self->hb_buf);
+    msgpack_pack_map (pk, 4);
+    s_pack_cstr (pk, "seq");
+    msgpack_pack_uint64 (pk, self->seq);
+    s_pack_cstr (pk, "oldest");
+    msgpack_pack_uint64 (pk, zb_journal_oldest (self->journal));
+    s_pack_cstr (pk, "time");
+    zb_str_t now = s_now (self);
+    s_pack_bytes (pk, now.ptr, now.len);
+    s_pack_cstr (pk, "topics");
+    //  Every topic with events: its last topic_seq
+    size_t size = zb_topics_size (self->topics);
+    size_t heads = 0;
+    for (size_t i = 0; i < size; i++)
+        if (zb_topics_at (self->topics, i)->seq > 0)
+            heads++;
+    msgpack_pack_map (pk, heads);
+    for (size_t i = 0; i < size; i++) {
+        zb_topic_t *topic = zb_topics_at (self->topics, i);
+        if (topic->seq > 0) {
+            s_pack_bytes (pk, topic->name, topic->len);
+            msgpack_pack_uint64 (pk, topic->seq);
+        }
+    }
+    uint8_t header [ZB_HEADER_SIZE];
+    zb_header_encode (header, self->seq, 0);
+    if (s_send (self->publish_h, ZB_HEARTBEAT_TOPIC, sizeof ZB_HEARTBEAT_TOPIC, ZMQ_SNDMORE) == -1
+    ||  s_send (self->publish_h, header, sizeof header, ZMQ_SNDMORE) == -1
+    ||  s_send (self->publish_h, self->hb_buf.data, self->hb_buf.size, 0) == -1)
+        s_log (self, true, "cannot publish a heartbeat: %s", zmq_strerror (errno));
+    if (self->hb_buf.alloc > 1024 * 1024) {
+        msgpack_sbuffer_destroy (&self->hb_buf);
+        msgpack_sbuffer_init (&self->hb_buf);
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Timer: journal retention and idle replay sessions, every second
+
+static int
+s_on_maintenance (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    zb_broker_t *self = (zb_broker_t *) arg;
+    int64_t start = zclock_mono ();
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    uint64_t now_ns = (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+    //  A bounded number of records per call, a bounded time per tick: a big
+    //  backlog (retention just lowered) goes over several ticks, ingest waits
+    //  at most ZB_PRUNE_MS
+    uint64_t removed = 0;
+    while (true) {
+        int rc = zb_journal_prune (self->journal, now_ns, ZB_PRUNE_BATCH);
+        if (rc < 0) {
+            s_log (self, true, "journal prune failed: %s", zb_journal_last_error (self->journal));
+            break;
+        }
+        removed += (uint64_t) rc;
+        if ((size_t) rc < ZB_PRUNE_BATCH || zclock_mono () - start >= ZB_PRUNE_MS)
+            break;
+    }
+    if (removed > 0 && self->verbose)
+        s_log (self, false, "journal: pruned %" PRIu64 " records, oldest now %" PRIu64,
+               removed, zb_journal_oldest (self->journal));
+    size_t expired = zb_replay_expire (self->replay, zclock_mono ());
+    if (expired > 0)
+        s_log (self, true, "closed %zu idle replay session%s (ERROR Timeout)", expired,
+               expired == 1 ? "" : "s");
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  SIGINT/SIGTERM: the wake pipe (wake.h) makes zmq_poll return however late
+//  the signal lands; zloop then sees zsys_interrupted and stops. We run only
+//  when the handler we chained to did not set it.
+
+static int
+s_on_wake (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void) loop;
+    (void) item;
+    (void) arg;
+    zb_wake_drain ();
+    return zsys_interrupted ? -1 : 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Construction
 
 zb_broker_config_t
@@ -811,6 +1558,16 @@ zb_broker_config_default (void)
         .max_event_size = ZB_DEFAULT_MAX_EVENT,
         .max_topics = 10000,
         .verbose = false,
+        .journal = {
+            .dir = ZB_DEFAULT_DATA_DIR,
+            .sync = ZB_SYNC_COMMIT,
+            .retain_hours = ZB_DEFAULT_RETAIN_HOURS,
+            .retain_mb = ZB_DEFAULT_RETAIN_MB,
+            .max_mb = 0,                    //  the journal: 2 x retain_mb, at least 64
+            .memory_events = ZB_DEFAULT_MEMORY_EVENTS,
+            .dedup_window_s = ZB_DEFAULT_DEDUP_WINDOW,
+        },
+        .heartbeat_ms = ZB_DEFAULT_HEARTBEAT_MS,
     };
 }
 
@@ -846,6 +1603,65 @@ s_socket (int type, const char *name, const char *endpoint, int64_t maxmsgsize, 
     return sock;
 }
 
+//  A topic recovered from the journal: tracked again, its topic_seq continued.
+static void
+s_restore_topic (void *arg, zb_str_t name, uint64_t topic_seq)
+{
+    zb_broker_t *self = (zb_broker_t *) arg;
+    zb_topic_t *topic = NULL;
+    if (name.len == 0 || name.len > ZB_MAX_DETAIL_TYPE
+    ||  zb_topics_track (self->topics, name.ptr, name.len, &topic) != 0) {
+        //  More topics than --max-topics: entries of this one get
+        //  LimitExceeded, so its topic_seq is never reused
+        self->restore_skipped++;
+        return;
+    }
+    topic->seq = topic_seq;
+}
+
+//  Open the journal and continue its numbering. 0, or -1 with err.
+static int
+s_journal_open (zb_broker_t *self, const zb_broker_config_t *config, char *err, size_t errlen)
+{
+    char reason [ZB_ERRLEN] = "";
+    self->journal = zb_journal_open (&config->journal, reason, sizeof reason);
+    if (!self->journal) {
+        if (config->journal.dir)
+            snprintf (err, errlen, "cannot open the journal in %s: %s", config->journal.dir,
+                      reason [0] ? reason : "unknown error");
+        else
+            snprintf (err, errlen, "cannot create the memory journal: %s",
+                      reason [0] ? reason : "unknown error");
+        return -1;
+    }
+    self->journal_where = strdup (config->journal.dir ? config->journal.dir : "memory");
+    self->replay = zb_replay_new (self->control_h, self->journal, ZB_REPLAY_SESSIONS,
+                                  ZB_REPLAY_IDLE_MS);
+    self->pass = (pass_req_t *) calloc (ZB_DRAIN, sizeof (pass_req_t));
+    if (!self->journal_where || !self->replay || !self->pass) {
+        snprintf (err, errlen, "out of memory");
+        return -1;
+    }
+    self->retain_hours = config->journal.retain_hours;
+    self->retain_mb = config->journal.retain_mb;
+    self->dedup = config->journal.dedup_window_s > 0;
+    if (getrandom (self->keyseed, sizeof self->keyseed, 0) != (ssize_t) sizeof self->keyseed) {
+        self->keyseed [0] = (uint64_t) zclock_usecs () ^ ((uint64_t) getpid () << 32);
+        self->keyseed [1] = (uint64_t) (uintptr_t) self;
+    }
+    self->seq = zb_journal_head (self->journal);
+    zb_journal_topics (self->journal, s_restore_topic, self);
+    zb_journal_info_t info;
+    zb_journal_info (self->journal, &info);
+    s_log (self, false, "journal %s (%s, sync %s): head %" PRIu64 ", oldest %" PRIu64
+           ", %" PRIu64 " events, %zu topics", self->journal_where, info.backend, info.sync,
+           info.head, info.oldest, info.events, zb_topics_tracked (self->topics));
+    if (self->restore_skipped)
+        s_log (self, false, "warning: %zu topics of the journal are beyond max-topics: "
+               "their new entries get LimitExceeded", self->restore_skipped);
+    return 0;
+}
+
 zb_broker_t *
 zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
 {
@@ -853,6 +1669,7 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
     assert (config->ingest && config->publish && config->control);
     assert (config->account && config->region);
     assert (config->max_entries > 0 && config->max_event_size > 0 && config->max_topics > 0);
+    assert (config->heartbeat_ms > 0);
     assert (err && errlen > 0);
 
     zb_broker_t *self = (zb_broker_t *) zmalloc (sizeof (zb_broker_t));
@@ -864,6 +1681,7 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
     self->verbose = config->verbose;
     self->log_budget = ZB_LOG_BUDGET;
     self->started = zclock_mono ();
+    self->replay_timer = -1;
     self->topics = zb_topics_new ((size_t) config->max_topics);
     self->uuidgen = zb_uuidgen_new ();
     self->zone_ready = msgpack_zone_init (&self->zone, ZB_ZONE_CHUNK);
@@ -871,6 +1689,8 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
     msgpack_packer_init (&self->event_pk, &self->event_buf, msgpack_sbuffer_write);
     msgpack_sbuffer_init (&self->reply_buf);
     msgpack_packer_init (&self->reply_pk, &self->reply_buf, msgpack_sbuffer_write);
+    msgpack_sbuffer_init (&self->hb_buf);
+    msgpack_packer_init (&self->hb_pk, &self->hb_buf, msgpack_sbuffer_write);
     if (!self->account || !self->region || !self->topics || !self->uuidgen || !self->zone_ready) {
         snprintf (err, errlen, "out of memory");
         zb_broker_destroy (&self);
@@ -886,8 +1706,8 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
         self->publish = s_socket (ZMQ_XPUB, "publish", config->publish, 0, ZB_PUBLISH_HWM,
                                   self->publish_ep, err, errlen);
     if (self->publish)
-        self->control = s_socket (ZMQ_ROUTER, "control", config->control, ZB_CONTROL_MAXMSG, 0,
-                                  self->control_ep, err, errlen);
+        self->control = s_socket (ZMQ_ROUTER, "control", config->control, ZB_CONTROL_MAXMSG,
+                                  ZB_CONTROL_HWM, self->control_ep, err, errlen);
     if (!self->control) {
         zb_broker_destroy (&self);
         return NULL;
@@ -895,17 +1715,45 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
     self->ingest_h = zsock_resolve (self->ingest);
     self->publish_h = zsock_resolve (self->publish);
     self->control_h = zsock_resolve (self->control);
+    //  Replays must not lose events silently: EAGAIN or EHOSTUNREACH instead
+    int mandatory = 1;
+    zmq_setsockopt (self->control_h, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
+
+    //  The journal after the sockets: a broker that cannot bind leaves no
+    //  data directory behind
+    if (s_journal_open (self, config, err, errlen) == -1) {
+        zb_broker_destroy (&self);
+        return NULL;
+    }
 
     self->loop = zloop_new ();
     assert (self->loop);
     if (zloop_reader (self->loop, self->ingest, s_on_ingest, self) == -1
     ||  zloop_reader (self->loop, self->control, s_on_control, self) == -1
     ||  zloop_reader (self->loop, self->publish, s_on_publish, self) == -1
-    ||  zloop_timer (self->loop, 1000, 0, s_on_timer, self) == -1) {
+    ||  zloop_timer (self->loop, 1000, 0, s_on_timer, self) == -1
+    ||  zloop_timer (self->loop, (size_t) config->heartbeat_ms, 0, s_on_heartbeat, self) == -1
+    ||  zloop_timer (self->loop, 1000, 0, s_on_maintenance, self) == -1) {
         snprintf (err, errlen, "cannot set up the event loop");
         zb_broker_destroy (&self);
         return NULL;
     }
+    //  After the sockets: zsys_init has installed CZMQ's handler to chain to.
+    //  Without the wake pipe a signal can wait for the next timer.
+    int wake_fd = zb_wake_install ();
+    if (wake_fd != -1) {
+        self->wake = true;
+        zmq_pollitem_t item = { NULL, wake_fd, ZMQ_POLLIN, 0 };
+        if (zloop_poller (self->loop, &item, s_on_wake, self) == -1) {
+            snprintf (err, errlen, "cannot set up the event loop");
+            zb_broker_destroy (&self);
+            return NULL;
+        }
+    }
+    else
+    if (errno != ENOENT)            //  ENOENT: CZMQ's handler is off (ZSYS_SIGHANDLER)
+        s_log (self, false, "cannot watch for signals (%s): stopping may take a second",
+               strerror (errno));
     return self;
 }
 
@@ -917,9 +1765,21 @@ zb_broker_destroy (zb_broker_t **self_p)
     if (!self)
         return;
     zloop_destroy (&self->loop);
+    if (self->wake)
+        zb_wake_uninstall ();
+    zb_replay_destroy (&self->replay);
     zsock_destroy (&self->ingest);
     zsock_destroy (&self->publish);
     zsock_destroy (&self->control);
+    zb_journal_destroy (&self->journal);
+    free (self->journal_where);
+    free (self->pass);
+    free (self->results);
+    free (self->records);
+    free (self->precs);
+    free (self->text);
+    free (self->keyslots);
+    msgpack_sbuffer_destroy (&self->hb_buf);
     zb_topics_destroy (&self->topics);
     zb_uuidgen_destroy (&self->uuidgen);
     if (self->zone_ready)
@@ -953,6 +1813,13 @@ zb_broker_control_endpoint (zb_broker_t *self)
     return self->control_ep;
 }
 
+const char *
+zb_broker_journal_where (zb_broker_t *self)
+{
+    assert (self);
+    return self->journal_where ? self->journal_where : "";
+}
+
 int
 zb_broker_run (zb_broker_t *self)
 {
@@ -962,8 +1829,10 @@ zb_broker_run (zb_broker_t *self)
     //  asked to stop (ours never do), and also -1 on a poll failure
     int result = zsys_interrupted ? 0 : (rc == 0 ? 0 : -1);
     s_log (self, false, "stopping (seq=%" PRIu64 " requests=%" PRIu64 " requests_failed=%" PRIu64
-           " entries_in=%" PRIu64 " entries_rejected=%" PRIu64 " topics=%zu prefix_subscriptions=%" PRIu64 ")",
+           " entries_in=%" PRIu64 " entries_rejected=%" PRIu64 " topics=%zu prefix_subscriptions=%" PRIu64
+           " duplicates=%" PRIu64 " journal_failures=%" PRIu64 " replay_sessions=%zu)",
            self->seq, self->requests, self->requests_failed, self->entries_in,
-           self->entries_rejected, zb_topics_size (self->topics), self->prefix_subscriptions);
+           self->entries_rejected, zb_topics_size (self->topics), self->prefix_subscriptions,
+           self->duplicates, self->journal_failures, self->replay ? zb_replay_sessions (self->replay) : 0);
     return result;
 }

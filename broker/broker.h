@@ -1,5 +1,6 @@
 /*  broker.h - the zbridge broker: ingest ROUTER, publish XPUB, control ROUTER,
-    served by one thread in a zloop. The wire contract is docs/PROTOCOL.md.
+    served by one thread in a zloop, with the journal (journal.h) as its store of
+    record. The wire contract is docs/PROTOCOL.md.
 
     Usage:
         zb_broker_config_t config = zb_broker_config_default ();
@@ -13,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "journal.h"
 
 typedef struct {
     const char *ingest;         //  endpoints to bind
@@ -24,15 +26,27 @@ typedef struct {
     uint64_t max_event_size;    //  packed envelope, bytes
     uint64_t max_topics;        //  distinct detail-types tracked
     bool verbose;               //  log every subscription and bad request, periodic counters
+    zb_journal_config_t journal;    //  journal.dir NULL: the memory backend
+    uint64_t heartbeat_ms;      //  $heartbeat interval (> 0)
 } zb_broker_config_t;
+
+//  Journal defaults (the zb-broker flags of the same names)
+#define ZB_DEFAULT_DATA_DIR         "./zbridge-data"
+#define ZB_DEFAULT_MEMORY_EVENTS    1000000
+#define ZB_DEFAULT_RETAIN_HOURS     168
+#define ZB_DEFAULT_RETAIN_MB        1024
+#define ZB_DEFAULT_DEDUP_WINDOW     300
+#define ZB_DEFAULT_HEARTBEAT_MS     1000
 
 //  The documented defaults (zb.h).
 zb_broker_config_t zb_broker_config_default (void);
 
 typedef struct zb_broker_t zb_broker_t;
 
-//  Create the sockets and bind them. NULL when a socket cannot be bound or
-//  created; err then reads e.g. "cannot bind ingest to tcp://...: Address in use".
+//  Create the sockets and bind them, then open the journal and continue its
+//  sequence numbers. NULL when a socket cannot be bound or created or the
+//  journal cannot be opened; err then reads e.g. "cannot bind ingest to
+//  tcp://...: Address in use" or "cannot open the journal in DIR: ...".
 //  The config's strings are copied.
 zb_broker_t *zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen);
 
@@ -43,6 +57,9 @@ void zb_broker_destroy (zb_broker_t **self_p);
 const char *zb_broker_ingest_endpoint (zb_broker_t *self);
 const char *zb_broker_publish_endpoint (zb_broker_t *self);
 const char *zb_broker_control_endpoint (zb_broker_t *self);
+
+//  Where the journal is: its data directory, or "memory".
+const char *zb_broker_journal_where (zb_broker_t *self);
 
 //  Serve until interrupted (SIGINT, SIGTERM), then log "stopping (counters)".
 //  Returns 0 when interrupted, -1 on an unexpected loop failure.

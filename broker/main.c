@@ -22,6 +22,13 @@
 #define MAX_EVENT_SIZE_LIMIT    (64 * 1024 * 1024)
 #define MAX_TOPICS_LIMIT        1000000
 #define NAME_LIMIT              64          //  account, region
+#define MEMORY_EVENTS_LIMIT     1000000000ULL
+#define RETAIN_HOURS_LIMIT      876000      //  100 years
+#define SIZE_MB_LIMIT           16777216    //  16 TiB
+#define JOURNAL_MAX_MB_MIN      64
+#define DEDUP_WINDOW_LIMIT      2592000     //  30 days
+#define HEARTBEAT_MS_MIN        10
+#define HEARTBEAT_MS_LIMIT      3600000
 
 static void
 s_usage (FILE *out)
@@ -29,42 +36,78 @@ s_usage (FILE *out)
     fprintf (out,
 "Usage: " PROG " [options]\n"
 "The zbridge event broker: producers PUT events on the ingest socket, consumers\n"
-"subscribe by detail-type on the publish socket, PING/STATS on the control socket.\n"
+"subscribe by detail-type on the publish socket; the control socket answers\n"
+"PING/STATS/JOURNAL and replays the journal (REPLAY). Every accepted event is in\n"
+"the journal before it is acknowledged (docs/PROTOCOL.md \"Reliability\").\n"
 "\n"
 "  -i, --ingest EP          ROUTER for producers (default " ZB_DEFAULT_INGEST ")\n"
 "  -p, --publish EP         XPUB for consumers (default " ZB_DEFAULT_PUBLISH ")\n"
-"  -c, --control EP         ROUTER for PING/STATS (default " ZB_DEFAULT_CONTROL ")\n"
+"  -c, --control EP         ROUTER for PING/STATS/JOURNAL/REPLAY (default " ZB_DEFAULT_CONTROL ")\n"
 "      --account ID         account stamped on events (default " ZB_DEFAULT_ACCOUNT ")\n"
 "      --region NAME        region stamped on events (default " ZB_DEFAULT_REGION ")\n"
 "      --max-entries N      entries per PUT request, 1..%d (default %d)\n"
 "      --max-event-size B   packed event size in bytes, %d..%d (default %d)\n"
 "      --max-topics N       distinct detail-types, 1..%d (default 10000)\n"
+"\n"
+"Journal:\n"
+"      --data-dir DIR       journal directory, LMDB; created when missing\n"
+"                           (default " ZB_DEFAULT_DATA_DIR ")\n"
+"      --memory             no disk journal: a bounded in-memory ring serves replays;\n"
+"                           seq restarts at 1 with the broker\n"
+"      --memory-events N    ring capacity in events, 1..%llu (default %d)\n"
+"      --sync commit|os     commit: fsync every group commit (default); os: leave\n"
+"                           flushing to the OS (faster; an OS crash or power loss\n"
+"                           can lose the last acknowledged events)\n"
+"      --retain-hours N     prune events older than N hours, 0 = no limit (default %d)\n"
+"      --retain-mb N        prune the oldest events beyond N MiB, 0 = no limit\n"
+"                           (default %d)\n"
+"      --journal-max-mb N   hard cap of the store (LMDB map size), %d..%d;\n"
+"                           default 2 x retain-mb, at least %d (4096 without retain-mb)\n"
+"      --dedup-window SECS  idempotency keys remembered, 0..%d, 0 = no\n"
+"                           deduplication (default %d)\n"
+"      --heartbeat-ms N     $heartbeat interval, %d..%d (default %d)\n"
+"\n"
 "      --config FILE        zconfig file with a \"broker\" section; keys: ingest,\n"
 "                           publish, control, account, region, max-entries,\n"
-"                           max-event-size, max-topics. Flags override the file.\n"
+"                           max-event-size, max-topics, data-dir, memory (true or\n"
+"                           false), memory-events, sync, retain-hours, retain-mb,\n"
+"                           journal-max-mb, dedup-window, heartbeat-ms. Flags\n"
+"                           override the file.\n"
 "  -v, --verbose            log every subscription and bad request, counters every 10 s\n"
 "  -h, --help               this help\n"
 "  -V, --version            print the version\n"
 "\n"
 "Endpoints are ZeroMQ endpoints; a tcp port of * picks a free one (the ready line\n"
-"shows it). Once all sockets are bound it logs:\n"
-"  " PROG ": ready ingest=EP publish=EP control=EP\n"
-"SIGINT or SIGTERM stops it, logging the final counters. Exit status: 0 after a\n"
-"signal, 1 when a socket cannot be bound, 2 for a bad flag or config file.\n"
+"shows it). Once all sockets are bound and the journal is open it logs:\n"
+"  " PROG ": ready ingest=EP publish=EP control=EP journal=DIR|memory\n"
+"With a data directory, seq and every topic_seq continue where the last run\n"
+"stopped. SIGINT or SIGTERM stops it, logging the final counters. Exit status: 0\n"
+"after a signal, 1 when a socket cannot be bound or the journal cannot be\n"
+"opened, 2 for a bad flag or config file.\n"
 "\n"
 "Examples:\n"
 "  " PROG "\n"
 "  " PROG " -i tcp://127.0.0.1:* -p tcp://127.0.0.1:* -c tcp://127.0.0.1:*\n"
 "  " PROG " --ingest ipc:///tmp/zb-in --max-entries 500 --region eu-west-1 -v\n"
 "  " PROG " --config /etc/zbridge/broker.cfg --max-topics 50000\n"
+"  " PROG " --data-dir /var/lib/zbridge --retain-hours 24 --retain-mb 4096\n"
+"  " PROG " --sync os --dedup-window 600\n"
+"  " PROG " --memory --memory-events 200000 --heartbeat-ms 250\n"
 "\n"
 "A config file (zconfig: four spaces of indent per level):\n"
 "  broker\n"
 "      ingest = tcp://0.0.0.0:5555\n"
-"      max-event-size = 65536\n",
+"      max-event-size = 65536\n"
+"      data-dir = /var/lib/zbridge\n"
+"      retain-hours = 72\n",
              MAX_ENTRIES_LIMIT, ZB_DEFAULT_MAX_ENTRIES,
              MAX_EVENT_SIZE_MIN, MAX_EVENT_SIZE_LIMIT, ZB_DEFAULT_MAX_EVENT,
-             MAX_TOPICS_LIMIT);
+             MAX_TOPICS_LIMIT,
+             MEMORY_EVENTS_LIMIT, ZB_DEFAULT_MEMORY_EVENTS,
+             ZB_DEFAULT_RETAIN_HOURS, ZB_DEFAULT_RETAIN_MB,
+             JOURNAL_MAX_MB_MIN, SIZE_MB_LIMIT, JOURNAL_MAX_MB_MIN,
+             DEDUP_WINDOW_LIMIT, ZB_DEFAULT_DEDUP_WINDOW,
+             HEARTBEAT_MS_MIN, HEARTBEAT_MS_LIMIT, ZB_DEFAULT_HEARTBEAT_MS);
 }
 
 //  A setting as given by a flag or the file, before it is checked.
@@ -76,12 +119,23 @@ typedef struct {
 } setting_t;
 
 enum { S_INGEST, S_PUBLISH, S_CONTROL, S_ACCOUNT, S_REGION,
-       S_MAX_ENTRIES, S_MAX_EVENT_SIZE, S_MAX_TOPICS, S_COUNT };
+       S_MAX_ENTRIES, S_MAX_EVENT_SIZE, S_MAX_TOPICS,
+       S_DATA_DIR, S_MEMORY, S_MEMORY_EVENTS, S_SYNC, S_RETAIN_HOURS, S_RETAIN_MB,
+       S_JOURNAL_MAX_MB, S_DEDUP_WINDOW, S_HEARTBEAT_MS, S_COUNT };
 
 static const char *const s_keys [S_COUNT] = {
     "ingest", "publish", "control", "account", "region",
-    "max-entries", "max-event-size", "max-topics"
+    "max-entries", "max-event-size", "max-topics",
+    "data-dir", "memory", "memory-events", "sync", "retain-hours", "retain-mb",
+    "journal-max-mb", "dedup-window", "heartbeat-ms"
 };
+
+//  True when the setting came from a flag (not from the config file).
+static bool
+s_from_flag (const setting_t *s)
+{
+    return s->value && s->origin [0] == '-';
+}
 
 //  Parse a decimal integer in [min, max]; 0 on success, -1 with a message.
 static int
@@ -157,8 +211,9 @@ s_load_config (const char *path, setting_t settings [S_COUNT], zconfig_t **root_
                 break;
         if (k == S_COUNT) {
             fprintf (stderr, PROG ": %s: unknown key broker/%s (known: ingest, publish, "
-                     "control, account, region, max-entries, max-event-size, max-topics)\n",
-                     path, name);
+                     "control, account, region, max-entries, max-event-size, max-topics, "
+                     "data-dir, memory, memory-events, sync, retain-hours, retain-mb, "
+                     "journal-max-mb, dedup-window, heartbeat-ms)\n", path, name);
             return -1;
         }
         if (zconfig_child (item)) {
@@ -172,6 +227,86 @@ s_load_config (const char *path, setting_t settings [S_COUNT], zconfig_t **root_
         snprintf (settings [k].origin_buf, sizeof settings [k].origin_buf,
                   "%s: broker/%s", path, name);
         settings [k].origin = settings [k].origin_buf;
+    }
+    return 0;
+}
+
+//  The journal settings into config->journal and config->heartbeat_ms.
+//  0, or -1 after an error message naming the flag or key.
+static int
+s_journal_settings (setting_t settings [S_COUNT], zb_broker_config_t *config)
+{
+    zb_journal_config_t *journal = &config->journal;
+    bool memory = false;
+    setting_t *s = &settings [S_MEMORY];
+    if (s->value) {
+        if (streq (s->value, "true"))
+            memory = true;
+        else
+        if (!streq (s->value, "false")) {
+            fprintf (stderr, PROG ": %s: '%s' is not true or false\n", s->origin, s->value);
+            return -1;
+        }
+    }
+    //  A data directory and --memory exclude each other; between the file and
+    //  a flag, the flag wins as for every other setting
+    s = &settings [S_DATA_DIR];
+    if (memory && s->value) {
+        if (s_from_flag (s) == s_from_flag (&settings [S_MEMORY])) {
+            fprintf (stderr, PROG ": %s and %s exclude each other (a disk journal or a memory one)\n",
+                     settings [S_MEMORY].origin, s->origin);
+            return -1;
+        }
+        if (s_from_flag (s))
+            memory = false;
+    }
+    if (!memory && s->value) {
+        if (*s->value == 0 || strlen (s->value) > 4000) {
+            fprintf (stderr, PROG ": %s: '%s' is not a directory path\n", s->origin, s->value);
+            return -1;
+        }
+        journal->dir = s->value;
+    }
+    if (memory)
+        journal->dir = NULL;
+
+    s = &settings [S_SYNC];
+    if (s->value) {
+        if (streq (s->value, "commit"))
+            journal->sync = ZB_SYNC_COMMIT;
+        else
+        if (streq (s->value, "os"))
+            journal->sync = ZB_SYNC_OS;
+        else {
+            fprintf (stderr, PROG ": %s: '%s' is not commit or os\n", s->origin, s->value);
+            return -1;
+        }
+    }
+    if ((settings [S_MEMORY_EVENTS].value
+         && s_parse_number (&settings [S_MEMORY_EVENTS], 1, MEMORY_EVENTS_LIMIT,
+                            &journal->memory_events) == -1)
+    ||  (settings [S_RETAIN_HOURS].value
+         && s_parse_number (&settings [S_RETAIN_HOURS], 0, RETAIN_HOURS_LIMIT,
+                            &journal->retain_hours) == -1)
+    ||  (settings [S_RETAIN_MB].value
+         && s_parse_number (&settings [S_RETAIN_MB], 0, SIZE_MB_LIMIT, &journal->retain_mb) == -1)
+    ||  (settings [S_JOURNAL_MAX_MB].value
+         && s_parse_number (&settings [S_JOURNAL_MAX_MB], JOURNAL_MAX_MB_MIN, SIZE_MB_LIMIT,
+                            &journal->max_mb) == -1)
+    ||  (settings [S_DEDUP_WINDOW].value
+         && s_parse_number (&settings [S_DEDUP_WINDOW], 0, DEDUP_WINDOW_LIMIT,
+                            &journal->dedup_window_s) == -1)
+    ||  (settings [S_HEARTBEAT_MS].value
+         && s_parse_number (&settings [S_HEARTBEAT_MS], HEARTBEAT_MS_MIN, HEARTBEAT_MS_LIMIT,
+                            &config->heartbeat_ms) == -1))
+        return -1;
+    //  The store must hold what retention keeps, or writes fail before
+    //  pruning makes room
+    if (journal->max_mb && journal->retain_mb && journal->max_mb < journal->retain_mb) {
+        fprintf (stderr, PROG ": %s: %" PRIu64 " MiB is less than retain-mb (%" PRIu64 " MiB): "
+                 "the store would be full before retention prunes it\n",
+                 settings [S_JOURNAL_MAX_MB].origin, journal->max_mb, journal->retain_mb);
+        return -1;
     }
     return 0;
 }
@@ -190,7 +325,7 @@ main (int argc, char *argv [])
     bool verbose = false;
 
     enum { OPT_ACCOUNT = 256, OPT_REGION, OPT_MAX_ENTRIES, OPT_MAX_EVENT_SIZE,
-           OPT_MAX_TOPICS, OPT_CONFIG };
+           OPT_MAX_TOPICS, OPT_CONFIG, OPT_JOURNAL };
     static const struct option options [] = {
         { "ingest",         required_argument, NULL, 'i' },
         { "publish",        required_argument, NULL, 'p' },
@@ -201,6 +336,16 @@ main (int argc, char *argv [])
         { "max-event-size", required_argument, NULL, OPT_MAX_EVENT_SIZE },
         { "max-topics",     required_argument, NULL, OPT_MAX_TOPICS },
         { "config",         required_argument, NULL, OPT_CONFIG },
+        //  Journal settings: val is OPT_JOURNAL + their index in settings []
+        { "data-dir",       required_argument, NULL, OPT_JOURNAL + S_DATA_DIR },
+        { "memory",         no_argument,       NULL, OPT_JOURNAL + S_MEMORY },
+        { "memory-events",  required_argument, NULL, OPT_JOURNAL + S_MEMORY_EVENTS },
+        { "sync",           required_argument, NULL, OPT_JOURNAL + S_SYNC },
+        { "retain-hours",   required_argument, NULL, OPT_JOURNAL + S_RETAIN_HOURS },
+        { "retain-mb",      required_argument, NULL, OPT_JOURNAL + S_RETAIN_MB },
+        { "journal-max-mb", required_argument, NULL, OPT_JOURNAL + S_JOURNAL_MAX_MB },
+        { "dedup-window",   required_argument, NULL, OPT_JOURNAL + S_DEDUP_WINDOW },
+        { "heartbeat-ms",   required_argument, NULL, OPT_JOURNAL + S_HEARTBEAT_MS },
         { "verbose",        no_argument,       NULL, 'v' },
         { "help",           no_argument,       NULL, 'h' },
         { "version",        no_argument,       NULL, 'V' },
@@ -220,6 +365,17 @@ main (int argc, char *argv [])
             case OPT_MAX_TOPICS: settings [S_MAX_TOPICS].value = optarg; break;
             case OPT_CONFIG: config_path = optarg; break;
             case 'v': verbose = true; break;
+            case OPT_JOURNAL + S_MEMORY: settings [S_MEMORY].value = "true"; break;
+            case OPT_JOURNAL + S_DATA_DIR:
+            case OPT_JOURNAL + S_MEMORY_EVENTS:
+            case OPT_JOURNAL + S_SYNC:
+            case OPT_JOURNAL + S_RETAIN_HOURS:
+            case OPT_JOURNAL + S_RETAIN_MB:
+            case OPT_JOURNAL + S_JOURNAL_MAX_MB:
+            case OPT_JOURNAL + S_DEDUP_WINDOW:
+            case OPT_JOURNAL + S_HEARTBEAT_MS:
+                settings [opt - OPT_JOURNAL].value = optarg;
+                break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf (PROG " %s\n", ZB_VERSION); return 0;
             case ':':
@@ -268,6 +424,8 @@ main (int argc, char *argv [])
     if (status == 0 && settings [S_MAX_TOPICS].value
     &&  s_parse_number (&settings [S_MAX_TOPICS], 1, MAX_TOPICS_LIMIT, &config.max_topics) == -1)
         status = 2;
+    if (status == 0 && s_journal_settings (settings, &config) == -1)
+        status = 2;
 
     if (status == 0) {
         char err [512];
@@ -277,9 +435,9 @@ main (int argc, char *argv [])
             status = 1;
         }
         else {
-            fprintf (stderr, PROG ": ready ingest=%s publish=%s control=%s\n",
+            fprintf (stderr, PROG ": ready ingest=%s publish=%s control=%s journal=%s\n",
                      zb_broker_ingest_endpoint (broker), zb_broker_publish_endpoint (broker),
-                     zb_broker_control_endpoint (broker));
+                     zb_broker_control_endpoint (broker), zb_broker_journal_where (broker));
             if (zb_broker_run (broker) != 0)
                 status = 1;
             zb_broker_destroy (&broker);

@@ -52,8 +52,8 @@ s_load64 (const uint8_t *p)
     return v;
 }
 
-static uint64_t
-s_siphash (const uint64_t key [2], const void *data, size_t len)
+uint64_t
+zb_siphash (const uint64_t key [2], const void *data, size_t len)
 {
     const uint8_t *in = (const uint8_t *) data;
     uint64_t v0 = 0x736f6d6570736575ULL ^ key [0];
@@ -146,7 +146,7 @@ s_find (zb_topics_t *self, const char *name, size_t len, uint32_t hash)
 static uint32_t
 s_hash (zb_topics_t *self, const char *name, size_t len)
 {
-    return (uint32_t) s_siphash (self->key, name, len);
+    return (uint32_t) zb_siphash (self->key, name, len);
 }
 
 zb_topic_t *

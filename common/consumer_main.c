@@ -7,7 +7,21 @@
     is immediately pending, so a burst costs few write calls while a quiet
     stream is never left sitting in the buffer. At the end (--count reached,
     SIGINT or SIGTERM) a one-line summary goes to stderr and, with --quiet,
-    a JSON summary to stdout. */
+    a JSON summary to stdout.
+
+    Reliability (the Clone pattern, docs/PROTOCOL.md "Reliability"): the SUB
+    socket subscribes first (my topics and "$heartbeat"), then the consumer
+    takes a snapshot of the journal (JOURNAL) and, unless it starts at
+    "latest" without a checkpoint, replays from its start position on a DEALER
+    to the control socket while it buffers the live events. catchup.c decides
+    what is delivered when; this file moves the bytes: one thread, zmq_poll
+    over the SUB and the DEALER. A replay that gets no answer is sent again
+    after a growing wait (2 s, 4 s, ... 30 s), logged each time; live events
+    are buffered meanwhile (bounded: see catchup.h).
+
+    Checkpoint (--state-dir): the position is saved at most every 100 ms when
+    it moved, and at exit, after stdout is flushed: a saved position is never
+    ahead of what was written out. */
 
 #include <czmq.h>
 #include <errno.h>
@@ -19,18 +33,36 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catchup.h"
+#include "checkpoint.h"
 #include "codec.h"
 #include "consumer_main.h"
 #include "event.h"
+#include "replay.h"
+#include "rfc3339.h"
 #include "wire.h"
 
-//  PING timeout at start-up: the broker is local, it answers in microseconds
+//  PING and JOURNAL timeout at start-up: the broker is local, it answers in microseconds
 #define CONSUMER_PING_MS        1000
-//  Longest wait in one receive call: bounds the time between a signal that
-//  lands just before the poll and the loop noticing zsys_interrupted.
+//  Longest wait in one poll: bounds the time between a signal that lands just
+//  before the poll and the loop noticing zsys_interrupted.
 #define CONSUMER_WAIT_MS        250
 //  Malformed messages logged one by one before we only count them
 #define CONSUMER_LOG_MALFORMED  10
+//  Live messages read in one go before the control socket gets its turn
+#define CONSUMER_BATCH          256
+//  Checkpoint: at most this often
+#define CONSUMER_CHECKPOINT_MS  100
+//  A replay session silent this long is sent again; doubled per attempt
+#define CONSUMER_REPLAY_WAIT_MS     2000
+#define CONSUMER_REPLAY_WAIT_MAX_MS 30000
+//  After an ERROR answer: wait this long before the next attempt; doubled
+#define CONSUMER_RETRY_MS       250
+#define CONSUMER_RETRY_MAX_MS   10000
+//  Default replay credit window
+#define CONSUMER_CREDIT         1000
+
+typedef enum { FROM_LATEST, FROM_EARLIEST, FROM_SEQ, FROM_TIME } from_mode_t;
 
 typedef struct {
     const zb_consumer_spec_t *spec;
@@ -42,14 +74,38 @@ typedef struct {
     size_t ntopics;
     const char **prefixes;          //  prefix subscriptions
     size_t nprefixes;
+    const char *state_dir;
+    const char *name;               //  checkpoint name
+    from_mode_t from;
+    uint64_t from_seq;              //  FROM_SEQ: N
+    char from_time [ZB_TIME_MAX];   //  FROM_TIME: normalized
+    uint32_t credit;
 
     zb_subscriber_t *sub;
+    zb_catchup_t *catchup;
+    zb_replay_t *replay;
+    zb_checkpoint_t *checkpoint;
     zhashx_t *per_topic;            //  topic -> uint64_t * events received
     uint64_t received;
     uint64_t malformed;
     int64_t first_ns;
     int64_t last_ns;
     bool output_failed;             //  stdout is gone (EPIPE, disk full)
+    bool pending_output;            //  printed since the last flush
+
+    //  Replay sessions
+    bool time_pending;              //  the first replay starts at from_time
+    bool initial;                   //  the start-up catch-up is running
+    unsigned attempts;              //  failed attempts of the current replay
+    int64_t retry_at;               //  monotonic ms: no session before this
+    msgpack_zone zone;              //  buffered events, unpacked for delivery
+    zb_catchup_head_t *heads;       //  snapshot scratch (heartbeats, JOURNAL)
+    size_t heads_size;
+
+    //  Checkpoint
+    uint64_t saved;                 //  position in the file
+    int64_t saved_at;               //  monotonic ms
+    int64_t save_error_at;          //  last save error logged
 } consumer_t;
 
 static void
@@ -94,8 +150,19 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         "                      (repeatable; \"\" is everything)\n"
         "                      At least one --topic or --prefix is required.\n");
     fprintf (out,
+        "      --from WHERE    where to start without a checkpoint: latest (default: new\n"
+        "                      events only), earliest (everything the journal holds),\n"
+        "                      seq:N (from sequence number N), time:RFC3339 (from the\n"
+        "                      first event the broker received at or after that time)\n"
+        "      --state-dir DIR keep a checkpoint (the last processed seq) in\n"
+        "                      DIR/<name>.checkpoint and resume from it on start\n"
+        "                      (it overrides --from)\n"
+        "      --name NAME     checkpoint name (default: %s)\n"
+        "      --credit N      replay credit window, 1..%d (default %d)\n"
         "  -h, --help          show this help\n"
-        "  -V, --version       show the version\n\n");
+        "  -V, --version       show the version\n\n",
+        spec->topics? spec->name: "none; required with --state-dir", ZB_MAX_CREDIT,
+        CONSUMER_CREDIT);
     if (spec->topics) {
         fprintf (out, "Subscribes exactly to:");
         for (const char *const *t = spec->topics; *t; t++)
@@ -103,18 +170,27 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         fprintf (out, "\n");
     }
     fprintf (out,
-        "Each event is printed on stdout as one JSON line (the full envelope).\n"
-        "A gap in a topic's sequence is reported on stderr.\n\nExamples:\n");
+        "Each event is printed on stdout as one JSON line (the full envelope), in the\n"
+        "broker's sequence order, each at most once. Events missed on the live stream\n"
+        "(a gap in a topic's sequence, a heartbeat ahead of us) are read back from the\n"
+        "broker's journal; events the journal no longer holds are reported on stderr.\n\n"
+        "Examples:\n");
     if (spec->topics) {
         fprintf (out, "  %s\n", spec->name);
         fprintf (out, "  %s --connect tcp://10.0.0.5:5556 --control tcp://10.0.0.5:5557\n",
                  spec->name);
         fprintf (out, "  %s -q -n 2000 > summary.json\n", spec->name);
+        fprintf (out, "  %s --state-dir /var/lib/zbridge      # resumes where it stopped\n",
+                 spec->name);
+        fprintf (out, "  %s --from time:2026-11-26T17:00:00Z -q\n", spec->name);
     }
     else {
         fprintf (out, "  %s -t sales-events -t inventory-events\n", spec->name);
         fprintf (out, "  %s --prefix sales- -n 100\n", spec->name);
         fprintf (out, "  %s --prefix '' -q        # everything, summary only\n", spec->name);
+        fprintf (out, "  %s -t sales-events --from earliest -n 1000   # the first 1000\n",
+                 spec->name);
+        fprintf (out, "  %s -t sales-events --state-dir ./state --name audit\n", spec->name);
     }
 }
 
@@ -145,37 +221,68 @@ s_parse_count (const char *text, uint64_t *value)
     return true;
 }
 
+//  --from latest|earliest|seq:N|time:RFC3339; false when not valid.
+static bool
+s_parse_from (consumer_t *self, const char *text)
+{
+    if (streq (text, "latest"))
+        self->from = FROM_LATEST;
+    else
+    if (streq (text, "earliest"))
+        self->from = FROM_EARLIEST;
+    else
+    if (strncmp (text, "seq:", 4) == 0) {
+        if (!s_parse_count (text + 4, &self->from_seq) || self->from_seq == 0)
+            return false;
+        self->from = FROM_SEQ;
+    }
+    else
+    if (strncmp (text, "time:", 5) == 0) {
+        if (zb_time_normalize (text + 5, strlen (text + 5), self->from_time) < 0)
+            return false;
+        self->from = FROM_TIME;
+    }
+    else
+        return false;
+    return true;
+}
+
 //  Returns -1 to continue, or an exit code.
 static int
 s_parse_args (consumer_t *self, int argc, char **argv)
 {
     const zb_consumer_spec_t *spec = self->spec;
-    enum { OPT_CONNECT = 256, OPT_CONTROL, OPT_PREFIX };
+    enum { OPT_CONNECT = 256, OPT_CONTROL, OPT_PREFIX, OPT_FROM, OPT_STATE_DIR, OPT_NAME,
+           OPT_CREDIT };
+#define COMMON_OPTIONS \
+        { "connect",   required_argument, NULL, OPT_CONNECT }, \
+        { "control",   required_argument, NULL, OPT_CONTROL }, \
+        { "count",     required_argument, NULL, 'n' }, \
+        { "quiet",     no_argument,       NULL, 'q' }, \
+        { "from",      required_argument, NULL, OPT_FROM }, \
+        { "state-dir", required_argument, NULL, OPT_STATE_DIR }, \
+        { "name",      required_argument, NULL, OPT_NAME }, \
+        { "credit",    required_argument, NULL, OPT_CREDIT }, \
+        { "help",      no_argument,       NULL, 'h' }, \
+        { "version",   no_argument,       NULL, 'V' }
     static const struct option fixed_options [] = {
-        { "connect", required_argument, NULL, OPT_CONNECT },
-        { "control", required_argument, NULL, OPT_CONTROL },
-        { "count",   required_argument, NULL, 'n' },
-        { "quiet",   no_argument,       NULL, 'q' },
-        { "help",    no_argument,       NULL, 'h' },
-        { "version", no_argument,       NULL, 'V' },
+        COMMON_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
     static const struct option free_options [] = {
-        { "connect", required_argument, NULL, OPT_CONNECT },
-        { "control", required_argument, NULL, OPT_CONTROL },
-        { "count",   required_argument, NULL, 'n' },
-        { "quiet",   no_argument,       NULL, 'q' },
+        COMMON_OPTIONS,
         { "topic",   required_argument, NULL, 't' },
         { "prefix",  required_argument, NULL, OPT_PREFIX },
-        { "help",    no_argument,       NULL, 'h' },
-        { "version", no_argument,       NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
+#undef COMMON_OPTIONS
     const struct option *options = spec->topics? fixed_options: free_options;
     const char *shorts = spec->topics? ":n:qhV": ":n:qt:hV";
 
     self->connect = ZB_DEFAULT_PUBLISH;
     self->control = ZB_DEFAULT_CONTROL;
+    self->from = FROM_LATEST;
+    self->credit = CONSUMER_CREDIT;
     size_t nfixed = 0;
     if (spec->topics)
         while (spec->topics [nfixed])
@@ -190,6 +297,7 @@ s_parse_args (consumer_t *self, int argc, char **argv)
     opterr = 0;
     optind = 1;
     int opt;
+    uint64_t value;
     while ((opt = getopt_long (argc, argv, shorts, options, NULL)) != -1) {
         switch (opt) {
             case OPT_CONNECT: self->connect = optarg; break;
@@ -208,7 +316,35 @@ s_parse_args (consumer_t *self, int argc, char **argv)
                 self->topics [self->ntopics++] = optarg;
                 break;
             case OPT_PREFIX:
+                if (strlen (optarg) > ZB_MAX_DETAIL_TYPE)
+                    return s_usage_error (spec, "--prefix '%.40s...' is longer than %d bytes",
+                                          optarg, ZB_MAX_DETAIL_TYPE);
                 self->prefixes [self->nprefixes++] = optarg;
+                break;
+            case OPT_FROM:
+                if (!s_parse_from (self, optarg))
+                    return s_usage_error (spec, "--from wants latest, earliest, seq:N (N >= 1) "
+                                          "or time:RFC3339 (e.g. time:2026-11-26T17:15:01Z), "
+                                          "not '%s'", optarg);
+                break;
+            case OPT_STATE_DIR:
+                if (!*optarg)
+                    return s_usage_error (spec, "--state-dir wants a directory, not an empty "
+                                          "string");
+                self->state_dir = optarg;
+                break;
+            case OPT_NAME:
+                if (!zb_checkpoint_name_valid (optarg))
+                    return s_usage_error (spec, "--name wants 1 to %d characters of A-Z a-z 0-9 "
+                                          ". _ - (not starting with '.'), not '%s'",
+                                          ZB_CHECKPOINT_NAME_MAX, optarg);
+                self->name = optarg;
+                break;
+            case OPT_CREDIT:
+                if (!s_parse_count (optarg, &value) || value < 1 || value > ZB_MAX_CREDIT)
+                    return s_usage_error (spec, "--credit wants a number from 1 to %d, not '%s'",
+                                          ZB_MAX_CREDIT, optarg);
+                self->credit = (uint32_t) value;
                 break;
             case 'h':
                 s_usage (spec, stdout);
@@ -228,6 +364,11 @@ s_parse_args (consumer_t *self, int argc, char **argv)
         return s_usage_error (spec, "unexpected argument '%s'", argv [optind]);
     if (self->ntopics == 0 && self->nprefixes == 0)
         return s_usage_error (spec, "give at least one --topic or --prefix");
+    if (self->state_dir && !self->name) {
+        if (!spec->topics)
+            return s_usage_error (spec, "--state-dir needs --name (the checkpoint's name)");
+        self->name = spec->name;
+    }
     return -1;
 }
 
@@ -268,13 +409,18 @@ s_subscribe (consumer_t *self)
                    zmq_strerror (zmq_errno ()));
             return 1;
         }
+    if (zb_subscriber_subscribe_heartbeats (self->sub) != 0) {
+        s_log (self, "cannot subscribe to heartbeats: %s", zmq_strerror (zmq_errno ()));
+        return 1;
+    }
     char topics [1024];
     s_describe_subscriptions (self, topics, sizeof topics);
     s_log (self, "subscribed to %s at %s", topics, self->connect);
     return 0;
 }
 
-static void
+//  PING the control socket: true when the broker answered
+static bool
 s_ping (consumer_t *self)
 {
     msgpack_unpacked reply;
@@ -294,6 +440,73 @@ s_ping (consumer_t *self)
         s_log (self, "warning: broker not answering on %s (%s); waiting for events anyway",
                self->control, err);
     msgpack_unpacked_destroy (&reply);
+    return rc == 0;
+}
+
+//  Room for n heads in the snapshot scratch
+static void
+s_heads_reserve (consumer_t *self, size_t n)
+{
+    if (n <= self->heads_size)
+        return;
+    zb_catchup_head_t *heads = (zb_catchup_head_t *) realloc (self->heads, n * sizeof *heads);
+    assert (heads);
+    self->heads = heads;
+    self->heads_size = n;
+}
+
+//  Fill a snapshot from a map with a head ("seq" or "head") and "topics":
+//  {detail-type: topic_seq}. Views into map. false when it has no head.
+static bool
+s_snapshot (consumer_t *self, const msgpack_object *map, const char *head_key,
+            zb_catchup_snapshot_t *snapshot)
+{
+    const msgpack_object *head = zb_map_get (map, head_key);
+    if (!head || head->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return false;
+    snapshot->seq = head->via.u64;
+    const msgpack_object *oldest = zb_map_get (map, "oldest");
+    snapshot->oldest = oldest && oldest->type == MSGPACK_OBJECT_POSITIVE_INTEGER?
+                       oldest->via.u64: 0;
+    snapshot->nheads = 0;
+    const msgpack_object *topics = zb_map_get (map, "topics");
+    if (topics && topics->type == MSGPACK_OBJECT_MAP) {
+        s_heads_reserve (self, topics->via.map.size);
+        for (uint32_t i = 0; i < topics->via.map.size; i++) {
+            const msgpack_object_kv *kv = &topics->via.map.ptr [i];
+            if (kv->key.type != MSGPACK_OBJECT_STR
+            ||  kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER
+            ||  memchr (kv->key.via.str.ptr, '\0', kv->key.via.str.size))
+                continue;
+            zb_catchup_head_t *h = &self->heads [snapshot->nheads++];
+            h->topic.ptr = kv->key.via.str.ptr;
+            h->topic.len = kv->key.via.str.size;
+            h->head = kv->val.via.u64;
+        }
+    }
+    snapshot->heads = self->heads;
+    return true;
+}
+
+//  JOURNAL: the broker's head and the heads of all its topics, the snapshot
+//  the consumer starts from. 1 with *reply holding it, 0 when the broker has
+//  no journal or does not answer (logged).
+static int
+s_journal (consumer_t *self, msgpack_unpacked *reply)
+{
+    char err [256];
+    int rc = zb_wire_call (self->control, ZB_CMD_JOURNAL, NULL, 0, CONSUMER_PING_MS,
+                           reply, err, sizeof err);
+    if (rc == 0 && reply->data.type == MSGPACK_OBJECT_MAP
+    &&  zb_map_get (&reply->data, "head"))
+        return 1;
+    if (rc == 0) {
+        msgpack_unpacked_destroy (reply);
+        snprintf (err, sizeof err, "its JOURNAL reply has no head");
+    }
+    if (!zsys_interrupted)
+        s_log (self, "warning: no journal snapshot from %s (%s)", self->control, err);
+    return 0;
 }
 
 static void
@@ -362,51 +575,366 @@ s_print (consumer_t *self, const zb_delivery_t *d)
 }
 
 static void
-s_receive_loop (consumer_t *self)
+s_malformed (consumer_t *self, const char *what, const char *err)
+{
+    self->malformed++;
+    if (self->malformed <= CONSUMER_LOG_MALFORMED)
+        s_log (self, "%s: %s", what, err);
+    if (self->malformed == CONSUMER_LOG_MALFORMED)
+        s_log (self, "further malformed messages are counted, not logged");
+}
+
+static bool
+s_done (consumer_t *self)
+{
+    return zsys_interrupted || self->output_failed
+        || (self->count && self->received >= self->count);
+}
+
+//  Deliver one event: print it, count it, hand it to the program.
+static void
+s_deliver (consumer_t *self, const zb_delivery_t *d)
 {
     const zb_consumer_spec_t *spec = self->spec;
-    bool pending_output = false;
+    if (!self->quiet) {
+        if (!s_print (self, d))
+            return;
+        self->pending_output = true;
+    }
+    int64_t now = s_realtime_ns ();
+    if (self->received == 0)
+        self->first_ns = now;
+    self->last_ns = now;
+    self->received++;
+    s_count_topic (self, d->topic);
+    if (spec->on_event)
+        spec->on_event (spec->state, d);
+}
+
+//  Deliver the buffered live events that may go now (after a replay ended)
+static void
+s_drain (consumer_t *self)
+{
+    while (!s_done (self)) {
+        zb_catchup_event_t ev;
+        zb_catchup_verdict_t verdict = zb_catchup_next (self->catchup, &ev);
+        if (verdict == ZB_CATCHUP_DROP)
+            break;
+        if (verdict != ZB_CATCHUP_DELIVER)
+            continue;
+        msgpack_object event;
+        size_t offset = 0;
+        msgpack_zone_clear (&self->zone);
+        if (msgpack_unpack (ev.raw.ptr, ev.raw.len, &offset, &self->zone, &event)
+            != MSGPACK_UNPACK_SUCCESS) {
+            s_malformed (self, "buffered event could not be unpacked", "out of memory");
+            continue;
+        }
+        zb_delivery_t d = {
+            .topic = ev.topic, .seq = ev.seq, .topic_seq = ev.topic_seq,
+            .missed = 0, .event = &event, .raw = ev.raw
+        };
+        s_deliver (self, &d);
+    }
+}
+
+//  One message from the publish socket: 1 handled, 0 nothing waiting
+static int
+s_read_live (consumer_t *self)
+{
+    zb_delivery_t d;
     char err [256];
-    while (!zsys_interrupted && !self->output_failed
-    &&    (self->count == 0 || self->received < self->count)) {
-        zb_delivery_t d;
-        //  While output waits in the buffer, only look for events already here
-        int rc = zb_subscriber_recv (self->sub, &d, pending_output? 0: CONSUMER_WAIT_MS,
-                                     err, sizeof err);
-        if (rc == 0) {
-            if (pending_output) {
-                s_flush (self);
-                pending_output = false;
+    int rc = zb_subscriber_recv (self->sub, &d, 0, err, sizeof err);
+    if (rc == 0)
+        return 0;
+    if (rc < 0)
+        s_malformed (self, "malformed message dropped", err);
+    else
+    if (rc == 2) {
+        zb_catchup_snapshot_t heartbeat;
+        if (s_snapshot (self, d.event, "seq", &heartbeat))
+            zb_catchup_heartbeat (self->catchup, &heartbeat);
+        else
+            s_malformed (self, "malformed heartbeat dropped", "no seq in its body");
+    }
+    else {
+        zb_catchup_event_t ev = {
+            .topic = d.topic, .seq = d.seq, .topic_seq = d.topic_seq, .raw = d.raw
+        };
+        if (zb_catchup_live (self->catchup, &ev) == ZB_CATCHUP_DELIVER)
+            s_deliver (self, &d);
+    }
+    s_drain (self);
+    return 1;
+}
+
+static int64_t
+s_replay_wait_ms (consumer_t *self)
+{
+    int64_t wait = CONSUMER_REPLAY_WAIT_MS;
+    for (unsigned i = 0; i < self->attempts && wait < CONSUMER_REPLAY_WAIT_MAX_MS; i++)
+        wait *= 2;
+    return wait < CONSUMER_REPLAY_WAIT_MAX_MS? wait: CONSUMER_REPLAY_WAIT_MAX_MS;
+}
+
+static int64_t
+s_retry_ms (consumer_t *self)
+{
+    int64_t wait = CONSUMER_RETRY_MS;
+    for (unsigned i = 1; i < self->attempts && wait < CONSUMER_RETRY_MAX_MS; i++)
+        wait *= 2;
+    return wait < CONSUMER_RETRY_MAX_MS? wait: CONSUMER_RETRY_MAX_MS;
+}
+
+//  Open a replay session when catchup wants one and none is open
+static void
+s_replay_open (consumer_t *self)
+{
+    if (!zb_catchup_replaying (self->catchup) || zb_replay_active (self->replay)
+    ||  zclock_mono () < self->retry_at)
+        return;
+    zb_replay_request_t request = {
+        .topics = self->topics, .ntopics = self->ntopics,
+        .prefixes = self->prefixes, .nprefixes = self->nprefixes,
+    };
+    zb_catchup_replay_range (self->catchup, &request.from, &request.to);
+    if (self->time_pending && zb_catchup_position (self->catchup) == 0)
+        request.from_time = self->from_time;
+    char err [256];
+    if (zb_replay_open (self->replay, &request, err, sizeof err) != 0) {
+        self->attempts++;
+        self->retry_at = zclock_mono () + s_retry_ms (self);
+        s_log (self, "%s; retrying in %" PRId64 " ms", err, s_retry_ms (self));
+    }
+}
+
+static void
+s_replay_failed (consumer_t *self, const char *why)
+{
+    self->attempts++;
+    int64_t wait = s_retry_ms (self);
+    self->retry_at = zclock_mono () + wait;
+    s_log (self, "replay from %s failed (%s); retrying in %" PRId64 " ms (attempt %u)",
+           self->control, why, wait, self->attempts + 1);
+}
+
+//  One message from the control socket: 1 handled, 0 nothing waiting
+static int
+s_read_replay (consumer_t *self)
+{
+    zb_replay_msg_t msg;
+    zb_replay_kind_t kind = zb_replay_recv (self->replay, &msg);
+    switch (kind) {
+        case ZB_REPLAY_NONE:
+            return 0;
+        case ZB_REPLAY_STRAY:
+            break;
+        case ZB_REPLAY_MALFORMED:
+            s_malformed (self, "malformed replay message dropped", msg.text);
+            break;
+        case ZB_REPLAY_EVENT: {
+            self->attempts = 0;
+            zb_catchup_event_t ev = {
+                .topic = msg.event.topic, .seq = msg.event.seq,
+                .topic_seq = msg.event.topic_seq, .raw = msg.event.raw
+            };
+            if (zb_catchup_replayed (self->catchup, &ev) == ZB_CATCHUP_DELIVER)
+                s_deliver (self, &msg.event);
+            break;
+        }
+        case ZB_REPLAY_END:
+            self->attempts = 0;
+            self->time_pending = false;
+            zb_catchup_end (self->catchup, msg.last, msg.head);
+            if (self->initial && !zb_catchup_replaying (self->catchup)) {
+                self->initial = false;
+                s_log (self, "caught up at seq %" PRIu64 " (%" PRIu64 " events replayed, "
+                       "broker head %" PRIu64 ")", zb_catchup_position (self->catchup),
+                       zb_catchup_replayed_count (self->catchup), msg.head);
             }
-            continue;
+            s_drain (self);
+            break;
+        case ZB_REPLAY_ERROR:
+            s_replay_failed (self, msg.text);
+            break;
+    }
+    return 1;
+}
+
+//  Save the position when it moved (at most every CONSUMER_CHECKPOINT_MS
+//  unless forced), after flushing what was printed.
+static void
+s_checkpoint (consumer_t *self, bool force)
+{
+    if (!self->checkpoint)
+        return;
+    uint64_t position = zb_catchup_position (self->catchup);
+    int64_t now = zclock_mono ();
+    if (position == self->saved || (!force && now - self->saved_at < CONSUMER_CHECKPOINT_MS))
+        return;
+    if (self->pending_output) {
+        s_flush (self);
+        self->pending_output = false;
+    }
+    if (self->output_failed)
+        return;                     //  never record events as done that were not written
+    char err [512];
+    if (zb_checkpoint_save (self->checkpoint, position, err, sizeof err) == 0) {
+        self->saved = position;
+        self->saved_at = now;
+        return;
+    }
+    if (force || now - self->save_error_at >= 10000) {
+        s_log (self, "%s", err);
+        self->save_error_at = now;
+    }
+    self->saved_at = now;           //  do not retry on every event
+}
+
+static void
+s_receive_loop (consumer_t *self)
+{
+    void *live = zb_subscriber_handle (self->sub);
+    void *control = zb_replay_handle (self->replay);
+    while (!s_done (self)) {
+        s_replay_open (self);
+
+        //  Wait for input, a retry, a session timeout, or a checkpoint due
+        int64_t now = zclock_mono ();
+        long wait = CONSUMER_WAIT_MS;
+        if (self->pending_output)
+            wait = 0;
+        if (zb_catchup_replaying (self->catchup)) {
+            int64_t until = zb_replay_active (self->replay)
+                          ? s_replay_wait_ms (self) - zb_replay_idle_ms (self->replay)
+                          : self->retry_at - now;
+            if (until < wait)
+                wait = until < 0? 0: (long) until;
         }
-        if (rc < 0) {
-            self->malformed++;
-            if (self->malformed <= CONSUMER_LOG_MALFORMED)
-                s_log (self, "malformed message dropped: %s", err);
-            if (self->malformed == CONSUMER_LOG_MALFORMED)
-                s_log (self, "further malformed messages are counted, not logged");
-            continue;
+        if (self->checkpoint && zb_catchup_position (self->catchup) != self->saved) {
+            int64_t until = self->saved_at + CONSUMER_CHECKPOINT_MS - now;
+            if (until < wait)
+                wait = until < 0? 0: (long) until;
         }
-        if (d.missed)
-            s_log (self, "missed %" PRIu64 " events on %.*s (topic_seq %" PRIu64 "..%" PRIu64 ")",
-                   d.missed, (int) d.topic.len, d.topic.ptr,
-                   d.topic_seq - d.missed, d.topic_seq - 1);
-        if (!self->quiet) {
-            if (!s_print (self, &d))
-                continue;
-            pending_output = true;
+        zmq_pollitem_t items [] = {
+            { live, 0, ZMQ_POLLIN, 0 },
+            { control, 0, ZMQ_POLLIN, 0 },
+        };
+        int rc = zmq_poll (items, 2, wait);
+        if (rc == -1)
+            continue;               //  EINTR: the loop checks zsys_interrupted
+        if (rc == 0 && self->pending_output) {
+            s_flush (self);
+            self->pending_output = false;
         }
-        int64_t now = s_realtime_ns ();
-        if (self->received == 0)
-            self->first_ns = now;
-        self->last_ns = now;
-        self->received++;
-        s_count_topic (self, d.topic);
-        if (spec->on_event)
-            spec->on_event (spec->state, &d);
+        //  Replay messages first: they grant credit and end catch-up
+        for (int i = 0; i < CONSUMER_BATCH && !s_done (self) && s_read_replay (self); i++)
+            ;
+        for (int i = 0; i < CONSUMER_BATCH && !s_done (self) && s_read_live (self); i++)
+            ;
+        if (zb_replay_active (self->replay)
+        &&  zb_replay_idle_ms (self->replay) >= s_replay_wait_ms (self)) {
+            int64_t waited = zb_replay_idle_ms (self->replay);
+            zb_replay_cancel (self->replay);
+            self->attempts++;
+            s_log (self, "no answer to REPLAY from %s within %" PRId64 " ms; sending it again "
+                   "(attempt %u)", self->control, waited, self->attempts + 1);
+        }
+        s_checkpoint (self, false);
     }
     s_flush (self);
+    self->pending_output = false;
+}
+
+//  Where to start: the checkpoint, else --from; with the journal's snapshot
+//  when the broker gave one. 0, or an exit code.
+static int
+s_start (consumer_t *self, bool broker_up)
+{
+    uint64_t position = 0;
+    bool resume = false;
+    if (self->checkpoint) {
+        char err [512];
+        int rc = zb_checkpoint_load (self->checkpoint, &position, err, sizeof err);
+        if (rc < 0) {
+            s_log (self, "%s", err);
+            return 1;
+        }
+        resume = rc == 1;
+        self->saved = position;
+        self->saved_at = zclock_mono ();
+    }
+    msgpack_unpacked journal;
+    msgpack_unpacked_init (&journal);
+    zb_catchup_snapshot_t snapshot;
+    bool have = broker_up && s_journal (self, &journal)
+             && s_snapshot (self, &journal.data, "head", &snapshot);
+    const zb_catchup_snapshot_t *snap = have? &snapshot: NULL;
+    if (have)
+        s_log (self, "journal at seq %" PRIu64 " (oldest %" PRIu64 ")", snapshot.seq,
+               snapshot.oldest);
+
+    if (resume) {
+        s_log (self, "resuming after seq %" PRIu64 " (checkpoint %s)", position,
+               zb_checkpoint_path (self->checkpoint));
+        zb_catchup_start_replay (self->catchup, position, 0, position == 0, snap);
+    }
+    else
+    if (self->from == FROM_LATEST) {
+        if (snap)
+            zb_catchup_start_at (self->catchup, snap);
+        else {
+            s_log (self, "starting without a snapshot: events are delivered as they come "
+                   "until the broker's first heartbeat");
+            zb_catchup_start_unanchored (self->catchup);
+        }
+    }
+    else
+    if (self->from == FROM_EARLIEST)
+        zb_catchup_start_replay (self->catchup, 0, 0, true, snap);
+    else
+    if (self->from == FROM_SEQ) {
+        position = self->from_seq - 1;
+        //  Past the head: wait for seq N from the head on
+        if (snap && position > snap->seq)
+            position = snap->seq;
+        zb_catchup_start_replay (self->catchup, position, self->from_seq, position == 0, snap);
+    }
+    else {
+        self->time_pending = true;
+        zb_catchup_start_replay (self->catchup, 0, 0, false, snap);
+    }
+    self->initial = zb_catchup_replaying (self->catchup);
+    if (self->initial) {
+        uint64_t from, to;
+        zb_catchup_replay_range (self->catchup, &from, &to);
+        char range [64];
+        if (to)
+            snprintf (range, sizeof range, "%" PRIu64 "..%" PRIu64, from, to);
+        else
+            snprintf (range, sizeof range, "%" PRIu64 "..head", from);
+        if (self->time_pending && from == 1)
+            s_log (self, "catching up: replaying from %s", self->from_time);
+        else
+            s_log (self, "catching up: replaying seq %s", range);
+    }
+    else
+    if (zb_catchup_anchored (self->catchup)) {
+        if (self->from == FROM_SEQ && !resume
+        &&  self->from_seq > zb_catchup_position (self->catchup) + 1)
+            s_log (self, "starting after seq %" PRIu64 ", delivering from seq %" PRIu64,
+                   zb_catchup_position (self->catchup), self->from_seq);
+        else
+            s_log (self, "starting after seq %" PRIu64, zb_catchup_position (self->catchup));
+    }
+    msgpack_unpacked_destroy (&journal);
+    return 0;
+}
+
+static void
+s_catchup_log (void *arg, const char *line)
+{
+    s_log ((const consumer_t *) arg, "%s", line);
 }
 
 static int
@@ -421,7 +949,7 @@ s_summary (consumer_t *self)
     json_object *summary = json_object_new_object ();
     json_object_object_add (summary, "received", json_object_new_uint64 (self->received));
     json_object_object_add (summary, "missed",
-                            json_object_new_uint64 (zb_subscriber_missed (self->sub)));
+                            json_object_new_uint64 (zb_catchup_missed (self->catchup)));
     json_object_object_add (summary, "malformed", json_object_new_uint64 (self->malformed));
 
     json_object *topics = json_object_new_object ();
@@ -442,6 +970,10 @@ s_summary (consumer_t *self)
                             self->received? json_object_new_int64 (self->first_ns): NULL);
     json_object_object_add (summary, "last_ns",
                             self->received? json_object_new_int64 (self->last_ns): NULL);
+    json_object_object_add (summary, "replayed",
+                            json_object_new_uint64 (zb_catchup_replayed_count (self->catchup)));
+    json_object_object_add (summary, "position",
+                            json_object_new_uint64 (zb_catchup_position (self->catchup)));
     if (self->spec->summarize)
         self->spec->summarize (self->spec->state, summary);
     return summary;
@@ -498,11 +1030,38 @@ zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec)
     self.per_topic = zhashx_new ();
     assert (self.per_topic);
     zhashx_set_destructor (self.per_topic, s_free_item);
+    msgpack_zone_init (&self.zone, 16 * 1024);
+    zb_catchup_config_t config = {
+        .topics = self.topics, .ntopics = self.ntopics,
+        .prefixes = self.prefixes, .nprefixes = self.nprefixes,
+        .log = s_catchup_log, .log_arg = &self,
+    };
+    self.catchup = zb_catchup_new (&config);
+    assert (self.catchup);
 
-    rc = s_subscribe (&self);
+    char err [512];
+    rc = 0;
+    if (self.state_dir) {
+        self.checkpoint = zb_checkpoint_open (self.state_dir, self.name, err, sizeof err);
+        if (!self.checkpoint) {
+            s_log (&self, "%s", err);
+            rc = 1;
+        }
+    }
     if (rc == 0) {
-        s_ping (&self);
+        self.replay = zb_replay_new (self.control, self.credit, err, sizeof err);
+        if (!self.replay) {
+            s_log (&self, "%s", err);
+            rc = 1;
+        }
+    }
+    if (rc == 0)
+        rc = s_subscribe (&self);
+    if (rc == 0)
+        rc = s_start (&self, s_ping (&self));
+    if (rc == 0) {
         s_receive_loop (&self);
+        s_checkpoint (&self, true);
         const char *reason = self.output_failed? "stdout failed":
                              zsys_interrupted? "interrupted": "count reached";
         json_object *summary = s_summary (&self);
@@ -515,7 +1074,12 @@ zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec)
         json_object_put (summary);
         rc = self.output_failed? 1: 0;
     }
+    zb_replay_destroy (&self.replay);
     zb_subscriber_destroy (&self.sub);
+    zb_checkpoint_destroy (&self.checkpoint);
+    zb_catchup_destroy (&self.catchup);
+    msgpack_zone_destroy (&self.zone);
+    free (self.heads);
     zhashx_destroy (&self.per_topic);
     free (self.topics);
     free (self.prefixes);

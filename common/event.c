@@ -522,9 +522,10 @@ zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t 
         return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen, "entry is not a map (%s)",
                        obj? s_type_name (obj->type): "nothing");
 
-    static const char *const known [] = { "source", "detail-type", "detail", "resources", "time" };
+    static const char *const known [] = { "source", "detail-type", "detail", "resources", "time",
+                                          "idempotency-key" };
     static const char *const stamped [] = { "id", "version", "account", "region" };
-    const msgpack_object *field [5] = { NULL, NULL, NULL, NULL, NULL };
+    const msgpack_object *field [6] = { NULL, NULL, NULL, NULL, NULL, NULL };
 
     for (uint32_t i = 0; i < obj->via.map.size; i++) {
         const msgpack_object *key = &obj->via.map.ptr [i].key;
@@ -533,10 +534,10 @@ zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t 
                            "entry has a key that is not a string (%s)",
                            s_type_name (key->type));
         size_t k;
-        for (k = 0; k < 5; k++)
+        for (k = 0; k < 6; k++)
             if (zb_str_eq (key, known [k]))
                 break;
-        if (k < 5) {
+        if (k < 6) {
             if (field [k])
                 return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
                                "entry has '%s' more than once", known [k]);
@@ -551,10 +552,11 @@ zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t 
         zb_path_key (name, sizeof (name), key->via.str.ptr, key->via.str.size);
         return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
                        "unknown key '%s' (allowed: source, detail-type, detail, "
-                       "resources, time)", name);
+                       "resources, time, idempotency-key)", name);
     }
     const msgpack_object *source = field [0], *detail_type = field [1],
-                         *detail = field [2], *resources = field [3], *time = field [4];
+                         *detail = field [2], *resources = field [3], *time = field [4],
+                         *idem_key = field [5];
 
     zb_code_t rc = s_check_name (source, "source", ZB_MAX_SOURCE, err, errlen);
     if (rc)
@@ -589,6 +591,18 @@ zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t 
                                "resources[%u] is not valid UTF-8", i);
         }
     }
+    if (idem_key) {
+        if (idem_key->type != MSGPACK_OBJECT_STR)
+            return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                           "idempotency-key is not a string (%s)", s_type_name (idem_key->type));
+        if (idem_key->via.str.size == 0 || idem_key->via.str.size > ZB_MAX_IDEM_KEY)
+            return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                           "idempotency-key must be 1 to %d bytes, not %u",
+                           ZB_MAX_IDEM_KEY, (unsigned) idem_key->via.str.size);
+        if (!zb_utf8_valid (idem_key->via.str.ptr, idem_key->via.str.size))
+            return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
+                           "idempotency-key is not valid UTF-8");
+    }
     if (!detail)
         return s_fail (ZB_E_MALFORMED_DETAIL, err, errlen, "detail is required");
     if (detail->type != MSGPACK_OBJECT_MAP)
@@ -604,6 +618,8 @@ zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t 
                       : (zb_str_t) { NULL, 0 };
     entry->detail = detail;
     entry->resources = resources;
+    entry->idem_key = idem_key? (zb_str_t) { idem_key->via.str.ptr, idem_key->via.str.size }
+                              : (zb_str_t) { NULL, 0 };
     return ZB_OK;
 }
 

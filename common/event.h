@@ -32,12 +32,17 @@ typedef struct {
     zb_str_t time;                      //  ptr NULL when the entry has no time
     const msgpack_object *detail;       //  a map
     const msgpack_object *resources;    //  an array of strings, or NULL
+    zb_str_t idem_key;                  //  "idempotency-key"; ptr NULL when absent
 } zb_entry_t;
+
+//  Longest idempotency key, bytes (docs/PROTOCOL.md "Idempotency keys").
+#define ZB_MAX_IDEM_KEY 128
 
 //  Validate one entry. On success fills *entry and returns ZB_OK; otherwise
 //  returns the code and writes a one-line reason (naming the field) into err.
-//  Checks: map with string keys; only the five known keys (id, version, account,
-//  region are named as "set by the broker"); source 1..256 bytes, detail-type
+//  Checks: map with string keys; only the five known keys plus the optional
+//  "idempotency-key" (1..ZB_MAX_IDEM_KEY bytes of UTF-8; it is not part of the
+//  published event) (id, version, account, region are named as "set by the broker"); source 1..256 bytes, detail-type
 //  1..128 bytes, both valid UTF-8 without control characters, detail-type not
 //  starting with '$'; time an RFC 3339 string; resources an array of UTF-8 strings;
 //  detail a map (MalformedDetail otherwise) whose whole tree is JSON-representable:

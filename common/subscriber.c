@@ -37,6 +37,7 @@ struct zb_subscriber_t {
     void *handle;               //  raw libzmq socket of sock
     zhashx_t *last_seq;         //  topic (C string) -> uint64_t * last topic_seq
     uint64_t missed;            //  sum of all gaps seen
+    bool heartbeats;            //  return "$heartbeat" messages
     zmq_msg_t frame [3];        //  frames of the current message
     zmq_msg_t extra;            //  frames beyond the third, discarded
     msgpack_zone zone;          //  objects of the current event
@@ -125,6 +126,16 @@ zb_subscriber_subscribe_prefix (zb_subscriber_t *self, const char *prefix)
     return zmq_setsockopt (self->handle, ZMQ_SUBSCRIBE, prefix, strlen (prefix));
 }
 
+int
+zb_subscriber_subscribe_heartbeats (zb_subscriber_t *self)
+{
+    assert (self);
+    int rc = zb_subscriber_subscribe (self, ZB_HEARTBEAT_TOPIC);
+    if (rc == 0)
+        self->heartbeats = true;
+    return rc;
+}
+
 //  Receive the rest of a multipart message whose first frame is in frame [0].
 //  Returns the number of frames in the whole message.
 static size_t
@@ -142,6 +153,55 @@ s_recv_rest (zb_subscriber_t *self)
         last = next;
     }
     return nframes;
+}
+
+//  Unpack the event frame into self->event: 0, or -1 with err.
+static int
+s_unpack_event (zb_subscriber_t *self, const char *topic, uint64_t seq, char *err, size_t errlen)
+{
+    const char *data = (const char *) zmq_msg_data (&self->frame [2]);
+    size_t size = zmq_msg_size (&self->frame [2]);
+    size_t offset = 0;
+    msgpack_zone_clear (&self->zone);
+    msgpack_unpack_return rc = msgpack_unpack (data, size, &offset, &self->zone, &self->event);
+    if (rc != MSGPACK_UNPACK_SUCCESS) {
+        const char *why = rc == MSGPACK_UNPACK_EXTRA_BYTES? "trailing bytes after the msgpack value":
+                          rc == MSGPACK_UNPACK_CONTINUE? "truncated or empty msgpack":
+                          rc == MSGPACK_UNPACK_NOMEM_ERROR? "out of memory decoding msgpack":
+                                                            "invalid msgpack";
+        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ", %zu bytes): %s",
+                  topic, seq, size, why);
+        return -1;
+    }
+    if (self->event.type != MSGPACK_OBJECT_MAP) {
+        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ") is not a msgpack map",
+                  topic, seq);
+        return -1;
+    }
+    return 0;
+}
+
+//  A heartbeat message (3 frames, topic "$heartbeat\0"): 0, or -1 with err.
+static int
+s_decode_heartbeat (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t errlen)
+{
+    uint64_t seq, topic_seq;
+    size_t header_len = zmq_msg_size (&self->frame [1]);
+    if (zb_header_decode (zmq_msg_data (&self->frame [1]), header_len, &seq, &topic_seq) != 0) {
+        snprintf (err, errlen, "header frame on " ZB_HEARTBEAT_TOPIC " is %zu bytes, expected %d",
+                  header_len, ZB_HEADER_SIZE);
+        return -1;
+    }
+    if (s_unpack_event (self, ZB_HEARTBEAT_TOPIC, seq, err, errlen) != 0)
+        return -1;
+    d->topic = ZB_STR (ZB_HEARTBEAT_TOPIC);
+    d->seq = seq;
+    d->topic_seq = topic_seq;
+    d->missed = 0;
+    d->event = &self->event;
+    d->raw.ptr = (const char *) zmq_msg_data (&self->frame [2]);
+    d->raw.len = zmq_msg_size (&self->frame [2]);
+    return 0;
 }
 
 //  Decode the three frames of the current message into d. 0, or -1 with err.
@@ -167,25 +227,10 @@ s_decode (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t errlen)
                   topic, header_len, ZB_HEADER_SIZE);
         return -1;
     }
+    if (s_unpack_event (self, topic, seq, err, errlen) != 0)
+        return -1;
     const char *data = (const char *) zmq_msg_data (&self->frame [2]);
     size_t size = zmq_msg_size (&self->frame [2]);
-    size_t offset = 0;
-    msgpack_zone_clear (&self->zone);
-    msgpack_unpack_return rc = msgpack_unpack (data, size, &offset, &self->zone, &self->event);
-    if (rc != MSGPACK_UNPACK_SUCCESS) {
-        const char *why = rc == MSGPACK_UNPACK_EXTRA_BYTES? "trailing bytes after the msgpack value":
-                          rc == MSGPACK_UNPACK_CONTINUE? "truncated or empty msgpack":
-                          rc == MSGPACK_UNPACK_NOMEM_ERROR? "out of memory decoding msgpack":
-                                                            "invalid msgpack";
-        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ", %zu bytes): %s",
-                  topic, seq, size, why);
-        return -1;
-    }
-    if (self->event.type != MSGPACK_OBJECT_MAP) {
-        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ") is not a msgpack map",
-                  topic, seq);
-        return -1;
-    }
     //  A valid event: account for it in the topic's sequence
     uint64_t missed = 0;
     uint64_t *last = (uint64_t *) zhashx_lookup (self->last_seq, topic);
@@ -241,8 +286,18 @@ zb_subscriber_recv (zb_subscriber_t *self, zb_delivery_t *d, int timeout_ms,
         }
         size_t nframes = s_recv_rest (self);
         const char *topic = (const char *) zmq_msg_data (&self->frame [0]);
-        if (zmq_msg_size (&self->frame [0]) > 0 && topic [0] == ZB_RESERVED_PREFIX)
-            continue;           //  the bus's own topics are not events
+        size_t topic_len = zmq_msg_size (&self->frame [0]);
+        if (topic_len > 0 && topic [0] == ZB_RESERVED_PREFIX) {
+            if (!self->heartbeats || topic_len != sizeof ZB_HEARTBEAT_TOPIC
+            ||  memcmp (topic, ZB_HEARTBEAT_TOPIC, sizeof ZB_HEARTBEAT_TOPIC) != 0)
+                continue;       //  the bus's own topics are not events
+            if (nframes != 3) {
+                snprintf (err, errlen, "heartbeat with %zu frame%s, expected 3",
+                          nframes, nframes == 1? "": "s");
+                return -1;
+            }
+            return s_decode_heartbeat (self, d, err, errlen) == 0? 2: -1;
+        }
         if (nframes != 3) {
             snprintf (err, errlen, "message with %zu frame%s, expected 3 "
                       "(topic, header, event)", nframes, nframes == 1? "": "s");

@@ -1,5 +1,6 @@
 /*  subscriber.h - the consumer side of the publish socket: exact or prefix
-    subscriptions, frame decoding, and gap detection per topic. */
+    subscriptions, frame decoding, gap detection per topic, and (on request)
+    the broker's heartbeats. */
 #ifndef ZB_SUBSCRIBER_H_INCLUDED
 #define ZB_SUBSCRIBER_H_INCLUDED
 
@@ -19,6 +20,12 @@ void zb_subscriber_destroy (zb_subscriber_t **self_p);
 int zb_subscriber_subscribe (zb_subscriber_t *self, const char *detail_type);
 int zb_subscriber_subscribe_prefix (zb_subscriber_t *self, const char *prefix);
 
+//  Subscribe to the broker's heartbeats ("$heartbeat" + NUL) and have
+//  zb_subscriber_recv return them (other '$' topics are always skipped).
+int zb_subscriber_subscribe_heartbeats (zb_subscriber_t *self);
+
+#define ZB_HEARTBEAT_TOPIC  "$heartbeat"
+
 typedef struct {
     zb_str_t topic;                 //  detail-type, without the terminator
     uint64_t seq;                   //  broker-wide sequence number
@@ -31,6 +38,9 @@ typedef struct {
 //  Wait up to timeout_ms (-1: forever) for the next event. Returns 1 with *d
 //  filled (valid until the next call), 0 on timeout or interrupt, -1 when a
 //  malformed message arrived and was dropped (err says why; keep calling).
+//  With heartbeats subscribed, returns 2 for a heartbeat: d->topic is
+//  "$heartbeat", d->seq the header's seq, d->event its body (a map); heartbeats
+//  take no part in gap detection.
 int zb_subscriber_recv (zb_subscriber_t *self, zb_delivery_t *d, int timeout_ms,
                         char *err, size_t errlen);
 

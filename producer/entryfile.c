@@ -25,6 +25,7 @@ struct zb_entryfile_t {
     json_object *json;          //  the current line, kept for info->detail_type
     msgpack_sbuffer scratch;
     msgpack_packer pk;
+    char *key_prefix;           //  for entries without a key, or NULL
 };
 
 zb_entryfile_t *
@@ -67,13 +68,25 @@ zb_entryfile_destroy (zb_entryfile_t **self_p)
     if (self->json)
         json_object_put (self->json);
     msgpack_sbuffer_destroy (&self->scratch);
+    free (self->key_prefix);
     free (self->line);
     free (self->name);
     free (self);
     *self_p = NULL;
 }
 
-typedef enum { F_SOURCE, F_DETAIL_TYPE, F_DETAIL, F_RESOURCES, F_TIME, F_COUNT } field_t;
+void
+zb_entryfile_set_key_prefix (zb_entryfile_t *self, const char *prefix)
+{
+    assert (self);
+    free (self->key_prefix);
+    self->key_prefix = prefix? strdup (prefix): NULL;
+    assert (!prefix || self->key_prefix);
+}
+
+typedef enum {
+    F_SOURCE, F_DETAIL_TYPE, F_DETAIL, F_RESOURCES, F_TIME, F_KEY, F_COUNT
+} field_t;
 
 //  PutEvents spelling, then envelope spelling
 static const char *const s_fields [F_COUNT][2] = {
@@ -82,6 +95,7 @@ static const char *const s_fields [F_COUNT][2] = {
     { "Detail",     "detail" },
     { "Resources",  "resources" },
     { "Time",       "time" },
+    { "IdempotencyKey", "idempotency-key" },
 };
 
 //  Envelope keys the broker sets: present in consumer output, not sent back
@@ -140,13 +154,14 @@ s_pack_entry (zb_entryfile_t *self, json_object *obj, zb_entryinfo_t *info,
     }
     if (nunknown) {
         snprintf (err, errlen, "unknown key%s %s (an entry has Source, DetailType, Detail, "
-                  "Resources, Time)", nunknown > 1? "s": "", unknown);
+                  "Resources, Time, IdempotencyKey)", nunknown > 1? "s": "", unknown);
         return -1;
     }
     //  Types are checked here; presence and content (lengths, characters, the
     //  time format) are the broker's to judge, per entry, like any client's.
-    for (int f = F_SOURCE; f <= F_DETAIL_TYPE; f++)
-        if (value [f] && !json_object_is_type (value [f], json_type_string)) {
+    for (int f = F_SOURCE; f < F_COUNT; f++)
+        if ((f <= F_DETAIL_TYPE || f == F_KEY) && value [f]
+        &&  !json_object_is_type (value [f], json_type_string)) {
             snprintf (err, errlen, "%s is not a string", given [f]);
             return -1;
         }
@@ -199,7 +214,8 @@ s_pack_entry (zb_entryfile_t *self, json_object *obj, zb_entryinfo_t *info,
     size_t nkeys = 0;
     for (int f = 0; f < F_COUNT; f++)
         nkeys += value [f] != NULL;
-    msgpack_pack_map (pk, nkeys);
+    bool generate_key = !value [F_KEY] && self->key_prefix;
+    msgpack_pack_map (pk, nkeys + (generate_key? 1: 0));
     if (value [F_SOURCE]) {
         msgpack_pack_str_with_body (pk, "source", 6);
         s_pack_str (pk, value [F_SOURCE]);
@@ -229,6 +245,17 @@ s_pack_entry (zb_entryfile_t *self, json_object *obj, zb_entryinfo_t *info,
     if (time) {
         msgpack_pack_str_with_body (pk, "time", 4);
         s_pack_str (pk, time);
+    }
+    if (value [F_KEY]) {
+        msgpack_pack_str_with_body (pk, "idempotency-key", 15);
+        s_pack_str (pk, value [F_KEY]);
+    }
+    else
+    if (generate_key) {
+        char key [160];
+        int len = snprintf (key, sizeof key, "%.100s-%zu", self->key_prefix, self->lineno);
+        msgpack_pack_str_with_body (pk, "idempotency-key", 15);
+        msgpack_pack_str_with_body (pk, key, (size_t) len);
     }
     if (value [F_DETAIL_TYPE]) {
         info->detail_type.ptr = json_object_get_string (value [F_DETAIL_TYPE]);

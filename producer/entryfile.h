@@ -6,7 +6,9 @@
     or the lowercase envelope keys a consumer prints ("source", "detail-type",
     "detail", "resources", "time"), so consumer output can be fed back; the
     envelope keys the broker sets ("version", "id", "account", "region") are
-    dropped. Blank lines are skipped. A line that is not an entry is rejected
+    dropped. An entry may carry its idempotency key ("IdempotencyKey" or
+    "idempotency-key", a string); with a key prefix set, an entry without one
+    gets "<prefix>-<line number>". Blank lines are skipped. A line that is not an entry is rejected
     with a reason naming the line; content rules (lengths, time format, ...)
     are left to the broker, which answers per entry. */
 #ifndef ZB_ENTRYFILE_H_INCLUDED
@@ -25,6 +27,10 @@ typedef struct zb_entryfile_t zb_entryfile_t;
 //  path "-" reads stdin. NULL when the file cannot be opened (err says why).
 zb_entryfile_t *zb_entryfile_open (const char *path, char *err, size_t errlen);
 void zb_entryfile_destroy (zb_entryfile_t **self_p);
+
+//  Give every entry without an idempotency key the key "<prefix>-<line>"
+//  (NULL: leave such entries without one, the default).
+void zb_entryfile_set_key_prefix (zb_entryfile_t *self, const char *prefix);
 
 typedef struct {
     size_t line;            //  line number, from 1

@@ -125,8 +125,9 @@ s_pack_cstr (msgpack_packer *pk, const char *s)
     s_pack_str (pk, s, strlen (s));
 }
 
-void
-zb_generator_pack (zb_generator_t *self, msgpack_packer *pk, zb_generated_t *info)
+static void
+s_pack (zb_generator_t *self, msgpack_packer *pk, const char *key, size_t keylen,
+        zb_generated_t *info)
 {
     assert (self);
     assert (pk);
@@ -148,7 +149,11 @@ zb_generator_pack (zb_generator_t *self, msgpack_packer *pk, zb_generated_t *inf
     uint32_t cents = (uint32_t) (s_next (self) % 10001);     //  0.00 .. 100.00
     bool order = (s_next (self) >> 63) != 0;
 
-    msgpack_pack_map (pk, 3);
+    msgpack_pack_map (pk, key? 4: 3);
+    if (key) {
+        PACK_LIT (pk, "idempotency-key");
+        s_pack_str (pk, key, keylen);
+    }
     PACK_LIT (pk, "source");
     PACK_LIT (pk, GENERATOR_SOURCE);
     PACK_LIT (pk, "detail-type");
@@ -183,4 +188,18 @@ zb_generator_pack (zb_generator_t *self, msgpack_packer *pk, zb_generated_t *inf
         info->sale = sale;
         info->bad = bad;
     }
+}
+
+void
+zb_generator_pack (zb_generator_t *self, msgpack_packer *pk, zb_generated_t *info)
+{
+    s_pack (self, pk, NULL, 0, info);
+}
+
+void
+zb_generator_pack_keyed (zb_generator_t *self, msgpack_packer *pk,
+                         const char *key, size_t keylen, zb_generated_t *info)
+{
+    assert (key && keylen > 0);
+    s_pack (self, pk, key, keylen, info);
 }

@@ -25,4 +25,9 @@ void zb_generator_destroy (zb_generator_t **self_p);
 //  Pack the next PutEvents entry (a map: source, detail-type, detail) onto pk.
 void zb_generator_pack (zb_generator_t *self, msgpack_packer *pk, zb_generated_t *info);
 
+//  The same with a fourth key, "idempotency-key": key (keylen bytes). The key
+//  draws nothing from the stream: a seed gives the same events either way.
+void zb_generator_pack_keyed (zb_generator_t *self, msgpack_packer *pk,
+                              const char *key, size_t keylen, zb_generated_t *info);
+
 #endif

@@ -11,12 +11,26 @@
     allocation. --rate paces entries with a token bucket; the waits happen in
     zmq_poll on the socket, so replies are read while we wait.
 
+    Every entry carries an idempotency key, "<run-id>-<n>" (the run id is new
+    for every run, even with the same --seed; --file lines may bring their
+    own). A request not answered within --retry-ms is resent with the same
+    entries and keys under a new correlation id, and entries answered
+    InternalFailure are resent with a growing pause; the broker stores each key
+    once, so a resend never makes a second event. Each request keeps its packed
+    entries in its window slot for that. A late reply to a correlation id that
+    was superseded by a resend is ignored: an entry is counted once, when the
+    reply to its current request comes. A broker killed and restarted is
+    survived: the DEALER reconnects by itself and what was lost with the old
+    connection is resent after --retry-ms.
+
     At the end, exactly one JSON line on stdout:
     {"status":true,"tot_msgs":N,"bad_msgs":B,"sale_evnts":S,"inventory_evnts":I,
-     "acked":A,"failed":F}
+     "acked":A,"failed":F,"retried":R,"duplicates":D}
     where acked + failed == tot_msgs: every event read or generated either got
     an id from the broker, or failed (rejected locally, rejected by the broker,
-    or never answered). */
+    or never answered). retried counts entries sent again, duplicates the
+    entries the broker had already stored (answered "duplicate": true; they
+    count as acked). */
 
 #include <czmq.h>
 #include <errno.h>
@@ -51,6 +65,24 @@
 //  Upper bounds for the flags: sanity, not protocol limits
 #define MAX_BATCH           100000
 #define MAX_WINDOW          100000
+//  Resend a request not answered within this (--retry-ms)
+#define DEFAULT_RETRY_MS    1000
+//  Sends of one request after the first (--retries)
+#define DEFAULT_RETRIES     10
+//  Pause before resending InternalFailure entries: doubled per attempt, capped
+#define BACKOFF_MS          100
+#define BACKOFF_MAX_MS      5000
+
+//  A request in flight, beside its window slot: what to send again
+typedef struct {
+    uint64_t id;                //  current correlation id, 0: slot free
+    msgpack_sbuffer body;       //  the PUT body: array header + entries
+    size_t *offsets;            //  entry i is body [offsets [i], offsets [i + 1])
+    size_t entries;
+    unsigned sends;             //  times sent so far
+    int64_t sent_ms;            //  last send (monotonic)
+    int64_t due_ms;             //  0: waiting for the reply; else resend at
+} request_t;
 
 typedef struct {
     //  Options
@@ -65,6 +97,8 @@ typedef struct {
     const char *file;
     size_t window;
     unsigned timeout_s;         //  0: wait forever
+    unsigned retry_ms;
+    unsigned retries;
     bool quiet;
 
     //  Machinery
@@ -73,6 +107,14 @@ typedef struct {
     zb_generator_t *generator;
     zb_entryfile_t *entryfile;
     zb_window_t *inflight;
+    request_t *requests;        //  per window slot
+    char run_id [17];           //  idempotency keys: "<run_id>-<n>"
+    size_t *offsets;            //  entry offsets of the request being built
+    msgpack_sbuffer scratch;    //  a partial resend being built
+    size_t *retry_scratch;      //  batch-sized scratch arrays for a reply
+    size_t *lines_scratch;
+    size_t *size_scratch;
+    int64_t next_check_ms;      //  earliest resend due (0: none)
     msgpack_sbuffer request;    //  the PUT body being built, reused
     msgpack_packer pk;
     msgpack_sbuffer entries;    //  --file: entries of the next request
@@ -91,6 +133,9 @@ typedef struct {
     uint64_t entry_errors;      //  entries the broker rejected
     uint64_t request_errors;    //  requests answered ERROR or unusable
     uint64_t stray_replies;
+    uint64_t retried;           //  entries sent again
+    uint64_t duplicates;        //  results with "duplicate": true
+    uint64_t resend_logs;
 
     //  Outcome
     bool ok;
@@ -170,17 +215,25 @@ s_usage (FILE *out)
         "  -w, --window N        PUT requests in flight (default 16)\n"
         "  -t, --timeout SECS    give up when the broker has not answered for this long\n"
         "                        (default 10; 0 = wait forever)\n"
+        "      --retry-ms MS     resend a request not answered within MS milliseconds,\n"
+        "                        same entries, same idempotency keys (default 1000)\n"
+        "      --retries N       resends of one request before its entries count as\n"
+        "                        failed (default 10); InternalFailure entries are\n"
+        "                        resent too, after a pause growing from 100 ms to 5 s\n"
         "  -q, --quiet           no progress line\n"
         "  -h, --help            show this help\n"
         "  -V, --version         show the version\n\n"
         "At the end one JSON line goes to stdout:\n"
         "  {\"status\":true,\"tot_msgs\":N,\"bad_msgs\":B,\"sale_evnts\":S,\"inventory_evnts\":I,"
-        "\"acked\":A,\"failed\":F}\n"
+        "\"acked\":A,\"failed\":F,\n   \"retried\":R,\"duplicates\":D}\n"
+        "Every entry carries an idempotency key (\"<run-id>-<n>\"; --file lines may give\n"
+        "their own with IdempotencyKey): the broker stores a resent entry only once.\n"
         "Exit status: 0 when status is true, 1 otherwise, 2 on a usage error.\n\n"
         "Examples:\n"
         "  " PROG "                                   # 5 events to the local broker\n"
         "  " PROG " -n 100000 -b 50 -w 32 -q           # a load test\n"
         "  " PROG " -n 2000 --seed 7 --rate 500        # reproducible, paced\n"
+        "  " PROG " -n 50000 --retry-ms 200 --retries 100   # rides out a broker restart\n"
         "  " PROG " --file entries.jsonl\n"
         "  zb-consumer -t sales-events -n 10 | " PROG " --file -   # replay events\n");
 }
@@ -239,7 +292,7 @@ s_parse_range (const char *text, uint64_t low, uint64_t high, size_t *value)
 static int
 s_parse_args (producer_t *self, int argc, char **argv)
 {
-    enum { OPT_CONNECT = 256, OPT_BAD_RATIO, OPT_SEED, OPT_FILE };
+    enum { OPT_CONNECT = 256, OPT_BAD_RATIO, OPT_SEED, OPT_FILE, OPT_RETRY_MS, OPT_RETRIES };
     static const struct option options [] = {
         { "connect",   required_argument, NULL, OPT_CONNECT },
         { "count",     required_argument, NULL, 'n' },
@@ -250,6 +303,8 @@ s_parse_args (producer_t *self, int argc, char **argv)
         { "file",      required_argument, NULL, OPT_FILE },
         { "window",    required_argument, NULL, 'w' },
         { "timeout",   required_argument, NULL, 't' },
+        { "retry-ms",  required_argument, NULL, OPT_RETRY_MS },
+        { "retries",   required_argument, NULL, OPT_RETRIES },
         { "quiet",     no_argument,       NULL, 'q' },
         { "help",      no_argument,       NULL, 'h' },
         { "version",   no_argument,       NULL, 'V' },
@@ -261,6 +316,8 @@ s_parse_args (producer_t *self, int argc, char **argv)
     self->bad_ratio = 0.1;
     self->window = 16;
     self->timeout_s = 10;
+    self->retry_ms = DEFAULT_RETRY_MS;
+    self->retries = DEFAULT_RETRIES;
 
     opterr = 0;
     int opt;
@@ -309,6 +366,18 @@ s_parse_args (producer_t *self, int argc, char **argv)
                     return s_usage_error ("--timeout wants seconds from 0 to 86400, not '%s'",
                                           optarg);
                 self->timeout_s = (unsigned) value;
+                break;
+            case OPT_RETRY_MS:
+                if (!s_parse_range (optarg, 1, 3600 * 1000, &value))
+                    return s_usage_error ("--retry-ms wants milliseconds from 1 to 3600000, "
+                                          "not '%s'", optarg);
+                self->retry_ms = (unsigned) value;
+                break;
+            case OPT_RETRIES:
+                if (!s_parse_range (optarg, 0, 1000000, &value))
+                    return s_usage_error ("--retries wants a number from 0 to 1000000, not '%s'",
+                                          optarg);
+                self->retries = (unsigned) value;
                 break;
             case 'q':
                 self->quiet = true;
@@ -368,7 +437,89 @@ s_request_error (producer_t *self, uint64_t id, const char *format, ...)
     s_log ("request %" PRIu64 " failed: %s", id, text);
 }
 
-//  Account one reply: every entry of its request is acked or failed.
+static int64_t
+s_backoff_ms (unsigned sends)
+{
+    int64_t wait = BACKOFF_MS;
+    for (unsigned i = 1; i < sends && wait < BACKOFF_MAX_MS; i++)
+        wait *= 2;
+    return wait < BACKOFF_MAX_MS? wait: BACKOFF_MAX_MS;
+}
+
+static void
+s_due (producer_t *self, int64_t at)
+{
+    if (self->next_check_ms == 0 || at < self->next_check_ms)
+        self->next_check_ms = at;
+}
+
+//  The request in slot is done: its slot is free again
+static void
+s_release (producer_t *self, int slot)
+{
+    request_t *request = &self->requests [slot];
+    zb_window_cancel (self->inflight, request->id);
+    request->id = 0;
+    request->due_ms = 0;
+}
+
+//  Keep only the entries keep [0 .. count-1] (indexes, ascending) of the
+//  request in slot, for a resend after a pause; or give up on them when it
+//  was sent too often already.
+static void
+s_retry_later (producer_t *self, int slot, const size_t *keep, size_t count,
+               const size_t *lines, const char *why)
+{
+    request_t *request = &self->requests [slot];
+    if (request->sends > self->retries) {
+        self->failed += count;
+        s_request_error (self, request->id, "%s; giving up on %zu entr%s after %u sends",
+                         why, count, count == 1? "y": "ies", request->sends);
+        s_release (self, slot);
+        return;
+    }
+    size_t *kept_lines = self->lines_scratch;
+    if (count < request->entries) {
+        //  A partial resend: a new body with just these entries
+        msgpack_sbuffer_clear (&self->scratch);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &self->scratch, msgpack_sbuffer_write);
+        msgpack_pack_array (&pk, count);
+        size_t *offsets = request->offsets;
+        size_t header = self->scratch.size;
+        size_t at = header;
+        for (size_t i = 0; i < count; i++) {
+            size_t start = offsets [keep [i]], end = offsets [keep [i] + 1];
+            msgpack_sbuffer_write (&self->scratch, request->body.data + start, end - start);
+            if (lines)
+                kept_lines [i] = lines [keep [i]];
+        }
+        //  Offsets of the new body (entry sizes are unchanged)
+        size_t *sizes = self->size_scratch;
+        for (size_t i = 0; i < count; i++)
+            sizes [i] = offsets [keep [i] + 1] - offsets [keep [i]];
+        for (size_t i = 0; i < count; i++) {
+            offsets [i] = at;
+            at += sizes [i];
+        }
+        offsets [count] = at;
+        msgpack_sbuffer tmp = request->body;
+        request->body = self->scratch;
+        self->scratch = tmp;
+        request->entries = count;
+    }
+    else
+    if (lines)
+        memcpy (kept_lines, lines, count * sizeof (size_t));
+    uint8_t corr [ZB_CORRELATION_SIZE];
+    request->id = zb_window_reissue (self->inflight, request->id, count,
+                                     lines? kept_lines: NULL, corr);
+    request->due_ms = zclock_mono () + s_backoff_ms (request->sends);
+    s_due (self, request->due_ms);
+}
+
+//  Account one reply: every entry of its request is acked, failed, or kept
+//  for a resend (InternalFailure).
 static void
 s_handle_reply (producer_t *self)
 {
@@ -381,13 +532,16 @@ s_handle_reply (producer_t *self)
     uint64_t id;
     size_t entries;
     const size_t *lines;
-    if (!zb_window_close (self->inflight, zmq_msg_data (&reply.corr), zmq_msg_size (&reply.corr),
-                          &id, &entries, &lines)) {
+    int slot = zb_window_find (self->inflight, zmq_msg_data (&reply.corr),
+                               zmq_msg_size (&reply.corr), &id, &entries, &lines);
+    if (slot < 0 || self->requests [slot].due_ms) {
+        //  Unknown, answered already, or superseded by a resend: its entries
+        //  are accounted with the reply to the current request
         self->stray_replies++;
         if (self->stray_replies <= LOG_LIMIT) {
             uint64_t stray;
             if (zb_window_decode (zmq_msg_data (&reply.corr), zmq_msg_size (&reply.corr), &stray))
-                s_log ("reply for unknown request %" PRIu64 " ignored", stray);
+                s_log ("reply for request %" PRIu64 " ignored (unknown, or resent since)", stray);
             else
                 s_log ("reply with a %zu-byte correlation id ignored (ours are 8 bytes)",
                        zmq_msg_size (&reply.corr));
@@ -406,6 +560,8 @@ s_handle_reply (producer_t *self)
                 && body.type == MSGPACK_OBJECT_MAP;
     size_t status_len = zmq_msg_size (&reply.status);
     const char *status = (const char *) zmq_msg_data (&reply.status);
+    size_t *retry = self->retry_scratch;
+    size_t nretry = 0;
 
     if (zb_reply_is_ok (&reply)) {
         const msgpack_object *results = body_ok? zb_map_get (&body, "results"): NULL;
@@ -424,8 +580,16 @@ s_handle_reply (producer_t *self)
             for (size_t i = 0; i < entries; i++) {
                 const msgpack_object *result = &results->via.array.ptr [i];
                 const msgpack_object *event_id = zb_map_get (result, "id");
-                if (event_id && event_id->type == MSGPACK_OBJECT_STR)
+                const msgpack_object *duplicate = zb_map_get (result, "duplicate");
+                if (event_id && event_id->type == MSGPACK_OBJECT_STR) {
                     self->acked++;
+                    if (duplicate && duplicate->type == MSGPACK_OBJECT_BOOLEAN
+                    &&  duplicate->via.boolean)
+                        self->duplicates++;
+                }
+                else
+                if (zb_str_eq (zb_map_get (result, "code"), "InternalFailure"))
+                    retry [nretry++] = i;
                 else {
                     self->failed++;
                     s_entry_error (self, result, lines, i);
@@ -439,18 +603,28 @@ s_handle_reply (producer_t *self)
         const msgpack_object *message = body_ok? zb_map_get (&body, "message"): NULL;
         bool named = code && code->type == MSGPACK_OBJECT_STR
                   && message && message->type == MSGPACK_OBJECT_STR;
-        if (named)
-            s_request_error (self, id, "%.*s: %.*s", (int) code->via.str.size, code->via.str.ptr,
-                             (int) message->via.str.size, message->via.str.ptr);
-        else
-            s_request_error (self, id, "ERROR reply without a code and message");
-        self->failed += entries;
+        if (named && zb_str_eq (code, "InternalFailure"))
+            for (size_t i = 0; i < entries; i++)
+                retry [nretry++] = i;
+        else {
+            if (named)
+                s_request_error (self, id, "%.*s: %.*s", (int) code->via.str.size,
+                                 code->via.str.ptr, (int) message->via.str.size,
+                                 message->via.str.ptr);
+            else
+                s_request_error (self, id, "ERROR reply without a code and message");
+            self->failed += entries;
+        }
     }
     else {
         s_request_error (self, id, "reply status is neither OK nor ERROR (%zu bytes)", status_len);
         self->failed += entries;
     }
     zb_reply_close (&reply);
+    if (nretry)
+        s_retry_later (self, slot, retry, nretry, lines, "InternalFailure");
+    else
+        s_release (self, slot);
 }
 
 //  Read every reply that is already here, without waiting.
@@ -521,7 +695,10 @@ s_build_generated (producer_t *self, size_t n)
     msgpack_pack_array (&self->pk, n);
     for (size_t i = 0; i < n; i++) {
         zb_generated_t info;
-        zb_generator_pack (self->generator, &self->pk, &info);
+        char key [48];
+        int keylen = snprintf (key, sizeof key, "%s-%" PRIu64, self->run_id, self->tot_msgs + 1);
+        self->offsets [i] = self->request.size;
+        zb_generator_pack_keyed (self->generator, &self->pk, key, (size_t) keylen, &info);
         self->tot_msgs++;
         if (info.sale)
             self->sale_evnts++;
@@ -530,6 +707,7 @@ s_build_generated (producer_t *self, size_t n)
         if (info.bad)
             self->bad_msgs++;
     }
+    self->offsets [n] = self->request.size;
     return n;
 }
 
@@ -543,8 +721,10 @@ s_build_from_file (producer_t *self, size_t n)
     char err [600];
     while (taken < n && s_remaining (self) > 0) {
         zb_entryinfo_t info;
+        size_t before = self->entries.size;
         int rc = zb_entryfile_next (self->entryfile, &self->entries, &info, err, sizeof err);
         if (rc == 1) {
+            self->offsets [taken] = before;
             self->lines [taken++] = info.line;
             self->tot_msgs++;
             s_count_detail_type (self, info.detail_type);
@@ -569,9 +749,39 @@ s_build_from_file (producer_t *self, size_t n)
     msgpack_sbuffer_clear (&self->request);
     if (taken) {
         msgpack_pack_array (&self->pk, taken);
+        size_t header = self->request.size;
         msgpack_sbuffer_write (&self->request, self->entries.data, self->entries.size);
+        for (size_t i = 0; i < taken; i++)
+            self->offsets [i] += header;
+        self->offsets [taken] = self->request.size;
     }
     return taken;
+}
+
+//  Send the request in slot (again) under its current correlation id.
+//  false when the send failed (the run is over then).
+static bool
+s_send_slot (producer_t *self, int slot)
+{
+    request_t *request = &self->requests [slot];
+    uint8_t corr [ZB_CORRELATION_SIZE];
+    for (int i = 0; i < ZB_CORRELATION_SIZE; i++)
+        corr [i] = (uint8_t) (request->id >> (56 - 8 * i));
+    if (zb_wire_send_request (self->handle, ZB_CMD_PUT, corr, sizeof corr,
+                              request->body.data, request->body.size) != 0) {
+        int error = zmq_errno ();
+        if (error == EAGAIN)
+            s_fail (self, "no reply from %s within %u s", self->endpoint, self->timeout_s);
+        else
+        if (error != EINTR)
+            s_fail (self, "cannot send to %s: %s", self->endpoint, zmq_strerror (error));
+        return false;
+    }
+    request->sends++;
+    request->sent_ms = zclock_mono ();
+    request->due_ms = 0;
+    s_due (self, request->sent_ms + self->retry_ms);
+    return true;
 }
 
 //  Build and send one request of at most n entries. false when nothing more
@@ -590,21 +800,69 @@ s_send_request (producer_t *self, size_t n)
         self->last_reply_ms = zclock_mono ();       //  the timeout runs from here
     uint8_t corr [ZB_CORRELATION_SIZE];
     uint64_t id = zb_window_open (self->inflight, taken, self->file? self->lines: NULL, corr);
-    if (zb_wire_send_request (self->handle, ZB_CMD_PUT, corr, sizeof corr,
-                              self->request.data, self->request.size) != 0) {
-        int error = zmq_errno ();
-        zb_window_cancel (self->inflight, id);
+    int slot = zb_window_slot (self->inflight, id);
+    assert (slot >= 0);
+    request_t *request = &self->requests [slot];
+    request->id = id;
+    request->entries = taken;
+    request->sends = 0;
+    msgpack_sbuffer_clear (&request->body);
+    msgpack_sbuffer_write (&request->body, self->request.data, self->request.size);
+    memcpy (request->offsets, self->offsets, (taken + 1) * sizeof (size_t));
+    if (!s_send_slot (self, slot)) {
+        s_release (self, slot);
         self->failed += taken;
         self->input_done = true;
-        if (error == EAGAIN)
-            s_fail (self, "no reply from %s within %u s", self->endpoint, self->timeout_s);
-        else
-        if (error != EINTR)
-            s_fail (self, "cannot send to %s: %s", self->endpoint, zmq_strerror (error));
         return false;
     }
     self->sent += taken;
     return true;
+}
+
+//  Resend what is due: requests not answered within --retry-ms, and entries
+//  held back after InternalFailure whose pause is over.
+static void
+s_resend_due (producer_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (self->next_check_ms == 0 || now < self->next_check_ms)
+        return;
+    self->next_check_ms = 0;
+    for (size_t slot = 0; slot < self->window && self->ok && !zsys_interrupted; slot++) {
+        request_t *request = &self->requests [slot];
+        if (request->id == 0)
+            continue;
+        if (request->due_ms == 0) {
+            //  Waiting for a reply
+            int64_t deadline = request->sent_ms + self->retry_ms;
+            if (now < deadline) {
+                s_due (self, deadline);
+                continue;
+            }
+            if (request->sends > self->retries) {
+                self->failed += request->entries;
+                s_request_error (self, request->id, "no reply within %u ms after %u sends; "
+                                 "giving up on its %zu entries", self->retry_ms,
+                                 request->sends, request->entries);
+                s_release (self, (int) slot);
+                continue;
+            }
+            uint64_t old = request->id;
+            uint8_t corr [ZB_CORRELATION_SIZE];
+            request->id = zb_window_reissue (self->inflight, old, request->entries, NULL, corr);
+            if (++self->resend_logs <= LOG_LIMIT)
+                s_log ("no reply to request %" PRIu64 " within %u ms: resending it as %" PRIu64,
+                       old, self->retry_ms, request->id);
+        }
+        else
+        if (now < request->due_ms) {
+            s_due (self, request->due_ms);
+            continue;
+        }
+        self->retried += request->entries;
+        if (!s_send_slot (self, (int) slot))
+            break;
+    }
 }
 
 //  ---------------------------------------------------------------------------
@@ -639,6 +897,7 @@ s_run (producer_t *self)
     //  replies in flight are still collected; a timeout ends the loop at once.
     while (!zsys_interrupted) {
         s_read_replies (self);
+        s_resend_due (self);
 
         //  Send while the window, the rate and the input allow
         long wait_ms = -1;
@@ -670,6 +929,13 @@ s_run (producer_t *self)
             }
             if (wait_ms < 0 || deadline - now < wait_ms)
                 wait_ms = (long) (deadline - now);
+        }
+        if (waiting && self->next_check_ms) {
+            long until = (long) (self->next_check_ms - now);
+            if (until < 0)
+                until = 0;
+            if (wait_ms < 0 || until < wait_ms)
+                wait_ms = until;
         }
         if (self->progress) {
             long until = (long) (self->progress_at_ms + PROGRESS_MS - now);
@@ -710,12 +976,37 @@ s_run (producer_t *self)
         s_log ("%" PRIu64 " more request errors not shown", self->request_errors - LOG_LIMIT);
     if (self->stray_replies > LOG_LIMIT)
         s_log ("%" PRIu64 " more stray replies not shown", self->stray_replies - LOG_LIMIT);
+    if (self->resend_logs > LOG_LIMIT)
+        s_log ("%" PRIu64 " more resends not shown", self->resend_logs - LOG_LIMIT);
+    if (self->retried || self->duplicates)
+        s_log ("%" PRIu64 " entries resent, %" PRIu64 " answered as duplicates (stored once)",
+               self->retried, self->duplicates);
+}
+
+//  The run id of the idempotency keys: new for every run, even with the same
+//  --seed (a rerun is new events, not a resend): the seed, the clock and the
+//  pid, mixed (splitmix64's finalizer).
+static void
+s_make_run_id (producer_t *self)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    uint64_t z = self->seed ^ ((uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec)
+               ^ ((uint64_t) getpid () << 40);
+    for (int round = 0; round < 2; round++) {
+        z += 0x9e3779b97f4a7c15ULL;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+    }
+    snprintf (self->run_id, sizeof self->run_id, "%016" PRIx64, z);
 }
 
 static int
 s_setup (producer_t *self)
 {
     char err [512];
+    s_make_run_id (self);
     if (self->file) {
         self->entryfile = zb_entryfile_open (self->file, err, sizeof err);
         if (!self->entryfile) {
@@ -723,6 +1014,7 @@ s_setup (producer_t *self)
             s_fail (self, "%s", err);
             return -1;
         }
+        zb_entryfile_set_key_prefix (self->entryfile, self->run_id);
         self->lines = (size_t *) calloc (self->batch, sizeof (size_t));
         assert (self->lines);
     }
@@ -756,6 +1048,20 @@ s_setup (producer_t *self)
     self->handle = zsock_resolve (self->sock);
     self->inflight = zb_window_new (self->window, self->batch);
     assert (self->inflight);
+    self->requests = (request_t *) calloc (self->window, sizeof (request_t));
+    self->offsets = (size_t *) calloc (self->batch + 1, sizeof (size_t));
+    self->retry_scratch = (size_t *) calloc (self->batch, sizeof (size_t));
+    self->lines_scratch = (size_t *) calloc (self->batch, sizeof (size_t));
+    self->size_scratch = (size_t *) calloc (self->batch, sizeof (size_t));
+    assert (self->requests && self->offsets && self->retry_scratch && self->lines_scratch
+            && self->size_scratch);
+    for (size_t i = 0; i < self->window; i++) {
+        msgpack_sbuffer_init (&self->requests [i].body);
+        //  Allocated once per slot: offsets for a full batch
+        self->requests [i].offsets = (size_t *) malloc ((self->batch + 1) * sizeof (size_t));
+        assert (self->requests [i].offsets);
+    }
+    msgpack_sbuffer_init (&self->scratch);
     msgpack_sbuffer_init (&self->request);
     msgpack_sbuffer_init (&self->entries);
     msgpack_packer_init (&self->pk, &self->request, msgpack_sbuffer_write);
@@ -765,13 +1071,13 @@ s_setup (producer_t *self)
     if (self->rate > 0)
         snprintf (rate, sizeof rate, "%g/s", self->rate);
     if (self->file)
-        s_log ("sending entries from %s to %s (batch %zu, window %zu, rate %s)",
+        s_log ("sending entries from %s to %s (batch %zu, window %zu, rate %s, run %s)",
                strcmp (self->file, "-") == 0? "stdin": self->file, self->endpoint,
-               self->batch, self->window, rate);
+               self->batch, self->window, rate, self->run_id);
     else
         s_log ("sending %" PRIu64 " events to %s (batch %zu, window %zu, rate %s, "
-               "bad-ratio %g, seed %" PRIu64 ")", self->count, self->endpoint,
-               self->batch, self->window, rate, self->bad_ratio, self->seed);
+               "bad-ratio %g, seed %" PRIu64 ", run %s)", self->count, self->endpoint,
+               self->batch, self->window, rate, self->bad_ratio, self->seed, self->run_id);
     return 0;
 }
 
@@ -781,8 +1087,18 @@ s_teardown (producer_t *self)
     if (self->inflight) {
         msgpack_sbuffer_destroy (&self->request);
         msgpack_sbuffer_destroy (&self->entries);
+        msgpack_sbuffer_destroy (&self->scratch);
         msgpack_zone_destroy (&self->zone);
+        for (size_t i = 0; i < self->window; i++) {
+            msgpack_sbuffer_destroy (&self->requests [i].body);
+            free (self->requests [i].offsets);
+        }
     }
+    free (self->requests);
+    free (self->offsets);
+    free (self->retry_scratch);
+    free (self->lines_scratch);
+    free (self->size_scratch);
     zb_window_destroy (&self->inflight);
     zsock_destroy (&self->sock);
     zb_generator_destroy (&self->generator);
@@ -804,6 +1120,8 @@ s_print_result (producer_t *self)
                             json_object_new_uint64 (self->inventory_evnts));
     json_object_object_add (result, "acked", json_object_new_uint64 (self->acked));
     json_object_object_add (result, "failed", json_object_new_uint64 (self->failed));
+    json_object_object_add (result, "retried", json_object_new_uint64 (self->retried));
+    json_object_object_add (result, "duplicates", json_object_new_uint64 (self->duplicates));
     puts (json_object_to_json_string_ext (result, JSON_C_TO_STRING_PLAIN
                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
     fflush (stdout);

@@ -130,6 +130,36 @@ zb_window_cancel (zb_window_t *self, uint64_t id)
     s_release (self, slot);
 }
 
+int
+zb_window_slot (zb_window_t *self, uint64_t id)
+{
+    slot_t *slot = id? s_find (self, id): NULL;
+    return slot? (int) (slot - self->slots): -1;
+}
+
+static void
+s_encode (uint64_t id, uint8_t corr [ZB_CORRELATION_SIZE])
+{
+    for (int i = 0; i < ZB_CORRELATION_SIZE; i++)
+        corr [i] = (uint8_t) (id >> (56 - 8 * i));
+}
+
+uint64_t
+zb_window_reissue (zb_window_t *self, uint64_t id, size_t entries, const size_t *lines,
+                   uint8_t corr [ZB_CORRELATION_SIZE])
+{
+    slot_t *slot = s_find (self, id);
+    assert (slot);
+    assert (entries > 0 && entries <= slot->entries);
+    self->entries -= slot->entries - entries;
+    slot->entries = entries;
+    if (lines && slot->has_lines)
+        memmove (slot->lines, lines, entries * sizeof (size_t));
+    slot->id = self->next_id++;
+    s_encode (slot->id, corr);
+    return slot->id;
+}
+
 bool
 zb_window_decode (const void *corr, size_t corrlen, uint64_t *id)
 {
@@ -141,6 +171,22 @@ zb_window_decode (const void *corr, size_t corrlen, uint64_t *id)
         value = (value << 8) | bytes [i];
     *id = value;
     return true;
+}
+
+int
+zb_window_find (zb_window_t *self, const void *corr, size_t corrlen,
+                uint64_t *id, size_t *entries, const size_t **lines)
+{
+    uint64_t value;
+    if (!zb_window_decode (corr, corrlen, &value) || value == 0)
+        return -1;
+    slot_t *slot = s_find (self, value);
+    if (!slot)
+        return -1;
+    *id = value;
+    *entries = slot->entries;
+    *lines = slot->has_lines? slot->lines: NULL;
+    return (int) (slot - self->slots);
 }
 
 bool

@@ -3,7 +3,13 @@
     Each request gets the next correlation id of a uint64 counter (from 1),
     sent as 8 bytes big-endian. The window remembers, per request in flight,
     how many entries it carried and (for --file) their line numbers, so that
-    a reply, matched by correlation id, can be accounted entry by entry. */
+    a reply, matched by correlation id, can be accounted entry by entry.
+
+    A request that is resent (no reply in time, or some entries to retry) keeps
+    its slot and gets a new correlation id (zb_window_reissue): a late reply
+    to the old id then matches nothing and is ignored, so no entry is counted
+    twice. Slots are numbered 0 .. capacity-1 and never move, so the caller
+    can keep per-request data (the packed entries) in an array beside. */
 #ifndef ZB_WINDOW_H_INCLUDED
 #define ZB_WINDOW_H_INCLUDED
 
@@ -37,6 +43,22 @@ void zb_window_cancel (zb_window_t *self, uint64_t id);
 //  given) valid until the next zb_window_open. False for an unknown id.
 bool zb_window_close (zb_window_t *self, const void *corr, size_t corrlen,
                       uint64_t *id, size_t *entries, const size_t **lines);
+
+//  Find the request a reply's correlation frame names without closing it:
+//  returns its slot with *id, *entries and *lines as zb_window_close gives
+//  them, or -1 for an unknown id.
+int zb_window_find (zb_window_t *self, const void *corr, size_t corrlen,
+                    uint64_t *id, size_t *entries, const size_t **lines);
+
+//  The slot of request id, or -1.
+int zb_window_slot (zb_window_t *self, uint64_t id);
+
+//  Give request id the next correlation id (written into corr) and returns it;
+//  the old id no longer matches. entries (1 .. its current count) replaces its
+//  count, and lines (when it has line numbers; NULL keeps the first entries of
+//  them) its line numbers, for a resend of some of its entries.
+uint64_t zb_window_reissue (zb_window_t *self, uint64_t id, size_t entries, const size_t *lines,
+                            uint8_t corr [ZB_CORRELATION_SIZE]);
 
 //  Decode a correlation frame for messages; false when it is not 8 bytes.
 bool zb_window_decode (const void *corr, size_t corrlen, uint64_t *id);

@@ -3,6 +3,7 @@
     zbctl [--control EP] [--ingest EP] [--timeout MS] COMMAND [command options]
         ping                 PING the control socket
         stats [--json]       STATS, as a table per topic or as the raw reply in JSON
+        journal [--json]     JOURNAL: the journal's head, oldest, size, topic heads
         put --source S --detail-type T [--detail JSON] [--resources R1,R2] [--time T]
                              one PUT request of one entry to the ingest socket
 
@@ -58,6 +59,11 @@ static const struct option s_stats_options [] = {
     { "json", no_argument, NULL, OPT_JSON },
     { NULL, 0, NULL, 0 }
 };
+static const struct option s_journal_options [] = {
+    GLOBAL_OPTIONS,
+    { "json", no_argument, NULL, OPT_JSON },
+    { NULL, 0, NULL, 0 }
+};
 static const struct option s_put_options [] = {
     GLOBAL_OPTIONS,
     { "source",      required_argument, NULL, OPT_SOURCE },
@@ -85,6 +91,9 @@ s_usage (FILE *out)
         "                       prints \"ok seq=N version=V uptime=Xs\"\n"
         "  stats [--json]       broker counters, with a table per topic (in, out,\n"
         "                       rejected, subscribers, seq); --json: the raw reply as JSON\n"
+        "  journal [--json]     the broker's journal: backend, path, head and oldest seq,\n"
+        "                       events, bytes, retention, and the last topic_seq per\n"
+        "                       topic; --json: the raw reply as JSON\n"
         "  put --source S --detail-type T [--detail JSON] [--resources R1,R2] [--time RFC3339]\n"
         "                       put one event through the ingest socket; prints the\n"
         "                       reply as JSON: {\"failed\":0,\"results\":[{\"id\":..,\"seq\":..}]}\n"
@@ -95,6 +104,7 @@ s_usage (FILE *out)
         "  " PROG " ping\n"
         "  " PROG " --control tcp://10.0.0.5:5557 stats\n"
         "  " PROG " stats --json\n"
+        "  " PROG " journal\n"
         "  " PROG " put --source store-7 --detail-type sales-events \\\n"
         "        --detail '{\"store_id\":\"store_1\",\"sales\":12.5}' --resources shelf-3,till-1\n");
 }
@@ -230,6 +240,120 @@ s_compare_keys (const void *a, const void *b)
     return rc? rc: (xl > yl) - (xl < yl);
 }
 
+//  A byte count for people: "812 B", "3.4 KiB", "120.0 MiB"
+static void
+s_bytes (uint64_t bytes, char *out, size_t size)
+{
+    if (bytes < 1024)
+        snprintf (out, size, "%" PRIu64 " B", bytes);
+    else
+    if (bytes < 1024 * 1024)
+        snprintf (out, size, "%.1f KiB", (double) bytes / 1024);
+    else
+    if (bytes < 1024ULL * 1024 * 1024)
+        snprintf (out, size, "%.1f MiB", (double) bytes / (1024 * 1024));
+    else
+        snprintf (out, size, "%.2f GiB", (double) bytes / (1024.0 * 1024 * 1024));
+}
+
+//  "journal lmdb (sync commit): head 500, oldest 1, 500 events, 120.0 KiB"
+static void
+s_journal_line (const msgpack_object *journal)
+{
+    const msgpack_object *backend = zb_map_get (journal, "backend");
+    const msgpack_object *sync = zb_map_get (journal, "sync");
+    char bytes [32];
+    s_bytes (s_uint (journal, "bytes"), bytes, sizeof bytes);
+    printf ("journal %.*s (sync %.*s): head %" PRIu64 ", oldest %" PRIu64 ", %" PRIu64
+            " events, %s\n", STR_ARGS (backend), STR_ARGS (sync), s_uint (journal, "head"),
+            s_uint (journal, "oldest"), s_uint (journal, "events"), bytes);
+}
+
+//  Print a reply map as one line of JSON
+static int
+s_print_json (const msgpack_object *map, const char *what)
+{
+    char err [256];
+    char *text = zb_json_text_from_msgpack (map, err, sizeof err);
+    if (!text)
+        return s_error ("cannot show the %s reply as JSON: %s", what, err);
+    puts (text);
+    free (text);
+    return 0;
+}
+
+//  Topic rows of a map {"<topic>": value}, sorted by name (keys that are not
+//  strings skipped). Returns the rows (caller frees) and the widest name.
+static msgpack_object_kv *
+s_sorted_rows (const msgpack_object *topics, uint32_t *nrows, int *width);
+
+static int
+s_journal (zbctl_t *self)
+{
+    msgpack_unpacked reply;
+    int rc = s_call (self, self->control, "JOURNAL", NULL, 0, &reply);
+    if (rc)
+        return rc;
+    const msgpack_object *journal = &reply.data;
+    if (self->json) {
+        rc = s_print_json (journal, "JOURNAL");
+        msgpack_unpacked_destroy (&reply);
+        return rc;
+    }
+    const msgpack_object *path = zb_map_get (journal, "path");
+    s_journal_line (journal);
+    if (path && path->type == MSGPACK_OBJECT_STR && path->via.str.size)
+        printf ("path %.*s\n", STR_ARGS (path));
+    uint64_t hours = s_uint (journal, "retain_hours");
+    uint64_t mb = s_uint (journal, "retain_mb");
+    char hours_text [32] = "no age limit", mb_text [32] = "no size limit";
+    if (hours)
+        snprintf (hours_text, sizeof hours_text, "%" PRIu64 " h", hours);
+    if (mb)
+        snprintf (mb_text, sizeof mb_text, "%" PRIu64 " MiB", mb);
+    printf ("retention %s, %s\n", hours_text, mb_text);
+
+    uint32_t nrows;
+    int width;
+    msgpack_object_kv *rows = s_sorted_rows (zb_map_get (journal, "topics"), &nrows, &width);
+    if (nrows == 0)
+        printf ("no topics yet\n");
+    else {
+        printf ("\n%-*s %12s\n", width, "topic", "seq");
+        for (uint32_t i = 0; i < nrows; i++) {
+            const msgpack_object *v = &rows [i].val;
+            int pad = width - (int) rows [i].key.via.str.size;
+            printf ("%.*s%*s %12" PRIu64 "\n", (int) rows [i].key.via.str.size,
+                    rows [i].key.via.str.ptr, pad, "",
+                    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER? v->via.u64: 0);
+        }
+    }
+    free (rows);
+    msgpack_unpacked_destroy (&reply);
+    return 0;
+}
+
+static msgpack_object_kv *
+s_sorted_rows (const msgpack_object *topics, uint32_t *nrows, int *width)
+{
+    uint32_t ntopics = topics && topics->type == MSGPACK_OBJECT_MAP? topics->via.map.size: 0;
+    //  Sort a copy of the entries by topic name; skip keys that are not strings
+    msgpack_object_kv *rows = (msgpack_object_kv *) calloc (ntopics + 1, sizeof *rows);
+    assert (rows);
+    *nrows = 0;
+    *width = 5;                 //  strlen ("topic")
+    for (uint32_t i = 0; i < ntopics; i++) {
+        const msgpack_object_kv *kv = &topics->via.map.ptr [i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            continue;
+        rows [(*nrows)++] = *kv;
+        if ((int) kv->key.via.str.size > *width)
+            *width = (int) kv->key.via.str.size;
+    }
+    qsort (rows, *nrows, sizeof *rows, s_compare_keys);
+    return rows;
+}
+
 static int
 s_stats (zbctl_t *self)
 {
@@ -258,23 +382,13 @@ s_stats (zbctl_t *self)
             s_uint (stats, "entries_in"), s_uint (stats, "entries_rejected"));
     if (zb_map_get (stats, "prefix_subscriptions"))
         printf ("prefix subscriptions %" PRIu64 "\n", s_uint (stats, "prefix_subscriptions"));
+    const msgpack_object *journal = zb_map_get (stats, "journal");
+    if (journal && journal->type == MSGPACK_OBJECT_MAP)
+        s_journal_line (journal);
 
-    const msgpack_object *topics = zb_map_get (stats, "topics");
-    uint32_t ntopics = topics && topics->type == MSGPACK_OBJECT_MAP? topics->via.map.size: 0;
-    //  Sort a copy of the entries by topic name; skip keys that are not strings
-    msgpack_object_kv *rows = (msgpack_object_kv *) calloc (ntopics + 1, sizeof *rows);
-    assert (rows);
-    uint32_t nrows = 0;
-    int width = 5;              //  strlen ("TOPIC")
-    for (uint32_t i = 0; i < ntopics; i++) {
-        const msgpack_object_kv *kv = &topics->via.map.ptr [i];
-        if (kv->key.type != MSGPACK_OBJECT_STR)
-            continue;
-        rows [nrows++] = *kv;
-        if ((int) kv->key.via.str.size > width)
-            width = (int) kv->key.via.str.size;
-    }
-    qsort (rows, nrows, sizeof *rows, s_compare_keys);
+    uint32_t nrows;
+    int width;
+    msgpack_object_kv *rows = s_sorted_rows (zb_map_get (stats, "topics"), &nrows, &width);
     if (nrows == 0)
         printf ("no topics yet\n");
     else {
@@ -394,7 +508,7 @@ main (int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind >= argc)
-        return s_usage_error ("give a command: ping, stats or put");
+        return s_usage_error ("give a command: ping, stats, journal or put");
     const char *command = argv [optind];
     //  The command's own options (and the global ones again) follow it
     int sub_argc = argc - optind;
@@ -402,9 +516,11 @@ main (int argc, char **argv)
     const struct option *options =
         streq (command, "ping")? s_ping_options:
         streq (command, "stats")? s_stats_options:
+        streq (command, "journal")? s_journal_options:
         streq (command, "put")? s_put_options: NULL;
     if (!options)
-        return s_usage_error ("unknown command '%s' (commands: ping, stats, put)", command);
+        return s_usage_error ("unknown command '%s' (commands: ping, stats, journal, put)",
+                              command);
     rc = s_parse (&self, sub_argc, sub_argv, options, false, command);
     if (rc >= 0)
         return rc;
@@ -417,6 +533,9 @@ main (int argc, char **argv)
     else
     if (streq (command, "stats"))
         rc = s_stats (&self);
+    else
+    if (streq (command, "journal"))
+        rc = s_journal (&self);
     else
         rc = s_put (&self);
     return rc;

@@ -4,6 +4,9 @@
 - Every process is started with stdout/stderr in files (no pipe can fill up), is
   stopped by PID at teardown (SIGTERM, then SIGKILL after a timeout), and its stderr
   is printed when the test fails.
+- Sanitized builds (ZB_BUILD=build-asan): a program whose stderr holds an
+  AddressSanitizer, LeakSanitizer or UBSan report fails the test when it is
+  waited for or stopped, whatever its exit code and whether the test checks it.
 - Every wait is bounded; each test has a time limit (SIGALRM; default 90 s, change it
   with @pytest.mark.timeout(SECONDS)).
 - Slow joiners: wait_subscribers() polls the broker's STATS until the consumers'
@@ -27,6 +30,26 @@ from zbclient import Client, Subscriber, ZbTimeout  # noqa: E402
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.abspath(os.environ.get("ZB_BUILD", os.path.join(ROOT, "build")))
 
+
+def _sanitized(build):
+    """The sanitizers BUILD's programs are built with (meson's b_sanitize), or ""."""
+    try:
+        with open(os.path.join(build, "meson-info", "intro-buildoptions.json")) as f:
+            options = json.load(f)
+    except (OSError, ValueError):
+        return ""
+    for option in options:
+        if option.get("name") == "b_sanitize" and option.get("value") not in (None, "", "none"):
+            return option["value"]
+    return ""
+
+
+# e.g. "address,undefined" for build-asan: memory and speed are not the real
+# programs' there (ASan keeps freed memory in quarantine, redzones, shadow
+# memory), so tests that bound memory or time check those bounds only when
+# SANITIZED is empty.
+SANITIZED = _sanitized(BUILD)
+
 PROGRAMS = {
     "zb-broker": "broker/zb-broker",
     "zb-producer": "producer/zb-producer",
@@ -38,6 +61,11 @@ PROGRAMS = {
 
 DEFAULT_TEST_TIMEOUT = 90
 STOP_TIMEOUT = 5.0
+
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer write on
+# stderr when they find something (see scripts/test for their options).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "LeakSanitizer",
+                     "runtime error:", "ERROR: UndefinedBehaviorSanitizer")
 
 
 def program(name):
@@ -85,9 +113,10 @@ class Proc:
         self.popen = subprocess.Popen(
             self.args, stdout=self._out, stderr=self._err,
             stdin=stdin if stdin is not None else subprocess.DEVNULL,
-            env=env, close_fds=True)
+            env=env, close_fds=True, cwd=tmpdir)   # a default ./zbridge-data lands in tmpdir
         self.pid = self.popen.pid
         self.returncode = None
+        self._sanitizer_checked = False
 
     def poll(self):
         rc = self.popen.poll()
@@ -106,7 +135,30 @@ class Proc:
             self.kill()
             raise AssertionError("%s did not exit within %.1f s\nstderr:\n%s"
                                  % (self.name, timeout, self.stderr()))
+        self.check_sanitizers()
         return self.returncode
+
+    def sanitizer_report(self):
+        """The sanitizer report in its stderr (from the first marker line), or None."""
+        text = self.stderr()
+        at = min((i for i in (text.find(m) for m in SANITIZER_MARKERS) if i >= 0), default=-1)
+        if at < 0:
+            return None
+        start = text.rfind("\n", 0, at) + 1
+        report = text[start:]
+        if len(report) > 8000:
+            report = report[:8000] + "\n[...]"
+        return report
+
+    def check_sanitizers(self):
+        """Fail (once) when the exited program's stderr holds a sanitizer report."""
+        if self._sanitizer_checked or self.popen.poll() is None:
+            return
+        self._sanitizer_checked = True
+        report = self.sanitizer_report()
+        if report is not None:
+            raise AssertionError("%s (pid %d, exit %s) reported a sanitizer error:\n%s"
+                                 % (self.name, self.pid, self.popen.returncode, report))
 
     def send_signal(self, sig):
         if self.popen.poll() is None:
@@ -127,6 +179,7 @@ class Proc:
                 self.killed = True
         self.returncode = self.popen.returncode
         self._close_files()
+        self.check_sanitizers()
         return self.returncode
 
     def kill(self):
@@ -258,10 +311,18 @@ class Harness:
         return p
 
     # broker
-    def broker(self, *args, ports=True, timeout=10.0):
+    def broker(self, *args, ports=True, timeout=10.0, data_dir=None):
         """Start zb-broker (on three free ports unless ports=False) and wait for its
-        ready line."""
+        ready line. Each broker gets a fresh --data-dir (b.data_dir) unless the test
+        passes --data-dir or --memory, or data_dir (a path, or False for none)."""
         argv = list(args)
+        given = {str(a) for a in argv}
+        if data_dir is None and not {"--data-dir", "--memory"} & given:
+            data_dir = self.fresh_dir("data")
+        if data_dir:
+            argv = ["--data-dir", data_dir] + argv
+        elif "--data-dir" in given:
+            data_dir = str(argv[argv.index("--data-dir") + 1])
         if ports:
             argv = ["--ingest", "tcp://127.0.0.1:%d" % free_port(),
                     "--publish", "tcp://127.0.0.1:%d" % free_port(),
@@ -269,8 +330,27 @@ class Harness:
         p = self.start("zb-broker", *argv)
         eps = self.wait_ready(p, timeout)
         b = Broker(p, eps["ingest"], eps["publish"], eps["control"])
+        b.data_dir = data_dir or None
+        b.args = list(args)
         self.brokers.append(b)
         return b
+
+    def fresh_dir(self, prefix):
+        return tempfile.mkdtemp(prefix=prefix + "-", dir=self.tmpdir)
+
+    def restart_broker(self, b, *args, sig=signal.SIGKILL, timeout=10.0):
+        """Stop broker b (SIGKILL unless sig says otherwise) and start a new one on
+        the same three endpoints and data directory, with args (default: b's own
+        args). Returns the new Broker."""
+        b.close_clients()
+        b.proc.stop(sig)
+        argv = ["--ingest", b.ingest, "--publish", b.publish, "--control", b.control]
+        if b.data_dir:
+            argv += ["--data-dir", b.data_dir]
+        nb = self.broker(*(argv + [a for a in (args or b.args)]), ports=False,
+                         data_dir=False, timeout=timeout)
+        nb.data_dir, nb.args = b.data_dir, list(args or b.args)
+        return nb
 
     @staticmethod
     def wait_ready(p, timeout=10.0):
@@ -292,6 +372,18 @@ class Harness:
     def consumer(self, prog, broker, *args):
         return self.start(prog, "--connect", broker.publish, "--control", broker.control, *args)
 
+    def durable_consumer(self, prog, broker, *args, state_dir=None, name=None, start=None):
+        """A consumer with --state-dir/--name/--from when given (start: "earliest",
+        "seq:N", ...)."""
+        extra = []
+        if state_dir is not None:
+            extra += ["--state-dir", state_dir]
+        if name is not None:
+            extra += ["--name", name]
+        if start is not None:
+            extra += ["--from", start]
+        return self.consumer(prog, broker, *(extra + list(args)))
+
     def producer(self, broker, *args, timeout=120.0, input=None):
         """Run zb-producer against broker to completion; returns (proc, report dict)."""
         p = self.run("zb-producer", "--connect", broker.ingest, *args, timeout=timeout,
@@ -307,9 +399,16 @@ class Harness:
     def stop_all(self):
         for b in self.brokers:
             b.close_clients()
-        # clients first, the broker last
+        # clients first, the broker last; every one is stopped before a
+        # sanitizer report fails the test
+        reports = []
         for p in reversed(self.procs):
-            p.stop()
+            try:
+                p.stop()
+            except AssertionError as e:
+                reports.append(str(e))
+        if reports:
+            raise AssertionError("\n\n".join(reports))
 
     def report(self):
         out = []
@@ -402,3 +501,29 @@ def drain_until(sub, predicate, timeout=5.0, limit=100000):
             return out
     raise AssertionError("the awaited event did not arrive within %.1f s (%d events seen)"
                          % (timeout, len(out)))
+
+
+def replay_all(broker, timeout=10.0, **kw):
+    """Every event of the broker's journal (REPLAY from 1 to the head), in seq order,
+    and the END; keyword arguments go to Client.replay (topics=, frm=, to=, ...)."""
+    kw.setdefault("credit", 5000)
+    with Client(broker.control, timeout=timeout) as c:
+        return c.replay(**kw)
+
+
+def seq_of_ids(events):
+    """{event id: seq} of replayed (or received) zbclient Events."""
+    return {e.event["id"]: e.seq for e in events}
+
+
+def check_in_order(ids, seq_of, what):
+    """ids (a consumer's output) are known events, each once, in strictly
+    increasing seq; returns their seqs."""
+    unknown = [i for i in ids if i not in seq_of]
+    assert not unknown, "%s: %d ids not in the journal, e.g. %s" % (what, len(unknown), unknown[:3])
+    seqs = [seq_of[i] for i in ids]
+    dups = len(seqs) - len(set(seqs))
+    assert dups == 0, "%s: %d duplicates" % (what, dups)
+    bad = [(a, b) for a, b in zip(seqs, seqs[1:]) if b <= a]
+    assert not bad, "%s: out of seq order at %s" % (what, bad[:5])
+    return seqs

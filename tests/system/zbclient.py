@@ -11,6 +11,16 @@ tests check the document as much as the broker. Needs python3-zmq and python3-ms
         sub.subscribe("sales-events")            # exact: b"sales-events\\0"
         sub.subscribe("sales-", prefix=True)     # every topic starting with "sales-"
         ev = sub.recv(timeout=2.0)               # Event(topic, seq, topic_seq, event, raw)
+
+Reliability (see "Reliability" in PROTOCOL.md):
+
+    with Client("tcp://127.0.0.1:5557") as control:
+        events, end = control.replay(frm=1, topics=["sales-events"], credit=1000)
+        print(len(events), end.last, end.head)   # events in seq order, the END fields
+        print(control.journal()["head"])
+    with Subscriber("tcp://127.0.0.1:5556") as sub:
+        sub.subscribe_heartbeat()                # b"$heartbeat\0"
+        hb = sub.recv_heartbeat(timeout=3.0)     # Heartbeat(seq, oldest, time, topics, ...)
 """
 
 import struct
@@ -21,7 +31,8 @@ import msgpack
 import zmq
 
 __all__ = ["Client", "Subscriber", "Reply", "Event", "ZbError", "ZbTimeout",
-           "pack", "unpack", "HEADER_SIZE", "EVENT_KEYS"]
+           "pack", "unpack", "HEADER_SIZE", "EVENT_KEYS", "ReplayEnd", "Heartbeat",
+           "HEARTBEAT_TOPIC", "parse_event", "decode_heartbeat"]
 
 HEADER_SIZE = 16
 EVENT_KEYS = ["version", "id", "detail-type", "source", "account", "time", "region",
@@ -29,6 +40,14 @@ EVENT_KEYS = ["version", "id", "detail-type", "source", "account", "time", "regi
 
 Reply = namedtuple("Reply", "status corr body raw")
 Event = namedtuple("Event", "topic seq topic_seq event raw frames")
+# END of a replay session: its four fields and the whole body
+ReplayEnd = namedtuple("ReplayEnd", "last head oldest count body")
+# a decoded $heartbeat: header_seq is frame 2's seq (must equal seq)
+Heartbeat = namedtuple("Heartbeat", "seq oldest time topics header_seq header_topic_seq body")
+
+HEARTBEAT_TOPIC = "$heartbeat"
+HEARTBEAT_KEYS = {"seq", "oldest", "time", "topics"}
+END_KEYS = ("last", "head", "oldest", "count")
 
 
 class ZbError(Exception):
@@ -51,6 +70,45 @@ def pack(value):
 def unpack(data):
     """Exactly one msgpack value filling the whole buffer (raises otherwise)."""
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def parse_event(topic_frame, header, body):
+    """Frames 1-3 of a published (or replayed) event -> Event. Checks the layout
+    strictly: NUL-terminated topic, header of at least 16 bytes, one msgpack map."""
+    if not topic_frame.endswith(b"\x00"):
+        raise AssertionError("topic frame %r has no NUL terminator" % topic_frame)
+    if len(header) < HEADER_SIZE:
+        raise AssertionError("header of %d bytes, expected >= 16" % len(header))
+    seq, topic_seq = struct.unpack(">QQ", header[:HEADER_SIZE])
+    topic = topic_frame[:-1].decode("utf-8")
+    value = unpack(body)
+    if not isinstance(value, dict):
+        raise AssertionError("event body is a %s, expected a map" % type(value).__name__)
+    return Event(topic, seq, topic_seq, value, body, [topic_frame, header, body])
+
+
+def _is_uint(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def decode_heartbeat(ev):
+    """An Event on $heartbeat -> Heartbeat, checking it against PROTOCOL.md:
+    topic_seq 0, body {"seq", "oldest", "time", "topics"} with uint heads."""
+    if ev.topic != HEARTBEAT_TOPIC:
+        raise AssertionError("not a heartbeat: topic %r" % ev.topic)
+    body = ev.event
+    missing = HEARTBEAT_KEYS - set(body)
+    if missing:
+        raise AssertionError("heartbeat lacks %s: %r" % (sorted(missing), body))
+    if not (_is_uint(body["seq"]) and _is_uint(body["oldest"])):
+        raise AssertionError("heartbeat seq/oldest not uints: %r" % body)
+    if not isinstance(body["time"], str) or not isinstance(body["topics"], dict):
+        raise AssertionError("heartbeat time/topics of the wrong type: %r" % body)
+    for t, head in body["topics"].items():
+        if not isinstance(t, str) or not _is_uint(head):
+            raise AssertionError("heartbeat topic head %r: %r" % (t, head))
+    return Heartbeat(body["seq"], body["oldest"], body["time"], body["topics"], ev.seq,
+                     ev.topic_seq, body)
 
 
 def _deadline(timeout):
@@ -158,6 +216,101 @@ class Client:
         """One PUT of a list of entries; returns {"failed": n, "results": [...]}."""
         return self.call("PUT", entries, timeout)
 
+    def journal(self, timeout=None):
+        """JOURNAL (control socket): head, oldest, events, bytes, per-topic heads."""
+        return self.call("JOURNAL", b"", timeout)
+
+    # -- replay (control socket) -------------------------------------------------
+
+    @staticmethod
+    def replay_body(frm=None, to=None, topics=None, prefixes=None, from_time=None,
+                    credit=None):
+        """The REPLAY body map; keys left out when None."""
+        body = {}
+        for key, value in (("from", frm), ("to", to), ("topics", topics),
+                           ("prefixes", prefixes), ("from-time", from_time),
+                           ("credit", credit)):
+            if value is not None:
+                body[key] = value
+        return body
+
+    def send_replay(self, body, corr=None):
+        """Open a replay session (no wait); body is a map (or raw bytes, sent as
+        they are). Returns the correlation id that names the session."""
+        if corr is None:
+            corr = self.next_corr()
+        raw = bytes(body) if isinstance(body, (bytes, bytearray)) else pack(body)
+        self.sock.send_multipart([b"REPLAY", corr, raw])
+        return corr
+
+    def send_credit(self, corr, credit):
+        self.sock.send_multipart([b"CREDIT", corr, pack({"credit": credit})])
+
+    def send_cancel(self, corr):
+        self.sock.send_multipart([b"CANCEL", corr, b""])
+
+    def recv_replay(self, timeout=None):
+        """The next message of a replay stream:
+            ("EVENT", corr, Event) | ("END", corr, ReplayEnd) | (status, corr, body)
+        where status is "ERROR" (or anything else the broker sent, body decoded)."""
+        frames = self.recv_frames(timeout)
+        status = frames[0].decode("ascii", "replace")
+        if status == "EVENT":
+            if len(frames) != 5:
+                raise AssertionError("EVENT has %d frames, expected 5" % len(frames))
+            return status, frames[1], parse_event(frames[2], frames[3], frames[4])
+        if len(frames) != 3:
+            raise AssertionError("%s has %d frames, expected 3: %r"
+                                 % (status, len(frames), frames))
+        body = unpack(frames[2])
+        if status == "END":
+            missing = [k for k in END_KEYS if k not in body]
+            if missing or not all(_is_uint(body[k]) for k in END_KEYS):
+                raise AssertionError("END body %r: want uints %s" % (body, END_KEYS))
+            return status, frames[1], ReplayEnd(body["last"], body["head"], body["oldest"],
+                                                body["count"], body)
+        return status, frames[1], body
+
+    def replay(self, frm=None, to=None, topics=None, prefixes=None, from_time=None,
+               credit=1000, refill=None, timeout=None, limit=10000000, corr=None):
+        """Read a range of the journal: REPLAY, then grant `refill` (default credit/2)
+        more credit every `refill` events received, up to END. Returns
+        (events, ReplayEnd). Checks on the way that the broker never sends more
+        events than the credit granted and that seq strictly increases. Raises
+        ZbError on an ERROR, ZbTimeout when the stream stalls for `timeout` s."""
+        timeout = self.timeout if timeout is None else timeout
+        refill = refill or max(1, credit // 2)
+        corr = self.send_replay(self.replay_body(frm, to, topics, prefixes, from_time,
+                                                 credit), corr)
+        granted, since_refill = credit, 0
+        events = []
+        while True:
+            status, c, value = self.recv_replay(timeout)
+            if c != corr:
+                continue        # another session's (or a late) message
+            if status == "END":
+                if value.count != len(events):
+                    raise AssertionError("END count %d but %d events received"
+                                         % (value.count, len(events)))
+                return events, value
+            if status != "EVENT":
+                raise ZbError(value.get("code"), value.get("message"))
+            events.append(value)
+            if len(events) > granted:
+                raise AssertionError("broker sent event %d with only %d credit granted"
+                                     % (len(events), granted))
+            if len(events) > 1 and value.seq <= events[-2].seq:
+                raise AssertionError("replay out of order: seq %d after %d"
+                                     % (value.seq, events[-2].seq))
+            if len(events) > limit:
+                self.send_cancel(corr)
+                raise AssertionError("replay longer than %d events" % limit)
+            since_refill += 1
+            if since_refill >= refill:
+                self.send_credit(corr, since_refill)
+                granted += since_refill
+                since_refill = 0
+
     def put_pipelined(self, batches, window=16, timeout=None):
         """PUT every batch with up to `window` requests in flight (DEALER only).
         Replies are matched by correlation id; returns the reply bodies in batch order.
@@ -196,6 +349,9 @@ class Subscriber:
         self.sock.connect(endpoint)
         self.last_topic_seq = {}    # topic -> last topic_seq seen
         self.missed = 0
+        # "$" topics are the bus's own: ignored (as PROTOCOL.md asks of a client that
+        # subscribes to everything) unless subscribe_heartbeat() asked for them
+        self.reserved = False
 
     def close(self):
         if self.sock is not None:
@@ -215,6 +371,26 @@ class Subscriber:
             data += b"\x00"
         self.sock.setsockopt(zmq.SUBSCRIBE, data)
 
+    def subscribe_heartbeat(self):
+        """Subscribe to $heartbeat; from then on recv() returns heartbeats too (as
+        Events on topic "$heartbeat"; decode them with decode_heartbeat())."""
+        self.reserved = True
+        self.sock.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_TOPIC.encode() + b"\x00")
+
+    def recv_heartbeat(self, timeout=3.0):
+        """The next heartbeat, decoded (Heartbeat); events before it are kept in
+        self.skipped. Raises ZbTimeout when none comes within timeout."""
+        deadline = _deadline(timeout)
+        self.skipped = getattr(self, "skipped", [])
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ZbTimeout("no heartbeat from %s within %.1f s" % (self.endpoint, timeout))
+            ev = self.recv(left)
+            if ev.topic == HEARTBEAT_TOPIC:
+                return decode_heartbeat(ev)
+            self.skipped.append(ev)
+
     def unsubscribe(self, topic, prefix=False):
         data = topic.encode() if isinstance(topic, str) else bytes(topic)
         if not prefix:
@@ -222,24 +398,25 @@ class Subscriber:
         self.sock.setsockopt(zmq.UNSUBSCRIBE, data)
 
     def recv(self, timeout=2.0):
-        """The next event, or raise ZbTimeout. Checks the frame layout strictly."""
-        if not self.sock.poll(int(timeout * 1000), zmq.POLLIN):
-            raise ZbTimeout("no event from %s within %.1f s" % (self.endpoint, timeout))
-        frames = self.sock.recv_multipart()
-        if len(frames) != 3:
-            raise AssertionError("event has %d frames, expected 3" % len(frames))
-        topic_frame, header, body = frames
-        if not topic_frame.endswith(b"\x00"):
-            raise AssertionError("topic frame %r has no NUL terminator" % topic_frame)
-        if len(header) < HEADER_SIZE:
-            raise AssertionError("header of %d bytes, expected >= 16" % len(header))
-        seq, topic_seq = struct.unpack(">QQ", header[:HEADER_SIZE])
-        topic = topic_frame[:-1].decode("utf-8")
-        last = self.last_topic_seq.get(topic)
-        if last is not None and topic_seq > last + 1:
-            self.missed += topic_seq - last - 1
-        self.last_topic_seq[topic] = topic_seq
-        return Event(topic, seq, topic_seq, unpack(body), body, frames)
+        """The next event, or raise ZbTimeout. Checks the frame layout strictly.
+        Reserved ("$") topics are skipped unless subscribe_heartbeat() was called."""
+        deadline = _deadline(timeout)
+        while True:
+            if not self.sock.poll(_remaining_ms(deadline), zmq.POLLIN):
+                raise ZbTimeout("no event from %s within %.1f s" % (self.endpoint, timeout))
+            frames = self.sock.recv_multipart()
+            if len(frames) != 3:
+                raise AssertionError("event has %d frames, expected 3" % len(frames))
+            if frames[0].startswith(b"$"):
+                if not self.reserved:
+                    continue
+                return parse_event(*frames)
+            ev = parse_event(*frames)
+            last = self.last_topic_seq.get(ev.topic)
+            if last is not None and ev.topic_seq > last + 1:
+                self.missed += ev.topic_seq - last - 1
+            self.last_topic_seq[ev.topic] = ev.topic_seq
+            return ev
 
     def recv_all(self, count, timeout=5.0):
         """Exactly `count` events, each within `timeout` of the previous one."""

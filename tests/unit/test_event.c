@@ -272,14 +272,120 @@ test_unknown_key_is_invalid_argument_naming_it (void **state)
     s_str (pk, "Source");           //  keys are case-sensitive
     s_str (pk, "x");
     s_expect (self, ZB_E_INVALID_ARGUMENT,
-              "unknown key 'Source' (allowed: source, detail-type, detail, resources, time)");
+              "unknown key 'Source' (allowed: source, detail-type, detail, resources, time, "
+              "idempotency-key)");
     pk = s_entry (self, 2);
     s_str (pk, "detail");
     msgpack_pack_map (pk, 0);
     s_str (pk, "bad key\n");
     msgpack_pack_nil (pk);
     s_expect (self, ZB_E_INVALID_ARGUMENT,
-              "unknown key '[\"bad key\\x0a\"]' (allowed: source, detail-type, detail, resources, time)");
+              "unknown key '[\"bad key\\x0a\"]' (allowed: source, detail-type, detail, resources, "
+              "time, idempotency-key)");
+}
+
+static void
+test_idempotency_key_is_optional_and_checked (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Absent: ptr NULL
+    msgpack_packer *pk = s_entry (self, 1);
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 0);
+    assert_int_equal (s_parse (self), ZB_OK);
+    assert_null (self->entry.idem_key.ptr);
+    assert_int_equal (self->entry.idem_key.len, 0);
+
+    //  1 and 128 bytes (the limits), UTF-8 beyond ASCII: accepted, a view of the bytes
+    char key [ZB_MAX_IDEM_KEY + 2];
+    memset (key, 'k', sizeof key);
+    const size_t lengths [] = { 1, ZB_MAX_IDEM_KEY };
+    for (size_t i = 0; i < 2; i++) {
+        pk = s_entry (self, 2);
+        s_str (pk, "idempotency-key");
+        s_strn (pk, key, lengths [i]);
+        s_str (pk, "detail");
+        msgpack_pack_map (pk, 0);
+        assert_int_equal (s_parse (self), ZB_OK);
+        assert_int_equal (self->entry.idem_key.len, lengths [i]);
+        assert_memory_equal (self->entry.idem_key.ptr, key, lengths [i]);
+    }
+    pk = s_entry (self, 2);
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 0);
+    s_str (pk, "idempotency-key");
+    s_str (pk, "run-\xc3\xa9t\xc3\xa9-42");
+    assert_int_equal (s_parse (self), ZB_OK);
+    assert_int_equal (self->entry.idem_key.len, 12);
+    assert_memory_equal (self->entry.idem_key.ptr, "run-\xc3\xa9t\xc3\xa9-42", 12);
+
+    //  Empty, too long, not a string, nil, not UTF-8, twice: InvalidArgument naming it
+    pk = s_entry (self, 2);
+    s_str (pk, "idempotency-key");
+    s_strn (pk, key, 0);
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 0);
+    s_expect (self, ZB_E_INVALID_ARGUMENT, "idempotency-key must be 1 to 128 bytes, not 0");
+    pk = s_entry (self, 2);
+    s_str (pk, "idempotency-key");
+    s_strn (pk, key, ZB_MAX_IDEM_KEY + 1);
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 0);
+    s_expect (self, ZB_E_INVALID_ARGUMENT, "idempotency-key must be 1 to 128 bytes, not 129");
+    pk = s_entry (self, 2);
+    s_str (pk, "idempotency-key");
+    msgpack_pack_uint64 (pk, 42);
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 0);
+    s_expect (self, ZB_E_INVALID_ARGUMENT, "idempotency-key is not a string (integer)");
+    pk = s_entry (self, 2);
+    s_str (pk, "idempotency-key");
+    msgpack_pack_nil (pk);
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 0);
+    s_expect (self, ZB_E_INVALID_ARGUMENT, "idempotency-key is not a string (nil)");
+    pk = s_entry (self, 2);
+    s_str (pk, "idempotency-key");
+    s_strn (pk, "ab\xff", 3);
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 0);
+    s_expect (self, ZB_E_INVALID_ARGUMENT, "idempotency-key is not valid UTF-8");
+    pk = s_entry (self, 3);
+    s_str (pk, "idempotency-key");
+    s_str (pk, "a");
+    s_str (pk, "idempotency-key");
+    s_str (pk, "b");
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 0);
+    s_expect (self, ZB_E_INVALID_ARGUMENT, "entry has 'idempotency-key' more than once");
+
+    //  Not part of the published event: the envelope keeps its nine keys
+    pk = s_entry (self, 2);
+    s_str (pk, "idempotency-key");
+    s_str (pk, "k-1");
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 0);
+    assert_int_equal (s_parse (self), ZB_OK);
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    msgpack_packer opk;
+    msgpack_packer_init (&opk, &out, msgpack_sbuffer_write);
+    zb_stamp_t stamp = {
+        .id = ZB_STR ("5f0c6c1e-2b1a-4d7e-9a53-3b0e7d1c9f21"),
+        .time = ZB_STR ("2026-11-26T17:15:01Z"),
+        .account = ZB_STR ("000000000000"),
+        .region = ZB_STR ("local"),
+    };
+    zb_event_pack (&opk, &self->entry, &stamp);
+    msgpack_unpacked event;
+    msgpack_unpacked_init (&event);
+    size_t off = 0;
+    assert_int_equal (msgpack_unpack_next (&event, out.data, out.size, &off), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal (event.data.type, MSGPACK_OBJECT_MAP);
+    assert_int_equal (event.data.via.map.size, 9);
+    assert_null (zb_map_get (&event.data, "idempotency-key"));
+    msgpack_unpacked_destroy (&event);
+    msgpack_sbuffer_destroy (&out);
 }
 
 static void
@@ -1219,6 +1325,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_packed_event_without_resources_has_empty_array, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_packed_event_of_deepest_entry_still_unpacks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_map_get_and_str_eq, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_idempotency_key_is_optional_and_checked, s_setup, s_teardown),
         cmocka_unit_test (test_utf8_validation),
         cmocka_unit_test (test_control_character_detection),
         cmocka_unit_test (test_paths_are_built_step_by_step),
