@@ -15,12 +15,14 @@
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include "../broker/journal.h"
+#include "../common/cli.h"
 
 static const char *prog = "zb-journal-bench";
 
@@ -57,18 +59,6 @@ wall_ns (void)
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
     return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
-}
-
-static int
-parse_count (const char *text, long long min, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll (text, &end, 10);
-    if (errno || end == text || *end || v < min)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 //  Bytes this process handed to write calls so far (/proc/self/io wchar):
@@ -328,25 +318,29 @@ main (int argc, char *argv [])
         { NULL, 0, NULL, 0 }
     };
     int opt;
+    uint64_t value;
     while ((opt = getopt_long (argc, argv, ":n:b:s:d:hV", options, NULL)) != -1) {
         switch (opt) {
             case 'n':
-                if (parse_count (optarg, 10, &batches)) {
+                if (!zb_cli_parse_range (optarg, 10, LLONG_MAX, &value)) {
                     fprintf (stderr, "%s: --batches: expected an integer >= 10, got '%s'\n", prog, optarg);
                     return 2;
                 }
+                batches = (long long) value;
                 break;
             case 'b':
-                if (parse_count (optarg, 1, &batch) || batch > 100000) {
+                if (!zb_cli_parse_range (optarg, 1, 100000, &value)) {
                     fprintf (stderr, "%s: --batch: expected 1..100000, got '%s'\n", prog, optarg);
                     return 2;
                 }
+                batch = (long long) value;
                 break;
             case 's':
-                if (parse_count (optarg, 0, &size) || size > 1024 * 1024) {
+                if (!zb_cli_parse_range (optarg, 0, 1024 * 1024, &value)) {
                     fprintf (stderr, "%s: --size: expected 0..1048576, got '%s'\n", prog, optarg);
                     return 2;
                 }
+                size = (long long) value;
                 break;
             case 'd':
                 base = optarg;

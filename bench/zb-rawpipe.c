@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+#include "../common/cli.h"
 
 #ifndef ZB_VERSION
 #define ZB_VERSION "0.0.0"
@@ -50,18 +52,6 @@ now_s (void)
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int
-parse_count (const char *text, long long min, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll (text, &end, 10);
-    if (errno || end == text || *end || v < min)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 //  The PUSH side: read the endpoint from the pipe, send count messages, exit.
@@ -116,19 +106,22 @@ main (int argc, char **argv)
         {NULL, 0, NULL, 0}
     };
     int opt;
+    uint64_t value;
     while ((opt = getopt_long (argc, argv, "n:s:e:hV", options, NULL)) != -1) {
         switch (opt) {
             case 'n':
-                if (parse_count (optarg, 1, &count)) {
+                if (!zb_cli_parse_range (optarg, 1, LLONG_MAX, &value)) {
                     fprintf (stderr, "%s: --count: not a positive integer: %s\n", prog, optarg);
                     return 2;
                 }
+                count = (long long) value;
                 break;
             case 's':
-                if (parse_count (optarg, 0, &size) || size > 64 * 1024 * 1024) {
+                if (!zb_cli_parse_range (optarg, 0, 64 * 1024 * 1024, &value)) {
                     fprintf (stderr, "%s: --size: not a size in bytes: %s\n", prog, optarg);
                     return 2;
                 }
+                size = (long long) value;
                 break;
             case 'e':
                 endpoint = optarg;

@@ -39,6 +39,7 @@
 #include <unistd.h>
 #include <msgpack.h>
 #include <zmq.h>
+#include "../common/cli.h"
 
 #ifndef ZB_VERSION
 #define ZB_VERSION "0.0.0"
@@ -75,18 +76,6 @@ now_ns (clockid_t clock)
     struct timespec ts;
     clock_gettime (clock, &ts);
     return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
-static int
-parse_uint (const char *text, long long min, long long max, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll (text, &end, 10);
-    if (errno || end == text || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 static void
@@ -576,28 +565,32 @@ main (int argc, char **argv)
         {NULL, 0, NULL, 0}
     };
     int opt;
+    uint64_t value;
     while ((opt = getopt_long (argc, argv, "i:p:c:r:n:hV", options, NULL)) != -1) {
         switch (opt) {
             case 'i': ingest = optarg; break;
             case 'p': publish = optarg; break;
             case 'c': control = optarg; break;
             case 'r':
-                if (parse_uint (optarg, 1, 1000000, &rate)) {
+                if (!zb_cli_parse_range (optarg, 1, 1000000, &value)) {
                     fprintf (stderr, "%s: --rate: not 1..1000000: %s\n", prog, optarg);
                     return 2;
                 }
+                rate = (long long) value;
                 break;
             case 'n':
-                if (parse_uint (optarg, 0, 100000000, &count)) {
+                if (!zb_cli_parse_range (optarg, 0, 100000000, &value)) {
                     fprintf (stderr, "%s: --count: not 0..100000000: %s\n", prog, optarg);
                     return 2;
                 }
+                count = (long long) value;
                 break;
             case 'C':
-                if (parse_uint (optarg, 1, 100000, &credit)) {
+                if (!zb_cli_parse_range (optarg, 1, 100000, &value)) {
                     fprintf (stderr, "%s: --credit: not 1..100000: %s\n", prog, optarg);
                     return 2;
                 }
+                credit = (long long) value;
                 break;
             case 'h':
                 usage (stdout);

@@ -38,7 +38,6 @@
 #include <msgpack.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +46,7 @@
 #include "journal.h"
 #include "replay.h"
 #include "rfc3339.h"
+#include "siphash.h"
 #include "topics.h"
 #include "uuid.h"
 #include "decode.h"
@@ -273,24 +273,6 @@ s_printable (const void *data, size_t len, char *out, size_t outsize)
     out [o] = 0;
 }
 
-//  --------------------------------------------------------------------------
-//  Packing helpers
-
-static void
-s_pack_cstr (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
-static void
-s_pack_bytes (msgpack_packer *pk, const char *s, size_t len)
-{
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
 static uint64_t
 s_uptime_ms (zb_broker_t *self)
 {
@@ -391,9 +373,9 @@ s_reply_error_text (zb_broker_t *self, void *sock, request_t *req, bool delimite
 {
     msgpack_sbuffer_clear (&self->reply_buf);
     msgpack_pack_map (&self->reply_pk, 2);
-    s_pack_cstr (&self->reply_pk, "code");
-    s_pack_cstr (&self->reply_pk, code);
-    s_pack_cstr (&self->reply_pk, "message");
+    zb_pack_cstr (&self->reply_pk, "code");
+    zb_pack_cstr (&self->reply_pk, code);
+    zb_pack_cstr (&self->reply_pk, "message");
     msgpack_pack_str (&self->reply_pk, len);
     msgpack_pack_str_body (&self->reply_pk, message, len);
     s_reply (self, sock, req, delimiter, ZB_STATUS_ERROR, corr,
@@ -447,25 +429,6 @@ s_count_rejected (zb_broker_t *self, const msgpack_object *obj)
         if (topic)
             topic->rejected++;
     }
-}
-
-static const char *
-s_type_name (msgpack_object_type type)
-{
-    switch (type) {
-        case MSGPACK_OBJECT_NIL: return "nil";
-        case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "an integer";
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64: return "a float";
-        case MSGPACK_OBJECT_STR: return "a string";
-        case MSGPACK_OBJECT_BIN: return "binary";
-        case MSGPACK_OBJECT_EXT: return "an extension type";
-        case MSGPACK_OBJECT_ARRAY: return "an array";
-        case MSGPACK_OBJECT_MAP: return "a map";
-    }
-    return "unknown";
 }
 
 //  Decode a request body into the zone. 0 on success; otherwise -1 with the
@@ -793,7 +756,8 @@ s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
     }
     if (root.type != MSGPACK_OBJECT_ARRAY) {
         s_pass_error (self, pr, corr, "MalformedRequest",
-                      "PUT body must be an array of entries, not %s", s_type_name (root.type));
+                      "PUT body must be an array of entries, not %s",
+                      zb_msgpack_type_name (root.type));
         goto done;
     }
     uint32_t count = root.via.array.size;
@@ -869,10 +833,10 @@ static void
 s_pack_failure (msgpack_packer *pk, const char *code, const char *message, size_t len)
 {
     msgpack_pack_map (pk, 2);
-    s_pack_cstr (pk, "code");
-    s_pack_cstr (pk, code);
-    s_pack_cstr (pk, "message");
-    s_pack_bytes (pk, message, len);
+    zb_pack_cstr (pk, "code");
+    zb_pack_cstr (pk, code);
+    zb_pack_cstr (pk, "message");
+    msgpack_pack_str_with_body (pk, message, len);
 }
 
 //  The id and seq of a stored or duplicate result: the reply says exactly
@@ -881,12 +845,12 @@ static void
 s_pack_stored (msgpack_packer *pk, const char *id, uint64_t seq, bool duplicate)
 {
     msgpack_pack_map (pk, duplicate ? 3 : 2);
-    s_pack_cstr (pk, "id");
-    s_pack_bytes (pk, id, ZB_UUID_LEN);
-    s_pack_cstr (pk, "seq");
+    zb_pack_cstr (pk, "id");
+    msgpack_pack_str_with_body (pk, id, ZB_UUID_LEN);
+    zb_pack_cstr (pk, "seq");
     msgpack_pack_uint64 (pk, seq);
     if (duplicate) {
-        s_pack_cstr (pk, "duplicate");
+        zb_pack_cstr (pk, "duplicate");
         msgpack_pack_true (pk);
     }
 }
@@ -904,9 +868,9 @@ s_pass_reply_put (zb_broker_t *self, pass_req_t *pr)
     msgpack_packer *pk = &self->reply_pk;
     msgpack_sbuffer_clear (&self->reply_buf);
     msgpack_pack_map (pk, 2);
-    s_pack_cstr (pk, "failed");
+    zb_pack_cstr (pk, "failed");
     msgpack_pack_uint32 (pk, failed);
-    s_pack_cstr (pk, "results");
+    zb_pack_cstr (pk, "results");
     msgpack_pack_array (pk, pr->count);
     for (size_t i = 0; i < pr->count; i++) {
         const result_t *res = &results [i];
@@ -956,13 +920,13 @@ s_ping (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_msg_t
     msgpack_packer *pk = &self->reply_pk;
     msgpack_sbuffer_clear (&self->reply_buf);
     msgpack_pack_map (pk, 4);
-    s_pack_cstr (pk, "status");
-    s_pack_cstr (pk, "ok");
-    s_pack_cstr (pk, "version");
-    s_pack_cstr (pk, ZB_VERSION);
-    s_pack_cstr (pk, "seq");
+    zb_pack_cstr (pk, "status");
+    zb_pack_cstr (pk, "ok");
+    zb_pack_cstr (pk, "version");
+    zb_pack_cstr (pk, ZB_VERSION);
+    zb_pack_cstr (pk, "seq");
     msgpack_pack_uint64 (pk, self->seq);
-    s_pack_cstr (pk, "uptime_ms");
+    zb_pack_cstr (pk, "uptime_ms");
     msgpack_pack_uint64 (pk, s_uptime_ms (self));
     s_reply (self, sock, req, delimiter, ZB_STATUS_OK, corr,
              self->reply_buf.data, self->reply_buf.size);
@@ -989,7 +953,7 @@ s_pack_head (void *arg, zb_str_t topic, uint64_t topic_seq)
     if (heads->count == 0)
         return;                 //  never more than the map header said
     heads->count--;
-    s_pack_bytes (heads->pk, topic.ptr, topic.len);
+    msgpack_pack_str_with_body (heads->pk, topic.ptr, topic.len);
     msgpack_pack_uint64 (heads->pk, topic_seq);
 }
 
@@ -1000,25 +964,25 @@ s_pack_journal (zb_broker_t *self, msgpack_packer *pk)
     zb_journal_info_t info;
     zb_journal_info (self->journal, &info);
     msgpack_pack_map (pk, 10);
-    s_pack_cstr (pk, "backend");
-    s_pack_cstr (pk, info.backend ? info.backend : "");
-    s_pack_cstr (pk, "path");
-    s_pack_cstr (pk, info.path ? info.path : "");
-    s_pack_cstr (pk, "sync");
-    s_pack_cstr (pk, info.sync ? info.sync : "");
-    s_pack_cstr (pk, "head");
+    zb_pack_cstr (pk, "backend");
+    zb_pack_cstr (pk, info.backend ? info.backend : "");
+    zb_pack_cstr (pk, "path");
+    zb_pack_cstr (pk, info.path ? info.path : "");
+    zb_pack_cstr (pk, "sync");
+    zb_pack_cstr (pk, info.sync ? info.sync : "");
+    zb_pack_cstr (pk, "head");
     msgpack_pack_uint64 (pk, info.head);
-    s_pack_cstr (pk, "oldest");
+    zb_pack_cstr (pk, "oldest");
     msgpack_pack_uint64 (pk, info.oldest);
-    s_pack_cstr (pk, "events");
+    zb_pack_cstr (pk, "events");
     msgpack_pack_uint64 (pk, info.events);
-    s_pack_cstr (pk, "bytes");
+    zb_pack_cstr (pk, "bytes");
     msgpack_pack_uint64 (pk, info.bytes);
-    s_pack_cstr (pk, "retain_hours");
+    zb_pack_cstr (pk, "retain_hours");
     msgpack_pack_uint64 (pk, self->retain_hours);
-    s_pack_cstr (pk, "retain_mb");
+    zb_pack_cstr (pk, "retain_mb");
     msgpack_pack_uint64 (pk, self->retain_mb);
-    s_pack_cstr (pk, "topics");
+    zb_pack_cstr (pk, "topics");
     topic_heads_t heads = { pk, 0 };
     zb_journal_topics (self->journal, s_count_head, &heads);
     msgpack_pack_map (pk, heads.count);
@@ -1041,46 +1005,46 @@ s_stats (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_msg_
     msgpack_packer *pk = &self->reply_pk;
     msgpack_sbuffer_clear (&self->reply_buf);
     msgpack_pack_map (pk, 13);
-    s_pack_cstr (pk, "version");
-    s_pack_cstr (pk, ZB_VERSION);
-    s_pack_cstr (pk, "uptime_ms");
+    zb_pack_cstr (pk, "version");
+    zb_pack_cstr (pk, ZB_VERSION);
+    zb_pack_cstr (pk, "uptime_ms");
     msgpack_pack_uint64 (pk, s_uptime_ms (self));
-    s_pack_cstr (pk, "seq");
+    zb_pack_cstr (pk, "seq");
     msgpack_pack_uint64 (pk, self->seq);
-    s_pack_cstr (pk, "requests");
+    zb_pack_cstr (pk, "requests");
     msgpack_pack_uint64 (pk, self->requests);
-    s_pack_cstr (pk, "requests_failed");
+    zb_pack_cstr (pk, "requests_failed");
     msgpack_pack_uint64 (pk, self->requests_failed);
-    s_pack_cstr (pk, "entries_in");
+    zb_pack_cstr (pk, "entries_in");
     msgpack_pack_uint64 (pk, self->entries_in);
-    s_pack_cstr (pk, "entries_rejected");
+    zb_pack_cstr (pk, "entries_rejected");
     msgpack_pack_uint64 (pk, self->entries_rejected);
-    s_pack_cstr (pk, "prefix_subscriptions");
+    zb_pack_cstr (pk, "prefix_subscriptions");
     msgpack_pack_uint64 (pk, self->prefix_subscriptions);
-    s_pack_cstr (pk, "duplicates");
+    zb_pack_cstr (pk, "duplicates");
     msgpack_pack_uint64 (pk, self->duplicates);
-    s_pack_cstr (pk, "journal_failures");
+    zb_pack_cstr (pk, "journal_failures");
     msgpack_pack_uint64 (pk, self->journal_failures);
-    s_pack_cstr (pk, "replay_sessions");
+    zb_pack_cstr (pk, "replay_sessions");
     msgpack_pack_uint64 (pk, zb_replay_sessions (self->replay));
-    s_pack_cstr (pk, "journal");
+    zb_pack_cstr (pk, "journal");
     s_pack_journal (self, pk);
-    s_pack_cstr (pk, "topics");
+    zb_pack_cstr (pk, "topics");
     size_t size = zb_topics_size (self->topics);
     msgpack_pack_map (pk, size);
     for (size_t i = 0; i < size; i++) {
         zb_topic_t *topic = zb_topics_at (self->topics, i);
-        s_pack_bytes (pk, topic->name, topic->len);
+        msgpack_pack_str_with_body (pk, topic->name, topic->len);
         msgpack_pack_map (pk, 5);
-        s_pack_cstr (pk, "in");
+        zb_pack_cstr (pk, "in");
         msgpack_pack_uint64 (pk, topic->in);
-        s_pack_cstr (pk, "out");
+        zb_pack_cstr (pk, "out");
         msgpack_pack_uint64 (pk, topic->out);
-        s_pack_cstr (pk, "rejected");
+        zb_pack_cstr (pk, "rejected");
         msgpack_pack_uint64 (pk, topic->rejected);
-        s_pack_cstr (pk, "subscribers");
+        zb_pack_cstr (pk, "subscribers");
         msgpack_pack_uint64 (pk, topic->subscribers);
-        s_pack_cstr (pk, "seq");
+        zb_pack_cstr (pk, "seq");
         msgpack_pack_uint64 (pk, topic->seq);
     }
     s_reply (self, sock, req, delimiter, ZB_STATUS_OK, corr,
@@ -1455,14 +1419,14 @@ s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
     msgpack_packer *pk = &self->hb_pk;
     msgpack_sbuffer_clear (&self->hb_buf);
     msgpack_pack_map (pk, 4);
-    s_pack_cstr (pk, "seq");
+    zb_pack_cstr (pk, "seq");
     msgpack_pack_uint64 (pk, self->seq);
-    s_pack_cstr (pk, "oldest");
+    zb_pack_cstr (pk, "oldest");
     msgpack_pack_uint64 (pk, zb_journal_oldest (self->journal));
-    s_pack_cstr (pk, "time");
+    zb_pack_cstr (pk, "time");
     zb_str_t now = s_now (self);
-    s_pack_bytes (pk, now.ptr, now.len);
-    s_pack_cstr (pk, "topics");
+    msgpack_pack_str_with_body (pk, now.ptr, now.len);
+    zb_pack_cstr (pk, "topics");
     //  Every topic with events: its last topic_seq
     size_t size = zb_topics_size (self->topics);
     size_t heads = 0;
@@ -1473,7 +1437,7 @@ s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
     for (size_t i = 0; i < size; i++) {
         zb_topic_t *topic = zb_topics_at (self->topics, i);
         if (topic->seq > 0) {
-            s_pack_bytes (pk, topic->name, topic->len);
+            msgpack_pack_str_with_body (pk, topic->name, topic->len);
             msgpack_pack_uint64 (pk, topic->seq);
         }
     }
@@ -1645,10 +1609,7 @@ s_journal_open (zb_broker_t *self, const zb_broker_config_t *config, char *err, 
     self->retain_hours = config->journal.retain_hours;
     self->retain_mb = config->journal.retain_mb;
     self->dedup = config->journal.dedup_window_s > 0;
-    if (getrandom (self->keyseed, sizeof self->keyseed, 0) != (ssize_t) sizeof self->keyseed) {
-        self->keyseed [0] = (uint64_t) zclock_usecs () ^ ((uint64_t) getpid () << 32);
-        self->keyseed [1] = (uint64_t) (uintptr_t) self;
-    }
+    zb_siphash_key (self->keyseed);
     self->seq = zb_journal_head (self->journal);
     zb_journal_topics (self->journal, s_restore_topic, self);
     zb_journal_info_t info;

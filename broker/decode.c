@@ -344,3 +344,22 @@ zb_msgpack_decode (const void *data, size_t len, size_t keep_depth,
     assert (pos == len);
     return 0;
 }
+
+const char *
+zb_msgpack_type_name (msgpack_object_type type)
+{
+    switch (type) {
+        case MSGPACK_OBJECT_NIL: return "nil";
+        case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
+        case MSGPACK_OBJECT_POSITIVE_INTEGER: return "an integer";
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "a negative integer";
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64: return "a float";
+        case MSGPACK_OBJECT_STR: return "a string";
+        case MSGPACK_OBJECT_BIN: return "binary";
+        case MSGPACK_OBJECT_EXT: return "an extension type";
+        case MSGPACK_OBJECT_ARRAY: return "an array";
+        case MSGPACK_OBJECT_MAP: return "a map";
+    }
+    return "unknown";
+}

@@ -35,4 +35,8 @@ int zb_msgpack_validate (const void *data, size_t len, char *err, size_t errlen)
 int zb_msgpack_decode (const void *data, size_t len, size_t keep_depth,
                        msgpack_zone *zone, msgpack_object *obj, char *err, size_t errlen);
 
+//  A value's type as an error message names it: "a string", "an integer",
+//  "a negative integer", "nil", ...
+const char *zb_msgpack_type_name (msgpack_object_type type);
+
 #endif

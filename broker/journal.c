@@ -12,64 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include "journal_impl.h"
-
-//  --------------------------------------------------------------------------
-//  SipHash-1-3 (Aumasson & Bernstein), as in Redis and Rust's std
-
-#define ROTL(x, b) (uint64_t) (((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND \
-    do { \
-        v0 += v1; v1 = ROTL (v1, 13); v1 ^= v0; v0 = ROTL (v0, 32); \
-        v2 += v3; v3 = ROTL (v3, 16); v3 ^= v2; \
-        v0 += v3; v3 = ROTL (v3, 21); v3 ^= v0; \
-        v2 += v1; v1 = ROTL (v1, 17); v1 ^= v2; v2 = ROTL (v2, 32); \
-    } while (0)
-
-static uint64_t
-s_load64le (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p [i];
-    return v;
-}
-
-static uint64_t
-s_siphash (const uint64_t key [2], const void *data, size_t len)
-{
-    const uint8_t *in = (const uint8_t *) data;
-    uint64_t v0 = 0x736f6d6570736575ULL ^ key [0];
-    uint64_t v1 = 0x646f72616e646f6dULL ^ key [1];
-    uint64_t v2 = 0x6c7967656e657261ULL ^ key [0];
-    uint64_t v3 = 0x7465646279746573ULL ^ key [1];
-    const uint8_t *end = in + len - (len % 8);
-    for (; in != end; in += 8) {
-        uint64_t m = s_load64le (in);
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = ((uint64_t) len) << 56;
-    switch (len & 7) {
-        case 7: b |= ((uint64_t) in [6]) << 48; /* fall through */
-        case 6: b |= ((uint64_t) in [5]) << 40; /* fall through */
-        case 5: b |= ((uint64_t) in [4]) << 32; /* fall through */
-        case 4: b |= ((uint64_t) in [3]) << 24; /* fall through */
-        case 3: b |= ((uint64_t) in [2]) << 16; /* fall through */
-        case 2: b |= ((uint64_t) in [1]) << 8;  /* fall through */
-        case 1: b |= ((uint64_t) in [0]); break;
-        case 0: break;
-    }
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND; SIPROUND; SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
+#include "siphash.h"
 
 //  --------------------------------------------------------------------------
 //  zb_jindex_t: see journal_impl.h
@@ -97,12 +41,7 @@ zb_jindex_new (void)
     zb_jindex_t *self = (zb_jindex_t *) calloc (1, sizeof (zb_jindex_t));
     if (!self)
         return NULL;
-    if (getrandom (self->key, sizeof (self->key), GRND_NONBLOCK) != (ssize_t) sizeof (self->key)) {
-        struct timespec ts;
-        clock_gettime (CLOCK_MONOTONIC, &ts);
-        self->key [0] = (uint64_t) ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t) (uintptr_t) self;
-        self->key [1] = (uint64_t) ts.tv_sec * 0xbf58476d1ce4e5b9ULL;
-    }
+    zb_siphash_key (self->key);
     return self;
 }
 
@@ -158,7 +97,7 @@ zb_jindex_lookup (zb_jindex_t *self, const void *key, size_t len)
     assert (self);
     if (self->size == 0)
         return NULL;
-    uint64_t hash = s_siphash (self->key, key, len);
+    uint64_t hash = zb_siphash (self->key, key, len);
     for (zb_jentry_t *entry = *s_chain (self, hash); entry; entry = entry->next)
         if (entry->hash == hash && entry->key.len == len
         &&  memcmp (entry->key.ptr, key, len) == 0)
@@ -206,7 +145,7 @@ zb_jindex_insert (zb_jindex_t *self, zb_jentry_t *entry)
     assert (self->size < have);                     //  room was reserved
     (void) have;
     s_grow_step (self, JINDEX_STEP);
-    entry->hash = s_siphash (self->key, entry->key.ptr, entry->key.len);
+    entry->hash = zb_siphash (self->key, entry->key.ptr, entry->key.len);
     zb_jentry_t **chain = s_chain (self, entry->hash);
     entry->next = *chain;
     *chain = entry;
@@ -272,12 +211,7 @@ zb_jhash_new (void)
     zb_jhash_t *self = (zb_jhash_t *) calloc (1, sizeof (zb_jhash_t));
     if (!self)
         return NULL;
-    if (getrandom (self->key, sizeof (self->key), GRND_NONBLOCK) != (ssize_t) sizeof (self->key)) {
-        struct timespec ts;
-        clock_gettime (CLOCK_MONOTONIC, &ts);
-        self->key [0] = (uint64_t) ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t) (uintptr_t) self;
-        self->key [1] = (uint64_t) ts.tv_sec * 0xbf58476d1ce4e5b9ULL;
-    }
+    zb_siphash_key (self->key);
     return self;
 }
 
@@ -297,7 +231,7 @@ uint64_t
 zb_jhash_of (zb_jhash_t *self, const void *key, size_t len)
 {
     assert (self);
-    return s_siphash (self->key, key, len);
+    return zb_siphash (self->key, key, len);
 }
 
 static void

@@ -51,6 +51,23 @@ zb_journal_get16 (const uint8_t *p)
 }
 
 //  --------------------------------------------------------------------------
+//  Retention and idempotency windows, as both backends apply them
+
+//  a * b, or UINT64_MAX when that overflows (a limit in hours or MiB to ns or bytes)
+static inline uint64_t
+zb_journal_mul_sat (uint64_t a, uint64_t b)
+{
+    return (b && a > UINT64_MAX / b)? UINT64_MAX: a * b;
+}
+
+//  True when something accepted at `then` is older than `age` at `now`.
+static inline bool
+zb_journal_expired (uint64_t then, uint64_t age, uint64_t now)
+{
+    return now >= then && now - then >= age;
+}
+
+//  --------------------------------------------------------------------------
 //  An index of entries by byte-string key: a chained hash table with
 //  SipHash-1-3 under a random key (keys come from clients). Entries are
 //  intrusive: any struct whose first member is a zb_jentry_t, owned by the

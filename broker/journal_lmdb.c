@@ -70,18 +70,6 @@ typedef struct {
     char id [ZB_JOURNAL_ID_SIZE];   //  dedup_get: the id found
 } ljournal_t;
 
-static uint64_t
-s_mul_sat (uint64_t a, uint64_t b)
-{
-    return (b && a > UINT64_MAX / b)? UINT64_MAX: a * b;
-}
-
-static bool
-s_expired (uint64_t then, uint64_t age, uint64_t now)
-{
-    return now >= then && now - then >= age;
-}
-
 static void
 s_error (char *err, size_t errlen, const char *what, int rc)
 {
@@ -427,7 +415,7 @@ s_key_check (void *arg, uint64_t seq)
     if (check->entry.mv_size != DEDUP_HEADER + check->key.len
     ||  memcmp (p + DEDUP_HEADER, check->key.ptr, check->key.len) != 0)
         return 0;               //  another key with the same hash
-    if (s_expired (zb_journal_get64 (p), self->window_ns, check->now_ns))
+    if (zb_journal_expired (zb_journal_get64 (p), self->window_ns, check->now_ns))
         return 0;               //  an earlier acceptance, expired
     check->seq = seq;
     return 1;
@@ -445,15 +433,15 @@ zb_journal_lmdb_open (const zb_journal_config_t *config,
         return NULL;
     }
     self->dir_fd = -1;
-    self->retain_ns = s_mul_sat (config->retain_hours, 3600 * ZB_JOURNAL_NS_PER_S);
-    self->retain_bytes = s_mul_sat (config->retain_mb, ZB_JOURNAL_MIB);
-    self->window_ns = s_mul_sat (config->dedup_window_s, ZB_JOURNAL_NS_PER_S);
+    self->retain_ns = zb_journal_mul_sat (config->retain_hours, 3600 * ZB_JOURNAL_NS_PER_S);
+    self->retain_bytes = zb_journal_mul_sat (config->retain_mb, ZB_JOURNAL_MIB);
+    self->window_ns = zb_journal_mul_sat (config->dedup_window_s, ZB_JOURNAL_NS_PER_S);
     uint64_t max_mb = config->max_mb;
     if (max_mb == 0)
         max_mb = config->retain_mb == 0? 4096
                : config->retain_mb > UINT64_MAX / 2? UINT64_MAX
                : config->retain_mb * 2 > 64? config->retain_mb * 2: 64;
-    uint64_t mapsize = s_mul_sat (max_mb, ZB_JOURNAL_MIB);
+    uint64_t mapsize = zb_journal_mul_sat (max_mb, ZB_JOURNAL_MIB);
     self->mapsize = mapsize > SIZE_MAX / 2? SIZE_MAX / 2: (size_t) mapsize;
     self->flags = MDB_NOTLS | (config->sync == ZB_SYNC_OS? MDB_NOSYNC: 0);
 
@@ -798,7 +786,8 @@ s_prune_txn (ljournal_t *self, uint64_t now_ns, size_t max_delete, char *err, si
     while (removed < max_delete
     &&     (rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST)) == 0) {
         if (key.mv_size == 8 && val.mv_size > DEDUP_HEADER) {
-            if (!s_expired (zb_journal_get64 ((const uint8_t *) val.mv_data), self->window_ns, now_ns))
+            if (!zb_journal_expired (zb_journal_get64 ((const uint8_t *) val.mv_data),
+                                     self->window_ns, now_ns))
                 break;
             zb_jhash_remove (self->keys,
                 zb_jhash_of (self->keys, (const uint8_t *) val.mv_data + DEDUP_HEADER,
@@ -823,7 +812,8 @@ s_prune_txn (ljournal_t *self, uint64_t now_ns, size_t max_delete, char *err, si
         &&     (rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST)) == 0) {
             bool too_old = self->retain_ns
                 && (val.mv_size < 8
-                ||  s_expired (zb_journal_get64 ((const uint8_t *) val.mv_data), self->retain_ns, now_ns));
+                ||  zb_journal_expired (zb_journal_get64 ((const uint8_t *) val.mv_data),
+                                        self->retain_ns, now_ns));
             bool too_big = self->retain_bytes && s_pages (txn, self->events) > retain_pages;
             if (!too_old && !too_big)
                 break;

@@ -62,19 +62,6 @@ typedef struct {
     size_t pending_cap;
 } mjournal_t;
 
-static uint64_t
-s_mul_sat (uint64_t a, uint64_t b)
-{
-    return (b && a > UINT64_MAX / b)? UINT64_MAX: a * b;
-}
-
-//  True when something accepted at `then` is older than `age` at `now`.
-static bool
-s_expired (uint64_t then, uint64_t age, uint64_t now)
-{
-    return now >= then && now - then >= age;
-}
-
 void *
 zb_journal_memory_open (const zb_journal_config_t *config,
                         zb_journal_restore_fn *restore, void *arg,
@@ -98,9 +85,9 @@ zb_journal_memory_open (const zb_journal_config_t *config,
     self->dedup = zb_jindex_new ();
     if (!self->ring || !self->dedup)
         goto nomem;
-    self->retain_ns = s_mul_sat (config->retain_hours, 3600 * ZB_JOURNAL_NS_PER_S);
-    self->retain_bytes = s_mul_sat (config->retain_mb, ZB_JOURNAL_MIB);
-    self->window_ns = s_mul_sat (config->dedup_window_s, ZB_JOURNAL_NS_PER_S);
+    self->retain_ns = zb_journal_mul_sat (config->retain_hours, 3600 * ZB_JOURNAL_NS_PER_S);
+    self->retain_bytes = zb_journal_mul_sat (config->retain_mb, ZB_JOURNAL_MIB);
+    self->window_ns = zb_journal_mul_sat (config->dedup_window_s, ZB_JOURNAL_NS_PER_S);
     return self;
 
 nomem:
@@ -225,7 +212,7 @@ s_append (void *be, const zb_record_t *records, size_t count,
         if (!entry)
             continue;
         mdedup_t *known = (mdedup_t *) zb_jindex_lookup (self->dedup, entry->entry.key.ptr, entry->entry.key.len);
-        if (known && !s_expired (known->arrival_ns, self->window_ns, entry->arrival_ns)) {
+        if (known && !zb_journal_expired (known->arrival_ns, self->window_ns, entry->arrival_ns)) {
             free (entry);       //  the first acceptance within the window stands
             continue;
         }
@@ -315,7 +302,7 @@ s_dedup_get (void *be, zb_str_t key, uint64_t now_ns, zb_record_t *found,
     if (!self->window_ns)
         return 0;
     mdedup_t *entry = (mdedup_t *) zb_jindex_lookup (self->dedup, key.ptr, key.len);
-    if (!entry || s_expired (entry->arrival_ns, self->window_ns, now_ns))
+    if (!entry || zb_journal_expired (entry->arrival_ns, self->window_ns, now_ns))
         return 0;
     found->seq = entry->seq;
     found->arrival_ns = entry->arrival_ns;
@@ -333,7 +320,7 @@ s_prune (void *be, uint64_t now_ns, size_t max_delete, char *err, size_t errlen)
     size_t removed = 0;
     //  Idempotency keys past the window (window 0: every key left over)
     while (removed < max_delete && self->dedup_first
-    &&     s_expired (self->dedup_first->arrival_ns, self->window_ns, now_ns)) {
+    &&     zb_journal_expired (self->dedup_first->arrival_ns, self->window_ns, now_ns)) {
         mdedup_t *entry = self->dedup_first;
         self->dedup_first = entry->next;
         if (!self->dedup_first)
@@ -346,7 +333,8 @@ s_prune (void *be, uint64_t now_ns, size_t max_delete, char *err, size_t errlen)
     //  Events past retention (the ring itself bounds the count)
     while (removed < max_delete && self->count > 0) {
         mrecord_t *oldest = self->ring [self->start];
-        bool too_old = self->retain_ns && s_expired (oldest->arrival_ns, self->retain_ns, now_ns);
+        bool too_old = self->retain_ns
+                    && zb_journal_expired (oldest->arrival_ns, self->retain_ns, now_ns);
         bool too_big = self->retain_bytes && self->record_bytes > self->retain_bytes;
         if (!too_old && !too_big)
             break;

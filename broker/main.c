@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "cli.h"
 #include "event.h"
 #include "zb.h"
 
@@ -141,19 +142,11 @@ s_from_flag (const setting_t *s)
 static int
 s_parse_number (const setting_t *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-    const char *text = s->value;
-    bool digits = *text != 0;
-    for (const char *p = text; *p; p++)
-        if (*p < '0' || *p > '9')
-            digits = false;
-    errno = 0;
-    unsigned long long value = digits ? strtoull (text, NULL, 10) : 0;
-    if (!digits || errno == ERANGE || value < min || value > max) {
+    if (!zb_cli_parse_range (s->value, min, max, out)) {
         fprintf (stderr, PROG ": %s: '%s' is not an integer from %" PRIu64 " to %" PRIu64 "\n",
-                 s->origin, text, min, max);
+                 s->origin, s->value, min, max);
         return -1;
     }
-    *out = value;
     return 0;
 }
 
@@ -378,24 +371,12 @@ main (int argc, char *argv [])
                 break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf (PROG " %s\n", ZB_VERSION); return 0;
-            case ':':
-                fprintf (stderr, PROG ": option '%s' needs a value\n"
-                         "Try '" PROG " --help' for more information.\n", argv [optind - 1]);
-                return 2;
             default:
-                if (optopt)
-                    fprintf (stderr, PROG ": unknown option '-%c'\n", optopt);
-                else
-                    fprintf (stderr, PROG ": unknown option '%s'\n", argv [optind - 1]);
-                fprintf (stderr, "Try '" PROG " --help' for more information.\n");
-                return 2;
+                return zb_cli_option_error (PROG, opt, argv);
         }
     }
-    if (optind < argc) {
-        fprintf (stderr, PROG ": unexpected argument '%s'\n"
-                 "Try '" PROG " --help' for more information.\n", argv [optind]);
-        return 2;
-    }
+    if (optind < argc)
+        return zb_cli_usage_error (PROG, "unexpected argument '%s'", argv [optind]);
 
     zconfig_t *root = NULL;
     int status = 0;
@@ -430,10 +411,8 @@ main (int argc, char *argv [])
     if (status == 0) {
         char err [512];
         zb_broker_t *broker = zb_broker_new (&config, err, sizeof err);
-        if (!broker) {
-            fprintf (stderr, PROG ": %s\n", err);
-            status = 1;
-        }
+        if (!broker)
+            status = zb_cli_error (PROG, "%s", err);
         else {
             fprintf (stderr, PROG ": ready ingest=%s publish=%s control=%s journal=%s\n",
                      zb_broker_ingest_endpoint (broker), zb_broker_publish_endpoint (broker),

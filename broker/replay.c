@@ -208,14 +208,6 @@ s_send_event (zb_replay_t *self, session_t *s, const zb_record_t *record)
     return 0;
 }
 
-static void
-s_pack_cstr (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
 static int
 s_send_body (zb_replay_t *self, session_t *s, const char *status)
 {
@@ -231,13 +223,13 @@ s_send_end (zb_replay_t *self, session_t *s)
 {
     msgpack_sbuffer_clear (&self->buf);
     msgpack_pack_map (&self->pk, 4);
-    s_pack_cstr (&self->pk, "last");
+    zb_pack_cstr (&self->pk, "last");
     msgpack_pack_uint64 (&self->pk, s->to);
-    s_pack_cstr (&self->pk, "head");
+    zb_pack_cstr (&self->pk, "head");
     msgpack_pack_uint64 (&self->pk, zb_journal_head (self->journal));
-    s_pack_cstr (&self->pk, "oldest");
+    zb_pack_cstr (&self->pk, "oldest");
     msgpack_pack_uint64 (&self->pk, zb_journal_oldest (self->journal));
-    s_pack_cstr (&self->pk, "count");
+    zb_pack_cstr (&self->pk, "count");
     msgpack_pack_uint64 (&self->pk, s->count);
     int rc = s_send_body (self, s, "END");
     if (rc != 1)
@@ -251,35 +243,16 @@ s_send_error (zb_replay_t *self, session_t *s, const char *code, const char *mes
 {
     msgpack_sbuffer_clear (&self->buf);
     msgpack_pack_map (&self->pk, 2);
-    s_pack_cstr (&self->pk, "code");
-    s_pack_cstr (&self->pk, code);
-    s_pack_cstr (&self->pk, "message");
-    s_pack_cstr (&self->pk, message);
+    zb_pack_cstr (&self->pk, "code");
+    zb_pack_cstr (&self->pk, code);
+    zb_pack_cstr (&self->pk, "message");
+    zb_pack_cstr (&self->pk, message);
     s_send_body (self, s, ZB_STATUS_ERROR);
     s->closed = true;
 }
 
 //  --------------------------------------------------------------------------
 //  REPLAY
-
-static const char *
-s_type_name (msgpack_object_type type)
-{
-    switch (type) {
-        case MSGPACK_OBJECT_NIL: return "nil";
-        case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
-        case MSGPACK_OBJECT_POSITIVE_INTEGER: return "an integer";
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "a negative integer";
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64: return "a float";
-        case MSGPACK_OBJECT_STR: return "a string";
-        case MSGPACK_OBJECT_BIN: return "binary";
-        case MSGPACK_OBJECT_EXT: return "an extension type";
-        case MSGPACK_OBJECT_ARRAY: return "an array";
-        case MSGPACK_OBJECT_MAP: return "a map";
-    }
-    return "unknown";
-}
 
 //  An RFC 3339 time as ns since the epoch (0 before it); -1 when not valid.
 static int
@@ -314,7 +287,7 @@ s_check_names (const msgpack_object *value, const char *key, size_t min, size_t 
 {
     if (value->type != MSGPACK_OBJECT_ARRAY) {
         snprintf (err, errlen, "%s must be an array of strings, not %s", key,
-                  s_type_name (value->type));
+                  zb_msgpack_type_name (value->type));
         return -1;
     }
     if (value->via.array.size > max_count) {
@@ -366,7 +339,7 @@ s_parse_request (zb_replay_t *self, session_t *s, const msgpack_object *root,
             if (key->type == MSGPACK_OBJECT_STR)
                 zb_path_key (name, sizeof name, key->via.str.ptr, key->via.str.size);
             else
-                snprintf (name, sizeof name, "(%s)", s_type_name (key->type));
+                snprintf (name, sizeof name, "(%s)", zb_msgpack_type_name (key->type));
             snprintf (err, errlen, "unknown key '%s' (allowed: from, from-time, to, topics, "
                       "prefixes, credit)", name);
             return -1;
@@ -396,7 +369,7 @@ s_parse_request (zb_replay_t *self, session_t *s, const msgpack_object *root,
     s->next = 1;
     if (field [K_FROM] && !s_get_uint (field [K_FROM], &s->next)) {
         snprintf (err, errlen, "from must be a sequence number (an unsigned integer), not %s",
-                  s_type_name (field [K_FROM]->type));
+                  zb_msgpack_type_name (field [K_FROM]->type));
         return -1;
     }
     if (field [K_FROM_TIME]) {
@@ -412,7 +385,7 @@ s_parse_request (zb_replay_t *self, session_t *s, const msgpack_object *root,
     s->to = head;
     if (field [K_TO] && !s_get_uint (field [K_TO], &s->to)) {
         snprintf (err, errlen, "to must be a sequence number (an unsigned integer), not %s",
-                  s_type_name (field [K_TO]->type));
+                  zb_msgpack_type_name (field [K_TO]->type));
         return -1;
     }
     //  The range ends at the head when the request arrives: a replay never
@@ -495,7 +468,8 @@ zb_replay_open (zb_replay_t *self, zmq_msg_t *identity, bool delimiter,
         }
         if (root.type != MSGPACK_OBJECT_MAP) {
             *code = "MalformedRequest";
-            snprintf (err, errlen, "REPLAY body must be a map, not %s", s_type_name (root.type));
+            snprintf (err, errlen, "REPLAY body must be a map, not %s",
+                      zb_msgpack_type_name (root.type));
             msgpack_zone_clear (&self->zone);
             return -1;
         }

@@ -10,9 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
+#include "siphash.h"
 #include "topics.h"
 
 typedef struct {
@@ -31,65 +29,6 @@ struct zb_topics_t {
     uint64_t key [2];       //  SipHash key
 };
 
-//  --------------------------------------------------------------------------
-//  SipHash-1-3 (Aumasson & Bernstein), as in Redis and Rust's std
-
-#define ROTL(x, b) (uint64_t) (((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND \
-    do { \
-        v0 += v1; v1 = ROTL (v1, 13); v1 ^= v0; v0 = ROTL (v0, 32); \
-        v2 += v3; v3 = ROTL (v3, 16); v3 ^= v2; \
-        v0 += v3; v3 = ROTL (v3, 21); v3 ^= v0; \
-        v2 += v1; v1 = ROTL (v1, 17); v1 ^= v2; v2 = ROTL (v2, 32); \
-    } while (0)
-
-static uint64_t
-s_load64 (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p [i];
-    return v;
-}
-
-uint64_t
-zb_siphash (const uint64_t key [2], const void *data, size_t len)
-{
-    const uint8_t *in = (const uint8_t *) data;
-    uint64_t v0 = 0x736f6d6570736575ULL ^ key [0];
-    uint64_t v1 = 0x646f72616e646f6dULL ^ key [1];
-    uint64_t v2 = 0x6c7967656e657261ULL ^ key [0];
-    uint64_t v3 = 0x7465646279746573ULL ^ key [1];
-    const uint8_t *end = in + len - (len % 8);
-    for (; in != end; in += 8) {
-        uint64_t m = s_load64 (in);
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = ((uint64_t) len) << 56;
-    switch (len & 7) {
-        case 7: b |= ((uint64_t) in [6]) << 48; /* fall through */
-        case 6: b |= ((uint64_t) in [5]) << 40; /* fall through */
-        case 5: b |= ((uint64_t) in [4]) << 32; /* fall through */
-        case 4: b |= ((uint64_t) in [3]) << 24; /* fall through */
-        case 3: b |= ((uint64_t) in [2]) << 16; /* fall through */
-        case 2: b |= ((uint64_t) in [1]) << 8;  /* fall through */
-        case 1: b |= ((uint64_t) in [0]); break;
-        case 0: break;
-    }
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
-//  --------------------------------------------------------------------------
-
 zb_topics_t *
 zb_topics_new (size_t max_tracked)
 {
@@ -104,11 +43,7 @@ zb_topics_new (size_t max_tracked)
         free (self);
         return NULL;
     }
-    if (getrandom (self->key, sizeof self->key, 0) != (ssize_t) sizeof self->key) {
-        //  No kernel randomness (very old kernel): still a usable table
-        self->key [0] = (uint64_t) time (NULL) ^ ((uint64_t) getpid () << 32);
-        self->key [1] = (uint64_t) (uintptr_t) self;
-    }
+    zb_siphash_key (self->key);
     return self;
 }
 

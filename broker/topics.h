@@ -63,8 +63,4 @@ size_t zb_topics_tracked (zb_topics_t *self);
 //  the last topic into the gap).
 zb_topic_t *zb_topics_at (zb_topics_t *self, size_t index);
 
-//  SipHash-1-3 of len bytes under a 128-bit secret key: the hash the table
-//  uses, for other tables of client-chosen bytes (keys drawn with getrandom).
-uint64_t zb_siphash (const uint64_t key [2], const void *data, size_t len);
-
 #endif

@@ -43,31 +43,12 @@
 //  Messages
 
 static void
-s_trim_utf8 (char *s)
-{
-    size_t len = strlen (s);
-    size_t i = len;
-    while (i > 0 && ((unsigned char) s [i - 1] & 0xC0) == 0x80)
-        i--;
-    if (i == 0)
-        return;
-    unsigned char lead = (unsigned char) s [i - 1];
-    size_t need = lead >= 0xF0? 4: lead >= 0xE0? 3: lead >= 0xC0? 2: 1;
-    if (len - (i - 1) < need)
-        s [i - 1] = 0;
-}
-
-static void
 s_error (char *err, size_t errlen, const char *format, ...)
 {
-    if (!err || errlen == 0)
-        return;
     va_list args;
     va_start (args, format);
-    int n = vsnprintf (err, errlen, format, args);
+    zb_utf8_vformat (err, errlen, format, args);
     va_end (args);
-    if (n >= 0 && (size_t) n >= errlen)
-        s_trim_utf8 (err);
 }
 
 //  The path of the value at the root, for messages
@@ -463,15 +444,14 @@ s_parse_error (char *err, size_t errlen, const char *text, size_t offset,
     s_position (text, offset, &line, &column);
     int n = snprintf (err, errlen, "line %zu column %zu: ", line, column);
     if (n < 0 || (size_t) n >= errlen) {
-        s_trim_utf8 (err);
+        zb_utf8_trim (err);
         return;
     }
+    //  The position is ASCII: cutting the rest alone is cutting the whole
     va_list args;
     va_start (args, format);
-    int m = vsnprintf (err + n, errlen - (size_t) n, format, args);
+    zb_utf8_vformat (err + n, errlen - (size_t) n, format, args);
     va_end (args);
-    if (m >= 0 && (size_t) m >= errlen - (size_t) n)
-        s_trim_utf8 (err);
 }
 
 //  The scanner: one pass over text that json-c accepted.

@@ -131,9 +131,8 @@ zb_utf8_has_control (const char *ptr, size_t len)
 //  --------------------------------------------------------------------------
 //  Paths and messages
 
-//  Cut a string back so it does not end inside a UTF-8 sequence.
-static void
-s_trim_utf8 (char *s)
+void
+zb_utf8_trim (char *s)
 {
     size_t len = strlen (s);
     size_t i = len;
@@ -146,6 +145,16 @@ s_trim_utf8 (char *s)
     size_t need = lead >= 0xF0? 4: lead >= 0xE0? 3: lead >= 0xC0? 2: 1;
     if (len - (i - 1) < need)
         s [i - 1] = 0;
+}
+
+void
+zb_utf8_vformat (char *out, size_t size, const char *format, va_list args)
+{
+    if (!out || size == 0)
+        return;
+    int n = vsnprintf (out, size, format, args);
+    if (n >= 0 && (size_t) n >= size)
+        zb_utf8_trim (out);
 }
 
 //  Append formatted text to out (size bytes in all), truncating on a UTF-8
@@ -161,7 +170,7 @@ s_append (char *out, size_t size, const char *format, ...)
     int n = vsnprintf (out + len, size - len, format, args);
     va_end (args);
     if (n >= 0 && (size_t) n >= size - len)
-        s_trim_utf8 (out);
+        zb_utf8_trim (out);
     return strlen (out);
 }
 
@@ -227,14 +236,10 @@ zb_path_index (char *out, size_t size, size_t index)
 static zb_code_t
 s_fail (zb_code_t code, char *err, size_t errlen, const char *format, ...)
 {
-    if (err && errlen > 0) {
-        va_list args;
-        va_start (args, format);
-        int n = vsnprintf (err, errlen, format, args);
-        va_end (args);
-        if (n >= 0 && (size_t) n >= errlen)
-            s_trim_utf8 (err);
-    }
+    va_list args;
+    va_start (args, format);
+    zb_utf8_vformat (err, errlen, format, args);
+    va_end (args);
     return code;
 }
 
@@ -626,39 +631,30 @@ zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t 
 //  --------------------------------------------------------------------------
 //  Packing
 
-static void
-s_pack_str (msgpack_packer *pk, const char *ptr, size_t len)
-{
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, ptr, len);
-}
-
-#define s_pack_lit(pk, lit) s_pack_str ((pk), (lit), sizeof (lit) - 1)
-
 void
 zb_event_pack (msgpack_packer *pk, const zb_entry_t *entry, const zb_stamp_t *stamp)
 {
     assert (pk && entry && stamp && entry->detail);
     msgpack_pack_map (pk, 9);
-    s_pack_lit (pk, "version");
-    s_pack_lit (pk, "0");
-    s_pack_lit (pk, "id");
-    s_pack_str (pk, stamp->id.ptr, stamp->id.len);
-    s_pack_lit (pk, "detail-type");
-    s_pack_str (pk, entry->detail_type.ptr, entry->detail_type.len);
-    s_pack_lit (pk, "source");
-    s_pack_str (pk, entry->source.ptr, entry->source.len);
-    s_pack_lit (pk, "account");
-    s_pack_str (pk, stamp->account.ptr, stamp->account.len);
-    s_pack_lit (pk, "time");
-    s_pack_str (pk, stamp->time.ptr, stamp->time.len);
-    s_pack_lit (pk, "region");
-    s_pack_str (pk, stamp->region.ptr, stamp->region.len);
-    s_pack_lit (pk, "resources");
+    ZB_PACK_LIT (pk, "version");
+    ZB_PACK_LIT (pk, "0");
+    ZB_PACK_LIT (pk, "id");
+    msgpack_pack_str_with_body (pk, stamp->id.ptr, stamp->id.len);
+    ZB_PACK_LIT (pk, "detail-type");
+    msgpack_pack_str_with_body (pk, entry->detail_type.ptr, entry->detail_type.len);
+    ZB_PACK_LIT (pk, "source");
+    msgpack_pack_str_with_body (pk, entry->source.ptr, entry->source.len);
+    ZB_PACK_LIT (pk, "account");
+    msgpack_pack_str_with_body (pk, stamp->account.ptr, stamp->account.len);
+    ZB_PACK_LIT (pk, "time");
+    msgpack_pack_str_with_body (pk, stamp->time.ptr, stamp->time.len);
+    ZB_PACK_LIT (pk, "region");
+    msgpack_pack_str_with_body (pk, stamp->region.ptr, stamp->region.len);
+    ZB_PACK_LIT (pk, "resources");
     if (entry->resources)
         msgpack_pack_object (pk, *entry->resources);
     else
         msgpack_pack_array (pk, 0);
-    s_pack_lit (pk, "detail");
+    ZB_PACK_LIT (pk, "detail");
     msgpack_pack_object (pk, *entry->detail);
 }

@@ -10,7 +10,9 @@
 #define ZB_EVENT_H_INCLUDED
 
 #include <msgpack.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <string.h>
 #include "zb.h"
 
 //  Per-entry result codes, named as EventBridge names them where it has one.
@@ -75,6 +77,16 @@ const msgpack_object *zb_map_get (const msgpack_object *obj, const char *key);
 //  True when obj is a msgpack string equal to s.
 bool zb_str_eq (const msgpack_object *obj, const char *s);
 
+//  Pack a msgpack str from a NUL-terminated string, or from a string literal
+//  (length known at compile time). For pointer and length, msgpack-c's own
+//  msgpack_pack_str_with_body.
+static inline void
+zb_pack_cstr (msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str_with_body (pk, s, strlen (s));
+}
+#define ZB_PACK_LIT(pk, lit) msgpack_pack_str_with_body ((pk), (lit), sizeof (lit) - 1)
+
 //  True when [ptr, ptr+len) is valid UTF-8 (no overlongs, no surrogates).
 bool zb_utf8_valid (const char *ptr, size_t len);
 
@@ -85,6 +97,15 @@ size_t zb_utf8_prefix (const char *ptr, size_t len);
 //  True when [ptr, ptr+len) holds a control character: C0 (U+0000..U+001F),
 //  DEL (U+007F) or C1 (U+0080..U+009F). Expects valid UTF-8.
 bool zb_utf8_has_control (const char *ptr, size_t len);
+
+//  Cut a NUL-terminated string back so that it does not end inside a UTF-8
+//  sequence: what vsnprintf leaves when it truncates a message.
+void zb_utf8_trim (char *s);
+
+//  vsnprintf into out (size bytes in all), then zb_utf8_trim when the text
+//  was truncated: a message that is cut never ends in half a character.
+//  Nothing happens when out is NULL or size is 0.
+void zb_utf8_vformat (char *out, size_t size, const char *format, va_list args);
 
 //  Value paths for error messages, e.g. detail.items[2] or detail["a b"].
 //  Each appends one step to the NUL-terminated path in out (size bytes in all)

@@ -125,14 +125,6 @@ zb_replay_idle_ms (zb_replay_t *self)
     return zclock_mono () - self->heard_ms;
 }
 
-static void
-s_pack_str (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
 static int
 s_send (zb_replay_t *self, const char *command, const void *body, size_t size)
 {
@@ -172,31 +164,31 @@ zb_replay_open (zb_replay_t *self, const zb_replay_request_t *request,
                 + (!everything && request->nprefixes? 1: 0);
     msgpack_pack_map (&pk, keys);
     if (request->from_time) {
-        s_pack_str (&pk, "from-time");
-        s_pack_str (&pk, request->from_time);
+        zb_pack_cstr (&pk, "from-time");
+        zb_pack_cstr (&pk, request->from_time);
     }
     else {
-        s_pack_str (&pk, "from");
+        zb_pack_cstr (&pk, "from");
         msgpack_pack_uint64 (&pk, request->from);
     }
     if (request->to) {
-        s_pack_str (&pk, "to");
+        zb_pack_cstr (&pk, "to");
         msgpack_pack_uint64 (&pk, request->to);
     }
     //  A "" prefix is every topic: the protocol's "no topics, no prefixes"
     if (!everything && request->ntopics) {
-        s_pack_str (&pk, "topics");
+        zb_pack_cstr (&pk, "topics");
         msgpack_pack_array (&pk, request->ntopics);
         for (size_t i = 0; i < request->ntopics; i++)
-            s_pack_str (&pk, request->topics [i]);
+            zb_pack_cstr (&pk, request->topics [i]);
     }
     if (!everything && request->nprefixes) {
-        s_pack_str (&pk, "prefixes");
+        zb_pack_cstr (&pk, "prefixes");
         msgpack_pack_array (&pk, request->nprefixes);
         for (size_t i = 0; i < request->nprefixes; i++)
-            s_pack_str (&pk, request->prefixes [i]);
+            zb_pack_cstr (&pk, request->prefixes [i]);
     }
-    s_pack_str (&pk, "credit");
+    zb_pack_cstr (&pk, "credit");
     msgpack_pack_uint32 (&pk, self->credit);
 
     uint64_t id = ++self->sessions;
@@ -224,7 +216,7 @@ s_grant (zb_replay_t *self)
     msgpack_packer pk;
     msgpack_packer_init (&pk, &self->body, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 1);
-    s_pack_str (&pk, "credit");
+    zb_pack_cstr (&pk, "credit");
     msgpack_pack_uint64 (&pk, self->since_grant);
     if (s_send (self, ZB_CMD_CREDIT, self->body.data, self->body.size) == 0)
         self->since_grant = 0;

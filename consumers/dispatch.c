@@ -10,23 +10,19 @@
 #include <stdint.h>
 #include <string.h>
 #include "consumer_main.h"
+#include "counts.h"
 #include "event.h"
 
 //  Longest id we quote in a log line; longer ones are cut with "..."
 #define DISPATCH_ID_MAX     80
+//  Longest store_id counted; longer ones are counted by their first bytes
+#define DISPATCH_STORE_MAX  255
 
 typedef struct {
     uint64_t dispatched;
     uint64_t undeliverable;
-    zhashx_t *stores;               //  store_id -> uint64_t * orders dispatched
+    zb_counts_t *stores;            //  orders dispatched per store_id
 } dispatch_t;
-
-static void
-s_free_item (void **item_p)
-{
-    free (*item_p);
-    *item_p = NULL;
-}
 
 //  Non-empty string value of key in map, or NULL.
 static const msgpack_object *
@@ -58,23 +54,6 @@ s_printable (const msgpack_object *str, char *out, size_t size)
 }
 
 static void
-s_count_store (dispatch_t *self, const msgpack_object *store)
-{
-    char key [256];
-    size_t len = store->via.str.size < sizeof key - 1? store->via.str.size: sizeof key - 1;
-    memcpy (key, store->via.str.ptr, len);
-    key [len] = '\0';
-    uint64_t *n = (uint64_t *) zhashx_lookup (self->stores, key);
-    if (n)
-        (*n)++;
-    else
-    if ((n = (uint64_t *) malloc (sizeof (uint64_t)))) {
-        *n = 1;
-        zhashx_insert (self->stores, key, n);
-    }
-}
-
-static void
 s_on_event (void *state, const zb_delivery_t *delivery)
 {
     dispatch_t *self = (dispatch_t *) state;
@@ -84,7 +63,9 @@ s_on_event (void *state, const zb_delivery_t *delivery)
     const msgpack_object *store = detail? s_string (detail, "store_id"): NULL;
     if (store) {
         self->dispatched++;
-        s_count_store (self, store);
+        uint32_t len = store->via.str.size;
+        zb_counts_add (self->stores, store->via.str.ptr,
+                       len < DISPATCH_STORE_MAX? len: DISPATCH_STORE_MAX);
         return;
     }
     self->undeliverable++;
@@ -97,12 +78,6 @@ s_on_event (void *state, const zb_delivery_t *delivery)
     fprintf (stderr, "zb-dispatch: undeliverable order %s: no store_id\n", text);
 }
 
-static int
-s_compare_strings (const void *a, const void *b)
-{
-    return strcmp (*(const char *const *) a, *(const char *const *) b);
-}
-
 static void
 s_summarize (void *state, json_object *summary)
 {
@@ -111,20 +86,7 @@ s_summarize (void *state, json_object *summary)
     json_object_object_add (summary, "undeliverable",
                             json_object_new_uint64 (self->undeliverable));
     //  Orders per store, sorted by store_id
-    size_t nstores = zhashx_size (self->stores);
-    const char **names = (const char **) calloc (nstores + 1, sizeof (char *));
-    assert (names);
-    size_t i = 0;
-    for (void *n = zhashx_first (self->stores); n; n = zhashx_next (self->stores))
-        names [i++] = (const char *) zhashx_cursor (self->stores);
-    qsort (names, nstores, sizeof (char *), s_compare_strings);
-    json_object *stores = json_object_new_object ();
-    for (i = 0; i < nstores; i++) {
-        uint64_t *n = (uint64_t *) zhashx_lookup (self->stores, names [i]);
-        json_object_object_add (stores, names [i], json_object_new_uint64 (*n));
-    }
-    free (names);
-    json_object_object_add (summary, "stores", stores);
+    json_object_object_add (summary, "stores", zb_counts_json (self->stores));
 }
 
 int
@@ -132,9 +94,8 @@ main (int argc, char **argv)
 {
     static const char *const topics [] = { "sales-events", NULL };
     dispatch_t dispatch = { 0 };
-    dispatch.stores = zhashx_new ();
+    dispatch.stores = zb_counts_new ();
     assert (dispatch.stores);
-    zhashx_set_destructor (dispatch.stores, s_free_item);
     const zb_consumer_spec_t spec = {
         .name = "zb-dispatch",
         .purpose = "Dispatch sales orders to their stores; report undeliverable orders.",
@@ -144,6 +105,6 @@ main (int argc, char **argv)
         .state = &dispatch,
     };
     int rc = zb_consumer_main (argc, argv, &spec);
-    zhashx_destroy (&dispatch.stores);
+    zb_counts_destroy (&dispatch.stores);
     return rc;
 }

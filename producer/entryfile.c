@@ -113,9 +113,8 @@ s_blank (const char *line, size_t len)
 static void
 s_pack_str (msgpack_packer *pk, json_object *str)
 {
-    size_t len = (size_t) json_object_get_string_len (str);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, json_object_get_string (str), len);
+    msgpack_pack_str_with_body (pk, json_object_get_string (str),
+                                (size_t) json_object_get_string_len (str));
 }
 
 //  Check one line's object and pack it into self->scratch.

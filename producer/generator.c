@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event.h"
 #include "generator.h"
 #include "uuid.h"
 
@@ -111,21 +112,6 @@ zb_generator_destroy (zb_generator_t **self_p)
 }
 
 static void
-s_pack_str (msgpack_packer *pk, const char *s, size_t len)
-{
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
-#define PACK_LIT(pk, lit) s_pack_str ((pk), (lit), sizeof (lit) - 1)
-
-static void
-s_pack_cstr (msgpack_packer *pk, const char *s)
-{
-    s_pack_str (pk, s, strlen (s));
-}
-
-static void
 s_pack (zb_generator_t *self, msgpack_packer *pk, const char *key, size_t keylen,
         zb_generated_t *info)
 {
@@ -151,37 +137,37 @@ s_pack (zb_generator_t *self, msgpack_packer *pk, const char *key, size_t keylen
 
     msgpack_pack_map (pk, key? 4: 3);
     if (key) {
-        PACK_LIT (pk, "idempotency-key");
-        s_pack_str (pk, key, keylen);
+        ZB_PACK_LIT (pk, "idempotency-key");
+        msgpack_pack_str_with_body (pk, key, keylen);
     }
-    PACK_LIT (pk, "source");
-    PACK_LIT (pk, GENERATOR_SOURCE);
-    PACK_LIT (pk, "detail-type");
+    ZB_PACK_LIT (pk, "source");
+    ZB_PACK_LIT (pk, GENERATOR_SOURCE);
+    ZB_PACK_LIT (pk, "detail-type");
     if (sale)
-        PACK_LIT (pk, "sales-events");
+        ZB_PACK_LIT (pk, "sales-events");
     else
-        PACK_LIT (pk, "inventory-events");
-    PACK_LIT (pk, "detail");
+        ZB_PACK_LIT (pk, "inventory-events");
+    ZB_PACK_LIT (pk, "detail");
     msgpack_pack_map (pk, 6);
-    PACK_LIT (pk, "request_id");
-    s_pack_str (pk, request_id, ZB_UUID_LEN);
-    PACK_LIT (pk, "name");
-    s_pack_cstr (pk, name);
-    PACK_LIT (pk, "category");
-    s_pack_cstr (pk, category);
+    ZB_PACK_LIT (pk, "request_id");
+    msgpack_pack_str_with_body (pk, request_id, ZB_UUID_LEN);
+    ZB_PACK_LIT (pk, "name");
+    zb_pack_cstr (pk, name);
+    ZB_PACK_LIT (pk, "category");
+    zb_pack_cstr (pk, category);
     if (!bad) {
-        PACK_LIT (pk, "store_id");
-        PACK_LIT (pk, store_id);
+        ZB_PACK_LIT (pk, "store_id");
+        ZB_PACK_LIT (pk, store_id);
     }
-    PACK_LIT (pk, "sales");
+    ZB_PACK_LIT (pk, "sales");
     msgpack_pack_double (pk, (double) cents / 100.0);
     if (order)
-        PACK_LIT (pk, "new_order");
+        ZB_PACK_LIT (pk, "new_order");
     else
-        PACK_LIT (pk, "is_return");
+        ZB_PACK_LIT (pk, "is_return");
     msgpack_pack_true (pk);
     if (bad) {
-        PACK_LIT (pk, "bad_msg");
+        ZB_PACK_LIT (pk, "bad_msg");
         msgpack_pack_true (pk);
     }
     if (info) {

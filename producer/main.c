@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "codec.h"
 #include "entryfile.h"
 #include "event.h"
@@ -238,56 +239,6 @@ s_usage (FILE *out)
         "  zb-consumer -t sales-events -n 10 | " PROG " --file -   # replay events\n");
 }
 
-static int
-s_usage_error (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, PROG ": ");
-    vfprintf (stderr, format, args);
-    fprintf (stderr, "\nTry '" PROG " --help' for more information.\n");
-    va_end (args);
-    return 2;
-}
-
-static bool
-s_parse_u64 (const char *text, uint64_t *value)
-{
-    if (!*text || strspn (text, "0123456789") != strlen (text))
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull (text, &end, 10);
-    if (errno || *end)
-        return false;
-    *value = (uint64_t) v;
-    return true;
-}
-
-static bool
-s_parse_double (const char *text, double *value)
-{
-    if (!*text)
-        return false;
-    errno = 0;
-    char *end;
-    double v = strtod (text, &end);
-    if (errno || *end || !isfinite (v))
-        return false;
-    *value = v;
-    return true;
-}
-
-static bool
-s_parse_range (const char *text, uint64_t low, uint64_t high, size_t *value)
-{
-    uint64_t v;
-    if (!s_parse_u64 (text, &v) || v < low || v > high)
-        return false;
-    *value = (size_t) v;
-    return true;
-}
-
 //  -1 to run, else the exit code
 static int
 s_parse_args (producer_t *self, int argc, char **argv)
@@ -321,62 +272,66 @@ s_parse_args (producer_t *self, int argc, char **argv)
 
     opterr = 0;
     int opt;
-    size_t value;
+    uint64_t value;
     while ((opt = getopt_long (argc, argv, ":n:r:b:w:t:qhV", options, NULL)) != -1) {
         switch (opt) {
             case OPT_CONNECT:
                 self->endpoint = optarg;
                 break;
             case 'n':
-                if (!s_parse_u64 (optarg, &self->count))
-                    return s_usage_error ("--count wants a number >= 0, not '%s'", optarg);
+                if (!zb_cli_parse_u64 (optarg, &self->count))
+                    return zb_cli_usage_error (PROG, "--count wants a number >= 0, not '%s'",
+                                               optarg);
                 self->count_given = true;
                 break;
             case 'r':
-                if (!s_parse_double (optarg, &self->rate) || self->rate < 0)
-                    return s_usage_error ("--rate wants events per second >= 0, not '%s'", optarg);
+                if (!zb_cli_parse_double (optarg, &self->rate) || self->rate < 0)
+                    return zb_cli_usage_error (PROG, "--rate wants events per second >= 0, "
+                                               "not '%s'", optarg);
                 break;
             case 'b':
-                if (!s_parse_range (optarg, 1, MAX_BATCH, &self->batch))
-                    return s_usage_error ("--batch wants a number from 1 to %d, not '%s'",
-                                          MAX_BATCH, optarg);
+                if (!zb_cli_parse_range (optarg, 1, MAX_BATCH, &value))
+                    return zb_cli_usage_error (PROG, "--batch wants a number from 1 to %d, "
+                                               "not '%s'", MAX_BATCH, optarg);
+                self->batch = (size_t) value;
                 break;
             case OPT_BAD_RATIO:
-                if (!s_parse_double (optarg, &self->bad_ratio)
+                if (!zb_cli_parse_double (optarg, &self->bad_ratio)
                 ||  self->bad_ratio < 0 || self->bad_ratio > 1)
-                    return s_usage_error ("--bad-ratio wants a fraction from 0 to 1, not '%s'",
-                                          optarg);
+                    return zb_cli_usage_error (PROG, "--bad-ratio wants a fraction from 0 to 1, "
+                                               "not '%s'", optarg);
                 break;
             case OPT_SEED:
-                if (!s_parse_u64 (optarg, &self->seed))
-                    return s_usage_error ("--seed wants an unsigned 64-bit number, not '%s'",
-                                          optarg);
+                if (!zb_cli_parse_u64 (optarg, &self->seed))
+                    return zb_cli_usage_error (PROG, "--seed wants an unsigned 64-bit number, "
+                                               "not '%s'", optarg);
                 self->seed_given = true;
                 break;
             case OPT_FILE:
                 self->file = optarg;
                 break;
             case 'w':
-                if (!s_parse_range (optarg, 1, MAX_WINDOW, &self->window))
-                    return s_usage_error ("--window wants a number from 1 to %d, not '%s'",
-                                          MAX_WINDOW, optarg);
+                if (!zb_cli_parse_range (optarg, 1, MAX_WINDOW, &value))
+                    return zb_cli_usage_error (PROG, "--window wants a number from 1 to %d, "
+                                               "not '%s'", MAX_WINDOW, optarg);
+                self->window = (size_t) value;
                 break;
             case 't':
-                if (!s_parse_range (optarg, 0, 24 * 3600, &value))
-                    return s_usage_error ("--timeout wants seconds from 0 to 86400, not '%s'",
-                                          optarg);
+                if (!zb_cli_parse_range (optarg, 0, 24 * 3600, &value))
+                    return zb_cli_usage_error (PROG, "--timeout wants seconds from 0 to 86400, "
+                                               "not '%s'", optarg);
                 self->timeout_s = (unsigned) value;
                 break;
             case OPT_RETRY_MS:
-                if (!s_parse_range (optarg, 1, 3600 * 1000, &value))
-                    return s_usage_error ("--retry-ms wants milliseconds from 1 to 3600000, "
-                                          "not '%s'", optarg);
+                if (!zb_cli_parse_range (optarg, 1, 3600 * 1000, &value))
+                    return zb_cli_usage_error (PROG, "--retry-ms wants milliseconds from 1 to "
+                                               "3600000, not '%s'", optarg);
                 self->retry_ms = (unsigned) value;
                 break;
             case OPT_RETRIES:
-                if (!s_parse_range (optarg, 0, 1000000, &value))
-                    return s_usage_error ("--retries wants a number from 0 to 1000000, not '%s'",
-                                          optarg);
+                if (!zb_cli_parse_range (optarg, 0, 1000000, &value))
+                    return zb_cli_usage_error (PROG, "--retries wants a number from 0 to 1000000, "
+                                               "not '%s'", optarg);
                 self->retries = (unsigned) value;
                 break;
             case 'q':
@@ -388,16 +343,12 @@ s_parse_args (producer_t *self, int argc, char **argv)
             case 'V':
                 printf (PROG " %s\n", ZB_VERSION);
                 return 0;
-            case ':':
-                return s_usage_error ("option '%s' needs a value", argv [optind - 1]);
             default:
-                if (strncmp (argv [optind - 1], "--", 2) == 0 || !optopt)
-                    return s_usage_error ("unknown option '%s'", argv [optind - 1]);
-                return s_usage_error ("unknown option '-%c'", optopt);
+                return zb_cli_option_error (PROG, opt, argv);
         }
     }
     if (optind < argc)
-        return s_usage_error ("unexpected argument '%s'", argv [optind]);
+        return zb_cli_usage_error (PROG, "unexpected argument '%s'", argv [optind]);
     return -1;
 }
 

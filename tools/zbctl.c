@@ -13,9 +13,9 @@
 #include <czmq.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <string.h>
 
+#include "cli.h"
 #include "codec.h"
 #include "event.h"
 #include "wire.h"
@@ -109,30 +109,6 @@ s_usage (FILE *out)
         "        --detail '{\"store_id\":\"store_1\",\"sales\":12.5}' --resources shelf-3,till-1\n");
 }
 
-static int
-s_usage_error (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, PROG ": ");
-    vfprintf (stderr, format, args);
-    fprintf (stderr, "\nTry '" PROG " --help' for more information.\n");
-    va_end (args);
-    return 2;
-}
-
-static int
-s_error (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, PROG ": ");
-    vfprintf (stderr, format, args);
-    fputc ('\n', stderr);
-    va_end (args);
-    return 1;
-}
-
 //  Parse options of one table. -1 to go on, else an exit code.
 //  With stop_at_command, parsing stops at the first non-option (the command).
 static int
@@ -148,12 +124,10 @@ s_parse (zbctl_t *self, int argc, char **argv, const struct option *options,
             case OPT_CONTROL: self->control = optarg; break;
             case OPT_INGEST:  self->ingest = optarg; break;
             case OPT_TIMEOUT: {
-                char *end;
-                errno = 0;
-                long value = strtol (optarg, &end, 10);
-                if (errno || *end || end == optarg || value < 1 || value > 3600 * 1000)
-                    return s_usage_error ("--timeout wants milliseconds from 1 to 3600000, "
-                                          "not '%s'", optarg);
+                uint64_t value;
+                if (!zb_cli_parse_range (optarg, 1, 3600 * 1000, &value))
+                    return zb_cli_usage_error (PROG, "--timeout wants milliseconds from 1 to "
+                                               "3600000, not '%s'", optarg);
                 self->timeout_ms = (int) value;
                 break;
             }
@@ -169,15 +143,11 @@ s_parse (zbctl_t *self, int argc, char **argv, const struct option *options,
             case 'V':
                 printf (PROG " %s\n", ZB_VERSION);
                 return 0;
-            case ':':
-                return s_usage_error ("option '%s' needs a value", argv [optind - 1]);
             default:
-                if (command && strncmp (argv [optind - 1], "--", 2) == 0)
-                    return s_usage_error ("'%s' is not an option of %s", argv [optind - 1],
-                                          command);
-                if (strncmp (argv [optind - 1], "--", 2) == 0 || !optopt)
-                    return s_usage_error ("unknown option '%s'", argv [optind - 1]);
-                return s_usage_error ("unknown option '-%c'", optopt);
+                if (opt != ':' && command && strncmp (argv [optind - 1], "--", 2) == 0)
+                    return zb_cli_usage_error (PROG, "'%s' is not an option of %s",
+                                               argv [optind - 1], command);
+                return zb_cli_option_error (PROG, opt, argv);
         }
     }
     return -1;
@@ -206,10 +176,10 @@ s_call (zbctl_t *self, const char *endpoint, const char *command,
     int rc = zb_wire_call (endpoint, command, body, bodylen, self->timeout_ms, reply,
                            err, sizeof err);
     if (rc != 0)
-        return s_error ("%s", err);
+        return zb_cli_error (PROG, "%s", err);
     if (reply->data.type != MSGPACK_OBJECT_MAP) {
         msgpack_unpacked_destroy (reply);
-        return s_error ("bad reply from %s: the body is not a map", endpoint);
+        return zb_cli_error (PROG, "bad reply from %s: the body is not a map", endpoint);
     }
     return 0;
 }
@@ -276,7 +246,7 @@ s_print_json (const msgpack_object *map, const char *what)
     char err [256];
     char *text = zb_json_text_from_msgpack (map, err, sizeof err);
     if (!text)
-        return s_error ("cannot show the %s reply as JSON: %s", what, err);
+        return zb_cli_error (PROG, "cannot show the %s reply as JSON: %s", what, err);
     puts (text);
     free (text);
     return 0;
@@ -367,7 +337,7 @@ s_stats (zbctl_t *self)
         char *text = zb_json_text_from_msgpack (stats, err, sizeof err);
         if (!text) {
             msgpack_unpacked_destroy (&reply);
-            return s_error ("cannot show the STATS reply as JSON: %s", err);
+            return zb_cli_error (PROG, "cannot show the STATS reply as JSON: %s", err);
         }
         puts (text);
         free (text);
@@ -408,28 +378,22 @@ s_stats (zbctl_t *self)
     return 0;
 }
 
-static void
-s_pack_cstr (msgpack_packer *pk, const char *s, size_t len)
-{
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
 static int
 s_put (zbctl_t *self)
 {
     if (!self->source)
-        return s_usage_error ("put needs --source");
+        return zb_cli_usage_error (PROG, "put needs --source");
     if (!self->detail_type)
-        return s_usage_error ("put needs --detail-type");
+        return zb_cli_usage_error (PROG, "put needs --detail-type");
     const char *detail_text = self->detail? self->detail: "{}";
     char err [512];
     json_object *detail = zb_json_parse (detail_text, strlen (detail_text), err, sizeof err);
     if (!detail)
-        return s_usage_error ("--detail is not valid JSON: %s", err);
+        return zb_cli_usage_error (PROG, "--detail is not valid JSON: %s", err);
     if (!json_object_is_type (detail, json_type_object)) {
         json_object_put (detail);
-        return s_usage_error ("--detail must be a JSON object, like '{\"sales\":12.5}'");
+        return zb_cli_usage_error (PROG, "--detail must be a JSON object, "
+                                   "like '{\"sales\":12.5}'");
     }
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
@@ -437,16 +401,16 @@ s_put (zbctl_t *self)
     msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
     msgpack_pack_array (&pk, 1);
     msgpack_pack_map (&pk, 3 + (self->resources? 1: 0) + (self->time? 1: 0));
-    s_pack_cstr (&pk, "source", 6);
-    s_pack_cstr (&pk, self->source, strlen (self->source));
-    s_pack_cstr (&pk, "detail-type", 11);
-    s_pack_cstr (&pk, self->detail_type, strlen (self->detail_type));
-    s_pack_cstr (&pk, "detail", 6);
+    msgpack_pack_str_with_body (&pk, "source", 6);
+    msgpack_pack_str_with_body (&pk, self->source, strlen (self->source));
+    msgpack_pack_str_with_body (&pk, "detail-type", 11);
+    msgpack_pack_str_with_body (&pk, self->detail_type, strlen (self->detail_type));
+    msgpack_pack_str_with_body (&pk, "detail", 6);
     int rc = zb_json_to_msgpack (detail, &pk, err, sizeof err);
     json_object_put (detail);
     if (rc != 0) {
         msgpack_sbuffer_destroy (&body);
-        return s_usage_error ("--detail: %s", err);
+        return zb_cli_usage_error (PROG, "--detail: %s", err);
     }
     if (self->resources) {
         //  "a,b,c" -> ["a", "b", "c"]; "" -> []
@@ -454,18 +418,18 @@ s_put (zbctl_t *self)
         uint32_t count = *list? 1: 0;
         for (const char *c = list; *c; c++)
             count += *c == ',';
-        s_pack_cstr (&pk, "resources", 9);
+        msgpack_pack_str_with_body (&pk, "resources", 9);
         msgpack_pack_array (&pk, count);
         for (const char *start = list; count > 0; count--) {
             const char *comma = strchr (start, ',');
             size_t len = comma? (size_t) (comma - start): strlen (start);
-            s_pack_cstr (&pk, start, len);
+            msgpack_pack_str_with_body (&pk, start, len);
             start += len + 1;
         }
     }
     if (self->time) {
-        s_pack_cstr (&pk, "time", 4);
-        s_pack_cstr (&pk, self->time, strlen (self->time));
+        msgpack_pack_str_with_body (&pk, "time", 4);
+        msgpack_pack_str_with_body (&pk, self->time, strlen (self->time));
     }
     msgpack_unpacked reply;
     rc = s_call (self, self->ingest, ZB_CMD_PUT, body.data, body.size, &reply);
@@ -475,13 +439,13 @@ s_put (zbctl_t *self)
     const msgpack_object *results = zb_map_get (&reply.data, "results");
     if (!results || results->type != MSGPACK_OBJECT_ARRAY || results->via.array.size != 1) {
         msgpack_unpacked_destroy (&reply);
-        return s_error ("bad reply from %s: expected one result", self->ingest);
+        return zb_cli_error (PROG, "bad reply from %s: expected one result", self->ingest);
     }
     const msgpack_object *result = &results->via.array.ptr [0];
     char *text = zb_json_text_from_msgpack (&reply.data, err, sizeof err);
     if (!text) {
         msgpack_unpacked_destroy (&reply);
-        return s_error ("bad reply from %s: %s", self->ingest, err);
+        return zb_cli_error (PROG, "bad reply from %s: %s", self->ingest, err);
     }
     puts (text);
     free (text);
@@ -490,7 +454,8 @@ s_put (zbctl_t *self)
     if (!id || id->type != MSGPACK_OBJECT_STR) {
         const msgpack_object *code = zb_map_get (result, "code");
         const msgpack_object *message = zb_map_get (result, "message");
-        rc = s_error ("entry rejected: %.*s: %.*s", STR_ARGS (code), STR_ARGS (message));
+        rc = zb_cli_error (PROG, "entry rejected: %.*s: %.*s", STR_ARGS (code),
+                           STR_ARGS (message));
     }
     msgpack_unpacked_destroy (&reply);
     return rc;
@@ -508,7 +473,7 @@ main (int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind >= argc)
-        return s_usage_error ("give a command: ping, stats, journal or put");
+        return zb_cli_usage_error (PROG, "give a command: ping, stats, journal or put");
     const char *command = argv [optind];
     //  The command's own options (and the global ones again) follow it
     int sub_argc = argc - optind;
@@ -519,13 +484,14 @@ main (int argc, char **argv)
         streq (command, "journal")? s_journal_options:
         streq (command, "put")? s_put_options: NULL;
     if (!options)
-        return s_usage_error ("unknown command '%s' (commands: ping, stats, journal, put)",
-                              command);
+        return zb_cli_usage_error (PROG, "unknown command '%s' (commands: ping, stats, "
+                                   "journal, put)", command);
     rc = s_parse (&self, sub_argc, sub_argv, options, false, command);
     if (rc >= 0)
         return rc;
     if (optind < sub_argc)
-        return s_usage_error ("unexpected argument '%s' after %s", sub_argv [optind], command);
+        return zb_cli_usage_error (PROG, "unexpected argument '%s' after %s", sub_argv [optind],
+                                   command);
 
     zsys_init ();
     if (streq (command, "ping"))

@@ -138,10 +138,19 @@ def test_from_earliest_after_retention_pruned_the_start(zb):
     run_producer(zb, b, 20000, 71)
     control = b.control_client()
 
-    def pruned():
+    #  Pruning goes on in the background, a bounded number of events per
+    #  second, until the journal fits: wait until it has settled (the same
+    #  oldest for 2.5 s, more than two prune ticks), or the replay and the
+    #  consumer below would race it.
+    seen = {"oldest": 0, "since": time.monotonic()}
+
+    def settled():
         oldest = control.journal()["oldest"]
-        return oldest if oldest > 1 else None
-    oldest = wait_for(pruned, 20, 0.1, "retention to prune the oldest events")
+        if oldest != seen["oldest"]:
+            seen["oldest"], seen["since"] = oldest, time.monotonic()
+            return None
+        return oldest if oldest > 1 and time.monotonic() - seen["since"] >= 2.5 else None
+    oldest = wait_for(settled, 30, 0.1, "retention to prune the oldest events and settle")
     journal, end = replay_all(b, frm=1)
     assert journal[0].seq == end.oldest >= oldest
     assert [e.seq for e in journal] == list(range(end.oldest, 20001))
