@@ -2,10 +2,19 @@
 
     See catchup.h for the model (position, baselines, best effort). The rules:
 
+    Each topic's baseline comes with "since": no event of the topic above the
+    baseline has a seq <= since (the seq of its last event delivered, or of the
+    snapshot that gave the baseline). "uncovered" is the highest seq <= position
+    the consumer never saw: a live event accepted past seqs it did not receive
+    (events of other topics, or drops). A gap of a topic whose since is below
+    uncovered may lie (partly) at or below the position: it is "late".
+
     live event (anchored, no replay running, nothing buffered):
         seq <= position                      drop (delivered already, or before my start)
         topic_seq == baseline + 1            deliver
         topic_seq >  baseline + 1, or the topic has no baseline yet:
+            since < uncovered                late: hold it, replay (since, position] of
+                                             the topic alone first
             seq == position + 1              nothing can be missing between them:
                                              a real gap is lost for good (missed),
                                              an unknown topic takes this as its baseline
@@ -17,13 +26,22 @@
                                              position came from the control socket, the
                                              heartbeat is older than it: verify with a
                                              replay to the head)
+        a head above my baseline with since < uncovered:
+                                             late: hold the heartbeat, replay
+                                             (since, position] of the topic alone first
         a head above my baseline, or a head for a topic without one:
                                              replay (position, H], then take the heads
                                              as baselines
         otherwise                            position = H (nothing of mine in between)
     replay event: deliver when seq > position; a topic_seq jump here means the
-        journal no longer has those events (retention): counted as missed.
+        journal no longer has those events (retention): counted as missed,
+        unless since < uncovered: then the topic is late, and its events are
+        passed over until its own replay.
     replay END: position = last; buffered live events go through the rules above.
+    late replay (one topic, (since, position]): deliver every event above the
+        baseline, position unchanged (late delivery, in the topic's order); a
+        topic_seq jump, or a known head not reached at END, is missed (retention).
+        Then since = position, and what was held goes through the rules above.
 
     The live events buffered during a replay are copies (one allocation each);
     heartbeats in the buffer are coalesced (the newest supersedes the older
@@ -40,6 +58,12 @@
 
 typedef struct {
     uint64_t topic_seq;             //  baseline: last topic_seq at or below position
+    uint64_t seq;                   //  since: no event of the topic above the baseline
+                                    //  has a seq <= this
+    bool late;                      //  a gap that may lie at or below the position
+                                    //  waits for a replay of this topic alone
+    uint64_t late_head;             //  (late) its topic_seq known to exist at or below
+                                    //  the position: short of it at END is missed
 } topic_state_t;
 
 //  An owned copy of a snapshot, restricted to my topics
@@ -70,6 +94,9 @@ struct zb_catchup_t {
     uint64_t floor;                 //  deliver only seq >= floor
     bool anchored;
     bool all_known;                 //  topics without a baseline have 0
+    uint64_t all_known_seq;         //  ... up to this seq (their since)
+    uint64_t uncovered;             //  highest seq <= position never seen (0: none)
+    size_t nlate;                   //  late topics
     bool delivered_any;             //  (best effort) something was delivered
     uint64_t control_max;           //  highest position the control socket vouched for
     uint64_t early_until;           //  start_at's snapshot seq while live events at or
@@ -81,6 +108,10 @@ struct zb_catchup_t {
     uint64_t replay_to;             //  0: the head
     snapshot_t *replay_snapshot;    //  heads at replay_to, applied at END
     bool overflowed;                //  buffer dropped during this replay
+    char *replay_topic;             //  a late replay: of this topic alone (else NULL)
+    uint64_t late_count;            //  events the late replay delivered,
+    uint64_t late_first;            //  the first one's seq
+    uint64_t late_last;             //  and the last one's
 
     item_t *head;                   //  buffer, oldest first
     item_t *tail;
@@ -199,6 +230,7 @@ zb_catchup_destroy (zb_catchup_t **self_p)
     s_drop_buffer (self);
     s_item_destroy (&self->current);
     s_snapshot_destroy (&self->replay_snapshot);
+    free (self->replay_topic);
     zhashx_destroy (&self->baselines);
     s_free_list (self->topics, self->ntopics);
     s_free_list (self->prefixes, self->nprefixes);
@@ -251,8 +283,9 @@ s_lookup (zb_catchup_t *self, zb_str_t topic)
     return (topic_state_t *) zhashx_lookup (self->baselines, s_key (self, topic));
 }
 
+//  The baseline of a topic: topic_seq, known up to seq (since)
 static topic_state_t *
-s_baseline_set (zb_catchup_t *self, zb_str_t topic, uint64_t topic_seq)
+s_baseline_set (zb_catchup_t *self, zb_str_t topic, uint64_t topic_seq, uint64_t seq)
 {
     topic_state_t *state = s_lookup (self, topic);
     if (!state) {
@@ -261,7 +294,16 @@ s_baseline_set (zb_catchup_t *self, zb_str_t topic, uint64_t topic_seq)
         zhashx_insert (self->baselines, self->key, state);
     }
     state->topic_seq = topic_seq;
+    state->seq = seq;
     return state;
+}
+
+//  Since of a topic with a baseline (state), or of one with baseline 0 because
+//  all are known
+static uint64_t
+s_since (zb_catchup_t *self, topic_state_t *state)
+{
+    return state? state->seq: self->all_known_seq;
 }
 
 //  ---------------------------------------------------------------------------
@@ -308,15 +350,45 @@ s_missed (zb_catchup_t *self, zb_str_t topic, uint64_t first, uint64_t last, con
            count, (int) topic.len, topic.ptr, first, last, why);
 }
 
+//  Every seq where the missing events can be was read (replayed, seen, or
+//  vouched for by a snapshot) and they were not there: the journal no longer
+//  has them (retention)
 #define WHY_GONE ": not in the journal any more"
-//  A gap found after the position moved past it: either pruned, or dropped on
-//  the way while events of other topics after them were delivered already
-//  (delivering them now would break the seq order)
-#define WHY_BEHIND ": not in the journal any more, or behind my position"
+
+static void s_want_late (zb_catchup_t *self);
+
+//  A gap of this topic (topic_seq first..last; known: it has a baseline, or
+//  all are) may lie at or below the position: its events since its baseline
+//  was known are replayed, of this topic alone, before any later event of it
+//  goes. below: the whole gap is known to lie at or below the position.
+static void
+s_late (zb_catchup_t *self, zb_str_t topic, uint64_t first, uint64_t last, bool below)
+{
+    topic_state_t *state = s_lookup (self, topic);
+    if (!state)
+        state = s_baseline_set (self, topic, 0, self->all_known_seq);
+    if (!state->late) {
+        state->late = true;
+        self->nlate++;
+        s_log (self, "gap on %.*s (topic_seq %" PRIu64 "..%" PRIu64 ") may lie behind my "
+               "position %" PRIu64, (int) topic.len, topic.ptr, first, last, self->position);
+    }
+    if (below && last > state->late_head)
+        state->late_head = last;
+    if (!self->replaying)
+        s_want_late (self);
+}
+
+//  Whether a gap of a topic with this since may lie at or below the position
+static bool
+s_behind (zb_catchup_t *self, topic_state_t *state)
+{
+    return (state && state->late) || s_since (self, state) < self->uncovered;
+}
 
 //  Take a snapshot's heads as the baselines at its seq (the position is there).
 //  A head above a baseline we have (0 for every topic when all are known)
-//  means events we can no longer get.
+//  means events we can no longer get, or events of a late topic.
 static void
 s_apply (zb_catchup_t *self, const zb_catchup_head_t *heads, size_t nheads)
 {
@@ -326,12 +398,22 @@ s_apply (zb_catchup_t *self, const zb_catchup_head_t *heads, size_t nheads)
         topic_state_t *state = s_lookup (self, heads [i].topic);
         bool known = state || self->all_known;
         uint64_t have = state? state->topic_seq: 0;
+        if (known && heads [i].head > have && s_behind (self, state)) {
+            //  Its late replay fills the baseline up to the head
+            s_late (self, heads [i].topic, have + 1, heads [i].head, true);
+            continue;
+        }
         if (known && heads [i].head > have)
-            s_missed (self, heads [i].topic, have + 1, heads [i].head, WHY_BEHIND);
+            s_missed (self, heads [i].topic, have + 1, heads [i].head, WHY_GONE);
         if (!state || heads [i].head > have)
-            s_baseline_set (self, heads [i].topic, heads [i].head);
+            s_baseline_set (self, heads [i].topic, heads [i].head, self->position);
+        else
+        if (heads [i].head == have && !state->late && state->seq < self->position)
+            state->seq = self->position;
     }
     self->all_known = true;
+    if (self->all_known_seq < self->position)
+        self->all_known_seq = self->position;
 }
 
 //  ---------------------------------------------------------------------------
@@ -355,6 +437,51 @@ s_want_replay (zb_catchup_t *self, uint64_t to, const zb_catchup_snapshot_t *sna
         self->replay_snapshot = s_snapshot_copy (self, snapshot);
 }
 
+//  A late topic is done: its events up to the position are in (or missed)
+static void
+s_late_done (zb_catchup_t *self, const char *topic, topic_state_t *state)
+{
+    if (state->late_head > state->topic_seq) {
+        zb_str_t name = { topic, strlen (topic) };
+        s_missed (self, name, state->topic_seq + 1, state->late_head, WHY_GONE);
+        state->topic_seq = state->late_head;
+    }
+    if (state->seq < self->position)
+        state->seq = self->position;
+    state->late = false;
+    state->late_head = 0;
+    self->nlate--;
+}
+
+//  Ask for the events of the next late topic, alone, over (since, position]
+static void
+s_want_late (zb_catchup_t *self)
+{
+    assert (!self->replaying);
+    if (self->nlate == 0)
+        return;
+    for (topic_state_t *state = (topic_state_t *) zhashx_first (self->baselines); state;
+         state = (topic_state_t *) zhashx_next (self->baselines)) {
+        if (!state->late)
+            continue;
+        const char *topic = (const char *) zhashx_cursor (self->baselines);
+        if (state->seq >= self->position) {
+            //  Nothing of it can be at or below the position (cannot happen: a
+            //  late topic's since is below uncovered)
+            s_late_done (self, topic, state);
+            continue;
+        }
+        self->replaying = true;
+        self->replay_to = self->position;
+        self->replay_topic = strdup (topic);
+        assert (self->replay_topic);
+        self->late_count = 0;
+        s_log (self, "replaying seq %" PRIu64 "..%" PRIu64 " of %s alone", state->seq + 1,
+               self->position, topic);
+        return;
+    }
+}
+
 //  The broker's journal is behind my position: it was lost (a --memory broker
 //  restarted, a data directory removed). Start over with what it has now.
 static void
@@ -366,9 +493,14 @@ s_reset (zb_catchup_t *self, const char *why, uint64_t to, const zb_catchup_snap
     self->position = 0;
     self->floor = 0;
     self->all_known = true;         //  a new journal: every topic starts at 0
+    self->all_known_seq = 0;
+    self->uncovered = 0;
+    self->nlate = 0;
     self->control_max = 0;
     self->replaying = false;
     s_snapshot_destroy (&self->replay_snapshot);
+    free (self->replay_topic);
+    self->replay_topic = NULL;
     s_want_replay (self, to, snapshot);
 }
 
@@ -386,6 +518,20 @@ zb_catchup_replay_range (zb_catchup_t *self, uint64_t *from, uint64_t *to)
     assert (from && to);
     *from = self->position + 1;
     *to = self->replay_to;
+    if (self->replay_topic) {
+        //  From after the last event of it delivered (it moves as the late
+        //  replay delivers: a failed session is asked again from there)
+        topic_state_t *state = (topic_state_t *) zhashx_lookup (self->baselines,
+                                                                self->replay_topic);
+        *from = (state? state->seq: 0) + 1;
+    }
+}
+
+const char *
+zb_catchup_replay_topic (zb_catchup_t *self)
+{
+    assert (self);
+    return self->replaying? self->replay_topic: NULL;
 }
 
 //  ---------------------------------------------------------------------------
@@ -492,10 +638,14 @@ s_hold_heartbeat (zb_catchup_t *self, const zb_catchup_snapshot_t *heartbeat)
 //  ---------------------------------------------------------------------------
 //  Decisions
 
+//  live: from the publish socket, where the seqs it passes over were never
+//  seen (a replay reads every seq of my topics in its range)
 static zb_catchup_verdict_t
-s_accept (zb_catchup_t *self, const zb_catchup_event_t *event)
+s_accept (zb_catchup_t *self, const zb_catchup_event_t *event, bool live)
 {
-    s_baseline_set (self, event->topic, event->topic_seq);
+    if (live && event->seq > self->position + 1)
+        self->uncovered = event->seq - 1;
+    s_baseline_set (self, event->topic, event->topic_seq, event->seq);
     self->position = event->seq;
     return event->seq < self->floor? ZB_CATCHUP_SKIP: ZB_CATCHUP_DELIVER;
 }
@@ -508,7 +658,9 @@ s_best_effort (zb_catchup_t *self, const zb_catchup_event_t *event)
     if (state && event->topic_seq > state->topic_seq + 1)
         s_missed (self, event->topic, state->topic_seq + 1, event->topic_seq - 1, "");
     //  A topic_seq at or below the last one: the broker restarted; new baseline
-    s_baseline_set (self, event->topic, event->topic_seq);
+    s_baseline_set (self, event->topic, event->topic_seq, event->seq);
+    if (self->delivered_any && event->seq > self->position + 1)
+        self->uncovered = event->seq - 1;
     self->position = event->seq;
     self->delivered_any = true;
     return ZB_CATCHUP_DELIVER;
@@ -544,20 +696,32 @@ s_decide_live (zb_catchup_t *self, const zb_catchup_event_t *event)
     zb_str_t topic = event->topic;
 
     if (known && event->topic_seq == baseline + 1)
-        return s_accept (self, event);
+        return s_accept (self, event, true);
     if (known && event->topic_seq <= baseline) {
         //  Within one journal a topic_seq never goes back
         char why [300];
         snprintf (why, sizeof why, "topic_seq on %.*s went back to %" PRIu64 " after %" PRIu64,
                   (int) topic.len, topic.ptr, event->topic_seq, baseline);
         s_reset (self, why, event->seq - 1, NULL);
-        return self->replaying? ZB_CATCHUP_HELD: s_accept (self, event);
+        return self->replaying? ZB_CATCHUP_HELD: s_accept (self, event, true);
+    }
+    if (known && s_behind (self, state)) {
+        //  The gap is after the last event of the topic I have, and a seq I
+        //  never saw lies between it and the position: a replay of the topic
+        //  alone first (when adjacent, the whole gap is at or below the position)
+        s_late (self, topic, baseline + 1, event->topic_seq - 1, adjacent);
+        if (self->replaying)
+            return ZB_CATCHUP_HELD;
+        state = s_lookup (self, topic);
+        baseline = state? state->topic_seq: 0;
+        if (event->topic_seq == baseline + 1)
+            return s_accept (self, event, true);
     }
     if (adjacent) {
         //  Nothing of any topic between the position and this event
         if (known)
-            s_missed (self, topic, baseline + 1, event->topic_seq - 1, WHY_BEHIND);
-        return s_accept (self, event);
+            s_missed (self, topic, baseline + 1, event->topic_seq - 1, WHY_GONE);
+        return s_accept (self, event, true);
     }
     if (known)
         s_log (self, "gap on %.*s (topic_seq %" PRIu64 "..%" PRIu64 "): replaying seq %"
@@ -569,7 +733,25 @@ s_decide_live (zb_catchup_t *self, const zb_catchup_event_t *event)
     return ZB_CATCHUP_HELD;
 }
 
+//  A heartbeat at or above my position: the topics whose head is the
+//  baseline I have had nothing more up to its seq
 static void
+s_heads_seen (zb_catchup_t *self, const zb_catchup_snapshot_t *hb)
+{
+    for (size_t i = 0; i < hb->nheads; i++) {
+        if (!zb_catchup_matches (self, hb->heads [i].topic))
+            continue;
+        topic_state_t *state = s_lookup (self, hb->heads [i].topic);
+        if (state && !state->late && hb->heads [i].head == state->topic_seq
+        &&  state->seq < hb->seq)
+            state->seq = hb->seq;
+    }
+}
+
+//  A heartbeat, with no replay running and nothing buffered before it.
+//  Returns true when it must wait for the late replay it asked for (the
+//  caller holds it, first in line).
+static bool
 s_heartbeat_now (zb_catchup_t *self, const zb_catchup_snapshot_t *hb)
 {
     bool restarted = self->hb_seen && hb->seq < self->hb_last;
@@ -586,7 +768,7 @@ s_heartbeat_now (zb_catchup_t *self, const zb_catchup_snapshot_t *hb)
             snprintf (why, sizeof why, "heartbeat at seq %" PRIu64 " is below the last event "
                       "I received (seq %" PRIu64 ")", hb->seq, self->position);
             s_reset (self, why, hb->seq, hb);
-            return;
+            return false;
         }
         //  A head above what I saw may be events I missed since my first one
         //  (or, for a topic I saw nothing of, events from before it: the
@@ -605,17 +787,20 @@ s_heartbeat_now (zb_catchup_t *self, const zb_catchup_snapshot_t *hb)
             s_log (self, "heartbeat at seq %" PRIu64 " shows events I missed: replaying seq %"
                    PRIu64 "..%" PRIu64, hb->seq, self->position + 1, hb->seq);
             s_want_replay (self, hb->seq, hb);
-            return;
+            return false;
         }
         //  Unknown topics take the heads; known ones keep what they have
+        if (hb->seq >= self->position)
+            s_heads_seen (self, hb);
         for (size_t i = 0; i < hb->nheads; i++)
             if (zb_catchup_matches (self, hb->heads [i].topic)
             &&  !s_lookup (self, hb->heads [i].topic))
-                s_baseline_set (self, hb->heads [i].topic, hb->heads [i].head);
+                s_baseline_set (self, hb->heads [i].topic, hb->heads [i].head, hb->seq);
         self->all_known = true;
+        self->all_known_seq = hb->seq;
         if (hb->seq > self->position)
             self->position = hb->seq;
-        return;
+        return false;
     }
     if (restarted || (hb->seq < self->position && self->position > self->control_max)) {
         char why [160];
@@ -625,19 +810,37 @@ s_heartbeat_now (zb_catchup_t *self, const zb_catchup_snapshot_t *hb)
             snprintf (why, sizeof why, "heartbeat at seq %" PRIu64 " is below my position %"
                       PRIu64, hb->seq, self->position);
         s_reset (self, why, hb->seq, hb);
-        return;
+        return false;
     }
     if (hb->seq < self->position) {
         //  My position came from the control socket and this heartbeat was
         //  published before it (it waited in the queue). Verify: a replay to the
         //  head tells the head (END), and a head below me means a lost journal.
         s_want_replay (self, 0, NULL);
-        return;
+        return false;
     }
     if (hb->seq == self->position) {
         s_apply (self, hb->heads, hb->nheads);
-        return;
+        return false;
     }
+    s_heads_seen (self, hb);
+    //  A head above what I have, for a topic with a seq I never saw between
+    //  its last event and my position: its replay alone goes first, then the
+    //  heartbeat again (the events above the position then come in order)
+    bool late = false;
+    for (size_t i = 0; i < hb->nheads; i++) {
+        const zb_catchup_head_t *h = &hb->heads [i];
+        if (!zb_catchup_matches (self, h->topic))
+            continue;
+        topic_state_t *state = s_lookup (self, h->topic);
+        uint64_t have = state? state->topic_seq: 0;
+        if (h->head > have && (state || self->all_known) && s_behind (self, state)) {
+            s_late (self, h->topic, have + 1, h->head, false);
+            late = true;
+        }
+    }
+    if (late && self->replaying)
+        return true;
     for (size_t i = 0; i < hb->nheads; i++) {
         const zb_catchup_head_t *h = &hb->heads [i];
         if (!zb_catchup_matches (self, h->topic))
@@ -650,12 +853,14 @@ s_heartbeat_now (zb_catchup_t *self, const zb_catchup_snapshot_t *hb)
                        ": replaying seq %" PRIu64 "..%" PRIu64, (int) h->topic.len,
                        h->topic.ptr, h->head, have, self->position + 1, hb->seq);
             s_want_replay (self, hb->seq, hb);
-            return;
+            return false;
         }
     }
     //  Nothing of mine between my position and the heartbeat
     self->position = hb->seq;
     self->all_known = true;
+    self->all_known_seq = hb->seq;
+    return false;
 }
 
 //  ---------------------------------------------------------------------------
@@ -683,10 +888,33 @@ zb_catchup_heartbeat (zb_catchup_t *self, const zb_catchup_snapshot_t *heartbeat
 {
     assert (self);
     assert (heartbeat);
-    if (self->replaying || self->head)
+    if (self->replaying || self->head || s_heartbeat_now (self, heartbeat))
         s_hold_heartbeat (self, heartbeat);
-    else
-        s_heartbeat_now (self, heartbeat);
+}
+
+//  An event of a late replay: the topic's events after its last one
+//  delivered, up to the position; the position stays where it is
+static zb_catchup_verdict_t
+s_replayed_late (zb_catchup_t *self, const zb_catchup_event_t *event)
+{
+    if (strlen (self->replay_topic) != event->topic.len
+    ||  memcmp (self->replay_topic, event->topic.ptr, event->topic.len) != 0)
+        return ZB_CATCHUP_DROP;
+    topic_state_t *state = s_lookup (self, event->topic);
+    if (!state || event->seq > self->replay_to || event->seq <= state->seq
+    ||  event->topic_seq <= state->topic_seq)
+        return ZB_CATCHUP_DROP;     //  delivered already (or outside the range)
+    if (event->topic_seq > state->topic_seq + 1)
+        s_missed (self, event->topic, state->topic_seq + 1, event->topic_seq - 1, WHY_GONE);
+    state->topic_seq = event->topic_seq;
+    state->seq = event->seq;
+    self->replayed++;
+    if (event->seq < self->floor)
+        return ZB_CATCHUP_SKIP;
+    if (self->late_count++ == 0)
+        self->late_first = event->seq;
+    self->late_last = event->seq;
+    return ZB_CATCHUP_DELIVER;
 }
 
 zb_catchup_verdict_t
@@ -694,18 +922,47 @@ zb_catchup_replayed (zb_catchup_t *self, const zb_catchup_event_t *event)
 {
     assert (self);
     assert (event);
-    if (!self->replaying || !zb_catchup_matches (self, event->topic)
-    ||  event->seq <= self->position)
+    if (!self->replaying || !zb_catchup_matches (self, event->topic))
+        return ZB_CATCHUP_DROP;
+    if (self->replay_topic)
+        return s_replayed_late (self, event);
+    if (event->seq <= self->position)
         return ZB_CATCHUP_DROP;
     topic_state_t *state = s_lookup (self, event->topic);
     bool known = state || self->all_known;
     uint64_t baseline = state? state->topic_seq: 0;
+    if (known && event->topic_seq > baseline + 1 && s_behind (self, state))
+        //  The gap may lie below this replay's start: the topic's events wait
+        //  for its own replay (which reads up to the position then, this one too)
+        s_late (self, event->topic, baseline + 1, event->topic_seq - 1, true);
+    state = s_lookup (self, event->topic);
+    if (state && state->late) {
+        if (event->topic_seq > state->late_head)
+            state->late_head = event->topic_seq;
+        return ZB_CATCHUP_DROP;
+    }
     if (known && event->topic_seq > baseline + 1)
         s_missed (self, event->topic, baseline + 1, event->topic_seq - 1, WHY_GONE);
     self->replayed++;
     if (event->seq > self->control_max)
         self->control_max = event->seq;
-    return s_accept (self, event);
+    return s_accept (self, event, false);
+}
+
+//  The END of a late replay: its topic is filled up to the position
+static void
+s_end_late (zb_catchup_t *self)
+{
+    topic_state_t *state = (topic_state_t *) zhashx_lookup (self->baselines, self->replay_topic);
+    if (self->late_count)
+        s_log (self, "%" PRIu64 " events of %s delivered late after a drop (seq %" PRIu64 "..%"
+               PRIu64 ", behind my position %" PRIu64 ")", self->late_count, self->replay_topic,
+               self->late_first, self->late_last, self->position);
+    if (state && state->late)
+        s_late_done (self, self->replay_topic, state);
+    free (self->replay_topic);
+    self->replay_topic = NULL;
+    self->late_count = 0;
 }
 
 void
@@ -715,6 +972,23 @@ zb_catchup_end (zb_catchup_t *self, uint64_t last, uint64_t head)
     if (!self->replaying)
         return;
     self->replaying = false;
+    if (self->replay_topic) {
+        if (head < self->position) {
+            char why [160];
+            snprintf (why, sizeof why, "the broker's head is seq %" PRIu64 ", below my "
+                      "position %" PRIu64, head, self->position);
+            self->overflowed = false;
+            s_reset (self, why, head, NULL);
+            return;
+        }
+        s_end_late (self);
+        s_want_late (self);
+        if (self->overflowed && !self->replaying) {
+            self->overflowed = false;
+            s_want_replay (self, 0, NULL);
+        }
+        return;
+    }
     if (last > self->position && (self->replay_to == 0 || last <= self->replay_to))
         self->position = last;
     if (self->position > self->control_max)
@@ -733,7 +1007,11 @@ zb_catchup_end (zb_catchup_t *self, uint64_t last, uint64_t head)
     if (snapshot && snapshot->seq == self->position)
         s_apply (self, snapshot->heads, snapshot->nheads);
     s_snapshot_destroy (&snapshot);
-    if (self->overflowed) {
+    //  Topics found late during this replay first: their replays read up to
+    //  the position it reached
+    if (!self->replaying)
+        s_want_late (self);
+    if (self->overflowed && !self->replaying) {
         self->overflowed = false;
         s_want_replay (self, 0, NULL);
     }
@@ -755,7 +1033,14 @@ zb_catchup_next (zb_catchup_t *self, zb_catchup_event_t *event)
                 .seq = item->heartbeat->seq, .oldest = item->heartbeat->oldest,
                 .heads = item->heartbeat->heads, .nheads = item->heartbeat->nheads
             };
-            s_heartbeat_now (self, &heartbeat);
+            if (s_heartbeat_now (self, &heartbeat)) {
+                //  It waits for the late replay it asked for, first in line
+                item->next = self->head;
+                self->head = item;
+                if (!self->tail)
+                    self->tail = item;
+                return ZB_CATCHUP_DROP;
+            }
             s_item_destroy (&item);
             continue;
         }
@@ -788,6 +1073,19 @@ zb_catchup_position (zb_catchup_t *self)
 {
     assert (self);
     return self->position;
+}
+
+uint64_t
+zb_catchup_safe_position (zb_catchup_t *self)
+{
+    assert (self);
+    uint64_t safe = self->position;
+    if (self->nlate)
+        for (topic_state_t *state = (topic_state_t *) zhashx_first (self->baselines); state;
+             state = (topic_state_t *) zhashx_next (self->baselines))
+            if (state->late && state->seq < safe)
+                safe = state->seq;
+    return safe;
 }
 
 uint64_t

@@ -9,14 +9,31 @@
     moves the bytes (SUB socket, REPLAY sessions on a DEALER) and delivers.
 
     Position: the sequence number up to which every event of my topics has
-    been delivered (or found missing for good). Nothing with a seq <= position
-    is ever delivered, so delivery is in global seq order without duplicates.
-    The position is what a checkpoint keeps.
+    been delivered or found missing for good, except the events of a "late"
+    topic (below). Events are delivered in global seq order, each at most once
+    per run, with one exception: a live-stream drop that is only noticed behind
+    the position. Example: under overload the broker's PUB drops U@100, T@101
+    (contiguous topic_seq) is delivered and the position is 101; then U@102
+    (U's topic_seq jumps) or a heartbeat (U's head) shows U's gap. Whenever a
+    gap of topic U may lie at or below the position (a seq I never saw lies
+    between U's last delivered event and the position), U is late: a replay of
+    U alone over (seq of U's last delivered event, position] runs first, and
+    its events above U's baseline are delivered late (after T@101) but in U's
+    topic order and before any later event of U; U's events above the position
+    then come in seq order again. Global order is relaxed only there; the
+    baselines keep every event from being delivered twice. Only what the
+    journal no longer has (retention) counts as missed. A checkpoint keeps
+    zb_catchup_safe_position (), not the position: it stays at U's last
+    delivered event while U is late, so a restart never skips a known-missing
+    event. (A drop not yet noticed when the process stops is not covered: the
+    gap shows only with a later event or heartbeat of this run.)
 
-    Baselines: the last topic_seq of each of my topics at the position. They
-    come from a snapshot (JOURNAL reply, heartbeat: the heads of every topic at
-    one seq) and are kept by every event delivered. A topic without a baseline
-    is checked with a replay before its first event is taken as one.
+    Baselines: the last topic_seq of each of my topics, and the seq up to which
+    that is known (of the last event of it delivered, or of the snapshot that
+    told it). They come from a snapshot (JOURNAL reply, heartbeat: the heads of
+    every topic at one seq) and are kept by every event delivered. A topic
+    without a baseline is checked with a replay before its first event is taken
+    as one.
 
     Best effort: a consumer that starts at "latest" before it has a snapshot
     (the control socket did not answer, the broker has no journal) delivers
@@ -27,7 +44,8 @@
         live event     -> zb_catchup_live(): DELIVER / SKIP / DROP / HELD
         heartbeat      -> zb_catchup_heartbeat()
         if zb_catchup_replaying() and no session open:
-                          open REPLAY zb_catchup_replay_range()
+                          open REPLAY zb_catchup_replay_range(), of
+                          zb_catchup_replay_topic() alone when not NULL
         replay EVENT   -> zb_catchup_replayed(): DELIVER / SKIP / DROP
         replay END     -> zb_catchup_end(), then zb_catchup_next() until 0
     Notable decisions are reported as text lines through the log callback. */
@@ -79,7 +97,8 @@ typedef struct {
 
 typedef enum {
     ZB_CATCHUP_DROP = 0,            //  not to be delivered (seq <= position, not mine)
-    ZB_CATCHUP_DELIVER,             //  deliver it now; position is its seq
+    ZB_CATCHUP_DELIVER,             //  deliver it now; position is its seq (a late
+                                    //  replay's events: the position stays)
     ZB_CATCHUP_SKIP,                //  below the start (--from seq:N): position moves, no delivery
     ZB_CATCHUP_HELD,                //  copied into the buffer until the replay ends
 } zb_catchup_verdict_t;
@@ -113,6 +132,10 @@ void zb_catchup_heartbeat (zb_catchup_t *self, const zb_catchup_snapshot_t *hear
 //  position may have moved.
 bool zb_catchup_replaying (zb_catchup_t *self);
 void zb_catchup_replay_range (zb_catchup_t *self, uint64_t *from, uint64_t *to);
+//  NULL: the replay wanted is of all my topics (and prefixes). Else it is of
+//  this one topic alone (valid until the replay ends): a late replay, with
+//  *from = the seq of its last event delivered + 1 and *to = the position.
+const char *zb_catchup_replay_topic (zb_catchup_t *self);
 
 //  An EVENT of the replay session.
 zb_catchup_verdict_t zb_catchup_replayed (zb_catchup_t *self, const zb_catchup_event_t *event);
@@ -127,10 +150,14 @@ void zb_catchup_end (zb_catchup_t *self, uint64_t last, uint64_t head);
 zb_catchup_verdict_t zb_catchup_next (zb_catchup_t *self, zb_catchup_event_t *event);
 
 uint64_t zb_catchup_position (zb_catchup_t *self);
+//  What to save as the checkpoint: the position, or less while a gap of a
+//  topic that may lie at or below it waits for its late replay (the seq of
+//  the last event of that topic delivered).
+uint64_t zb_catchup_safe_position (zb_catchup_t *self);
 //  Events of my topics known lost: gaps no replay could fill (retention,
 //  best-effort mode).
 uint64_t zb_catchup_missed (zb_catchup_t *self);
-//  Events delivered (or skipped) from replays.
+//  Events delivered (or skipped) from replays, late replays included.
 uint64_t zb_catchup_replayed_count (zb_catchup_t *self);
 //  Live events held in the buffer now.
 size_t zb_catchup_buffered (zb_catchup_t *self);

@@ -35,8 +35,10 @@
 
 #include "catchup.h"
 #include "checkpoint.h"
+#include "cli.h"
 #include "codec.h"
 #include "consumer_main.h"
+#include "counts.h"
 #include "event.h"
 #include "replay.h"
 #include "rfc3339.h"
@@ -85,7 +87,7 @@ typedef struct {
     zb_catchup_t *catchup;
     zb_replay_t *replay;
     zb_checkpoint_t *checkpoint;
-    zhashx_t *per_topic;            //  topic -> uint64_t * events received
+    zb_counts_t *per_topic;         //  events received per topic
     uint64_t received;
     uint64_t malformed;
     int64_t first_ns;
@@ -117,13 +119,6 @@ s_log (const consumer_t *self, const char *format, ...)
     vfprintf (stderr, format, args);
     fputc ('\n', stderr);
     va_end (args);
-}
-
-static void
-s_free_item (void **item_p)
-{
-    free (*item_p);
-    *item_p = NULL;
 }
 
 static int64_t
@@ -194,33 +189,6 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
     }
 }
 
-static int
-s_usage_error (const zb_consumer_spec_t *spec, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, "%s: ", spec->name);
-    vfprintf (stderr, format, args);
-    fprintf (stderr, "\nTry '%s --help' for more information.\n", spec->name);
-    va_end (args);
-    return 2;
-}
-
-//  Strict unsigned decimal: digits only, no sign, no overflow.
-static bool
-s_parse_count (const char *text, uint64_t *value)
-{
-    if (!*text || strspn (text, "0123456789") != strlen (text))
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull (text, &end, 10);
-    if (errno || *end)
-        return false;
-    *value = (uint64_t) v;
-    return true;
-}
-
 //  --from latest|earliest|seq:N|time:RFC3339; false when not valid.
 static bool
 s_parse_from (consumer_t *self, const char *text)
@@ -232,7 +200,7 @@ s_parse_from (consumer_t *self, const char *text)
         self->from = FROM_EARLIEST;
     else
     if (strncmp (text, "seq:", 4) == 0) {
-        if (!s_parse_count (text + 4, &self->from_seq) || self->from_seq == 0)
+        if (!zb_cli_parse_u64 (text + 4, &self->from_seq) || self->from_seq == 0)
             return false;
         self->from = FROM_SEQ;
     }
@@ -252,6 +220,7 @@ static int
 s_parse_args (consumer_t *self, int argc, char **argv)
 {
     const zb_consumer_spec_t *spec = self->spec;
+    const char *prog = spec->name;
     enum { OPT_CONNECT = 256, OPT_CONTROL, OPT_PREFIX, OPT_FROM, OPT_STATE_DIR, OPT_NAME,
            OPT_CREDIT };
 #define COMMON_OPTIONS \
@@ -304,46 +273,48 @@ s_parse_args (consumer_t *self, int argc, char **argv)
             case OPT_CONTROL: self->control = optarg; break;
             case 'q': self->quiet = true; break;
             case 'n':
-                if (!s_parse_count (optarg, &self->count))
-                    return s_usage_error (spec, "--count wants a number >= 0, not '%s'", optarg);
+                if (!zb_cli_parse_u64 (optarg, &self->count))
+                    return zb_cli_usage_error (prog, "--count wants a number >= 0, not '%s'",
+                                               optarg);
                 break;
             case 't':
                 if (!*optarg)
-                    return s_usage_error (spec, "--topic wants a detail-type, not an empty string");
+                    return zb_cli_usage_error (prog, "--topic wants a detail-type, not an empty "
+                                               "string");
                 if (strlen (optarg) > ZB_MAX_DETAIL_TYPE)
-                    return s_usage_error (spec, "--topic '%.40s...' is longer than %d bytes",
-                                          optarg, ZB_MAX_DETAIL_TYPE);
+                    return zb_cli_usage_error (prog, "--topic '%.40s...' is longer than %d bytes",
+                                               optarg, ZB_MAX_DETAIL_TYPE);
                 self->topics [self->ntopics++] = optarg;
                 break;
             case OPT_PREFIX:
                 if (strlen (optarg) > ZB_MAX_DETAIL_TYPE)
-                    return s_usage_error (spec, "--prefix '%.40s...' is longer than %d bytes",
-                                          optarg, ZB_MAX_DETAIL_TYPE);
+                    return zb_cli_usage_error (prog, "--prefix '%.40s...' is longer than %d bytes",
+                                               optarg, ZB_MAX_DETAIL_TYPE);
                 self->prefixes [self->nprefixes++] = optarg;
                 break;
             case OPT_FROM:
                 if (!s_parse_from (self, optarg))
-                    return s_usage_error (spec, "--from wants latest, earliest, seq:N (N >= 1) "
-                                          "or time:RFC3339 (e.g. time:2026-11-26T17:15:01Z), "
-                                          "not '%s'", optarg);
+                    return zb_cli_usage_error (prog, "--from wants latest, earliest, seq:N "
+                                               "(N >= 1) or time:RFC3339 (e.g. "
+                                               "time:2026-11-26T17:15:01Z), not '%s'", optarg);
                 break;
             case OPT_STATE_DIR:
                 if (!*optarg)
-                    return s_usage_error (spec, "--state-dir wants a directory, not an empty "
-                                          "string");
+                    return zb_cli_usage_error (prog, "--state-dir wants a directory, not an "
+                                               "empty string");
                 self->state_dir = optarg;
                 break;
             case OPT_NAME:
                 if (!zb_checkpoint_name_valid (optarg))
-                    return s_usage_error (spec, "--name wants 1 to %d characters of A-Z a-z 0-9 "
-                                          ". _ - (not starting with '.'), not '%s'",
-                                          ZB_CHECKPOINT_NAME_MAX, optarg);
+                    return zb_cli_usage_error (prog, "--name wants 1 to %d characters of A-Z a-z "
+                                               "0-9 . _ - (not starting with '.'), not '%s'",
+                                               ZB_CHECKPOINT_NAME_MAX, optarg);
                 self->name = optarg;
                 break;
             case OPT_CREDIT:
-                if (!s_parse_count (optarg, &value) || value < 1 || value > ZB_MAX_CREDIT)
-                    return s_usage_error (spec, "--credit wants a number from 1 to %d, not '%s'",
-                                          ZB_MAX_CREDIT, optarg);
+                if (!zb_cli_parse_range (optarg, 1, ZB_MAX_CREDIT, &value))
+                    return zb_cli_usage_error (prog, "--credit wants a number from 1 to %d, "
+                                               "not '%s'", ZB_MAX_CREDIT, optarg);
                 self->credit = (uint32_t) value;
                 break;
             case 'h':
@@ -352,21 +323,18 @@ s_parse_args (consumer_t *self, int argc, char **argv)
             case 'V':
                 printf ("%s %s\n", spec->name, ZB_VERSION);
                 return 0;
-            case ':':
-                return s_usage_error (spec, "option '%s' needs a value", argv [optind - 1]);
             default:
-                if (strncmp (argv [optind - 1], "--", 2) == 0 || !optopt)
-                    return s_usage_error (spec, "unknown option '%s'", argv [optind - 1]);
-                return s_usage_error (spec, "unknown option '-%c'", optopt);
+                return zb_cli_option_error (prog, opt, argv);
         }
     }
     if (optind < argc)
-        return s_usage_error (spec, "unexpected argument '%s'", argv [optind]);
+        return zb_cli_usage_error (prog, "unexpected argument '%s'", argv [optind]);
     if (self->ntopics == 0 && self->nprefixes == 0)
-        return s_usage_error (spec, "give at least one --topic or --prefix");
+        return zb_cli_usage_error (prog, "give at least one --topic or --prefix");
     if (self->state_dir && !self->name) {
         if (!spec->topics)
-            return s_usage_error (spec, "--state-dir needs --name (the checkpoint's name)");
+            return zb_cli_usage_error (prog, "--state-dir needs --name (the checkpoint's "
+                                       "name)");
         self->name = spec->name;
     }
     return -1;
@@ -510,31 +478,6 @@ s_journal (consumer_t *self, msgpack_unpacked *reply)
 }
 
 static void
-s_count_topic (consumer_t *self, zb_str_t topic)
-{
-    char small [ZB_MAX_DETAIL_TYPE + 1];
-    char *key = topic.len < sizeof small? small: strndup (topic.ptr, topic.len);
-    if (!key)
-        return;
-    if (key == small) {
-        memcpy (small, topic.ptr, topic.len);
-        small [topic.len] = '\0';
-    }
-    uint64_t *n = (uint64_t *) zhashx_lookup (self->per_topic, key);
-    if (n)
-        (*n)++;
-    else {
-        n = (uint64_t *) malloc (sizeof (uint64_t));
-        if (n) {
-            *n = 1;
-            zhashx_insert (self->per_topic, key, n);
-        }
-    }
-    if (key != small)
-        free (key);
-}
-
-static void
 s_output_error (consumer_t *self)
 {
     if (errno == EINTR) {
@@ -606,7 +549,7 @@ s_deliver (consumer_t *self, const zb_delivery_t *d)
         self->first_ns = now;
     self->last_ns = now;
     self->received++;
-    s_count_topic (self, d->topic);
+    zb_counts_add (self->per_topic, d->topic.ptr, d->topic.len);
     if (spec->on_event)
         spec->on_event (spec->state, d);
 }
@@ -698,6 +641,15 @@ s_replay_open (consumer_t *self)
         .prefixes = self->prefixes, .nprefixes = self->nprefixes,
     };
     zb_catchup_replay_range (self->catchup, &request.from, &request.to);
+    const char *late = zb_catchup_replay_topic (self->catchup);
+    if (late) {
+        //  A late replay: of that one topic alone
+        request.topics = &late;
+        request.ntopics = 1;
+        request.prefixes = NULL;
+        request.nprefixes = 0;
+    }
+    else
     if (self->time_pending && zb_catchup_position (self->catchup) == 0)
         request.from_time = self->from_time;
     char err [256];
@@ -768,7 +720,8 @@ s_checkpoint (consumer_t *self, bool force)
 {
     if (!self->checkpoint)
         return;
-    uint64_t position = zb_catchup_position (self->catchup);
+    //  Never past an event known missing that waits for its late replay
+    uint64_t position = zb_catchup_safe_position (self->catchup);
     int64_t now = zclock_mono ();
     if (position == self->saved || (!force && now - self->saved_at < CONSUMER_CHECKPOINT_MS))
         return;
@@ -811,7 +764,7 @@ s_receive_loop (consumer_t *self)
             if (until < wait)
                 wait = until < 0? 0: (long) until;
         }
-        if (self->checkpoint && zb_catchup_position (self->catchup) != self->saved) {
+        if (self->checkpoint && zb_catchup_safe_position (self->catchup) != self->saved) {
             int64_t until = self->saved_at + CONSUMER_CHECKPOINT_MS - now;
             if (until < wait)
                 wait = until < 0? 0: (long) until;
@@ -937,12 +890,6 @@ s_catchup_log (void *arg, const char *line)
     s_log ((const consumer_t *) arg, "%s", line);
 }
 
-static int
-s_compare_strings (const void *a, const void *b)
-{
-    return strcmp (*(const char *const *) a, *(const char *const *) b);
-}
-
 static json_object *
 s_summary (consumer_t *self)
 {
@@ -952,20 +899,7 @@ s_summary (consumer_t *self)
                             json_object_new_uint64 (zb_catchup_missed (self->catchup)));
     json_object_object_add (summary, "malformed", json_object_new_uint64 (self->malformed));
 
-    json_object *topics = json_object_new_object ();
-    size_t ntopics = zhashx_size (self->per_topic);
-    const char **names = (const char **) calloc (ntopics + 1, sizeof (char *));
-    assert (names);
-    size_t i = 0;
-    for (void *n = zhashx_first (self->per_topic); n; n = zhashx_next (self->per_topic))
-        names [i++] = (const char *) zhashx_cursor (self->per_topic);
-    qsort (names, ntopics, sizeof (char *), s_compare_strings);
-    for (i = 0; i < ntopics; i++) {
-        uint64_t *n = (uint64_t *) zhashx_lookup (self->per_topic, names [i]);
-        json_object_object_add (topics, names [i], json_object_new_uint64 (*n));
-    }
-    free (names);
-    json_object_object_add (summary, "topics", topics);
+    json_object_object_add (summary, "topics", zb_counts_json (self->per_topic));
     json_object_object_add (summary, "first_ns",
                             self->received? json_object_new_int64 (self->first_ns): NULL);
     json_object_object_add (summary, "last_ns",
@@ -1027,9 +961,8 @@ zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec)
     else
         setvbuf (stdout, NULL, _IOFBF, 64 * 1024);
 
-    self.per_topic = zhashx_new ();
+    self.per_topic = zb_counts_new ();
     assert (self.per_topic);
-    zhashx_set_destructor (self.per_topic, s_free_item);
     msgpack_zone_init (&self.zone, 16 * 1024);
     zb_catchup_config_t config = {
         .topics = self.topics, .ntopics = self.ntopics,
@@ -1080,7 +1013,7 @@ zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec)
     zb_catchup_destroy (&self.catchup);
     msgpack_zone_destroy (&self.zone);
     free (self.heads);
-    zhashx_destroy (&self.per_topic);
+    zb_counts_destroy (&self.per_topic);
     free (self.topics);
     free (self.prefixes);
     return rc;

@@ -207,6 +207,51 @@ def test_heartbeat_reveals_a_lost_tail(zb, fake):
 
 
 @pytest.mark.timeout(40)
+def test_drop_noticed_behind_the_position_is_delivered_late(zb, fake, tmp_path):
+    """u@3 is dropped while t@4 (contiguous for t) is delivered, moving the position
+    past it; u@5 shows u's gap behind the position: a REPLAY of u alone over (1, 4]
+    brings u@3, delivered late but before u@5, nothing missed, nothing twice. While
+    that REPLAY goes unanswered the checkpoint stays at u's last delivered event."""
+    state = str(tmp_path / "state")
+    ckpt = os.path.join(state, "late.checkpoint")
+
+    def checkpoint():
+        try:
+            with open(ckpt) as f:
+                return f.read()
+        except OSError:
+            return None
+
+    c = start(zb, fake, "-t", "t", "-t", "u", "--state-dir", state, "--name", "late")
+    fake.wait_subscription(b"u\x00")
+    wait_started(c)
+    fake.put("u")                   # 1
+    fake.put("t")                   # 2
+    fake.put("u", live=False)       # 3: dropped on the way
+    fake.put("t")                   # 4: t's topic_seq is contiguous: delivered
+    wait_for(lambda: checkpoint() == "zbridge-checkpoint 1\nposition 4\n", 5,
+             what="checkpoint at 4")
+    fake.ignore_replays = 1         # the first late REPLAY goes unanswered
+    fake.put("u")                   # 5: u's topic_seq jumps from 1 to 3
+    wait_for(lambda: len(fake.replays) >= 1, 5, what="the late REPLAY")
+    assert fake.replays[0]["from"] == 2 and fake.replays[0]["to"] == 4, fake.replays
+    assert fake.replays[0]["topics"] == ["u"] and "prefixes" not in fake.replays[0]
+    wait_for(lambda: checkpoint() == "zbridge-checkpoint 1\nposition 1\n", 5,
+             what="checkpoint back at u's last delivered event")
+    wait_for(lambda: len(c.stdout_lines()) >= 5, 15, what="5 events after the retry")
+    assert seqs_of(c) == [1, 2, 4, 3, 5]
+    assert len(fake.replays) == 2 and fake.replays[1]["from"] == 2, fake.replays
+    err = c.stderr_lines()
+    assert "zb-consumer: 1 events of u delivered late after a drop (seq 3..3, behind my " \
+        "position 4)" in err, err
+    assert not [l for l in err if " missed " in l], err
+    wait_for(lambda: checkpoint() == "zbridge-checkpoint 1\nposition 5\n", 5,
+             what="checkpoint at 5")
+    assert c.stop() == 0
+    assert seqs_of(c) == [1, 2, 4, 3, 5]
+
+
+@pytest.mark.timeout(40)
 def test_unanswered_replay_is_sent_again_and_live_events_wait(zb, fake):
     for i in range(5):
         fake.put("a", live=False)

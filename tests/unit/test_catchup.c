@@ -1,8 +1,9 @@
 /*  test_catchup.c - the consumer's merge of live stream and journal, without
     sockets: every test feeds live events, heartbeats and replay messages in
     an order a real broker can produce, and checks what is delivered (in seq
-    order, each at most once), the position, the replay ranges asked for, the
-    missed counts and the log lines. */
+    order, each at most once; late, in its topic's order, only after a drop
+    noticed behind the position), the position and the safe position, the
+    replay ranges (and topic) asked for, the missed counts and the log lines. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -132,11 +133,28 @@ static void
 s_expect_range (fixture_t *f, uint64_t from, uint64_t to)
 {
     assert_true (zb_catchup_replaying (f->c));
+    assert_null (zb_catchup_replay_topic (f->c));       //  of all my topics
     uint64_t got_from, got_to;
     zb_catchup_replay_range (f->c, &got_from, &got_to);
     if (got_from != from || got_to != to)
         fail_msg ("replay range %llu..%llu, expected %llu..%llu",
                   (unsigned long long) got_from, (unsigned long long) got_to,
+                  (unsigned long long) from, (unsigned long long) to);
+}
+
+//  A late replay: of one topic alone
+static void
+s_expect_late_range (fixture_t *f, const char *topic, uint64_t from, uint64_t to)
+{
+    assert_true (zb_catchup_replaying (f->c));
+    const char *got = zb_catchup_replay_topic (f->c);
+    if (!got || strcmp (got, topic) != 0)
+        fail_msg ("replay of %s, expected of %s alone", got? got: "all topics", topic);
+    uint64_t got_from, got_to;
+    zb_catchup_replay_range (f->c, &got_from, &got_to);
+    if (got_from != from || got_to != to)
+        fail_msg ("replay range %llu..%llu of %s, expected %llu..%llu",
+                  (unsigned long long) got_from, (unsigned long long) got_to, topic,
                   (unsigned long long) from, (unsigned long long) to);
 }
 
@@ -309,8 +327,8 @@ test_gap_found_while_draining (void **state)
     s_free (f);
 }
 
-//  A gap the journal cannot fill (pruned, or the events sort before my
-//  position): counted as missed, said why, and delivery goes on
+//  A gap the journal cannot fill (pruned): counted as missed, said why, and
+//  delivery goes on
 static void
 test_unfillable_gap_is_missed (void **state)
 {
@@ -327,7 +345,7 @@ test_unfillable_gap_is_missed (void **state)
     assert_int_equal (s_end (f, 4, 6), 1);
     assert_int_equal (zb_catchup_missed (f->c), 1);
     assert_true (s_logged (f, "missed 1 events on a (topic_seq 2..2): not in the journal any "
-                           "more, or behind my position"));
+                           "more"));
     //  Adjacent to the position: nothing can be between, no replay
     assert_int_equal (s_live (f, "b", 6, 5), ZB_CATCHUP_DELIVER);
     assert_false (zb_catchup_replaying (f->c));
@@ -597,10 +615,243 @@ test_prefix_new_topic (void **state)
     zb_catchup_start_at (f->c, &snap);
     assert_int_equal (s_live (f, "sales-b", 11, 1), ZB_CATCHUP_DELIVER);
     assert_int_equal (s_live (f, "sales-c", 13, 2), ZB_CATCHUP_HELD);    //  its 1st was lost
+    //  Seq 10 was never seen: sales-c's first could be there, behind the
+    //  position; a replay of sales-c alone looks there first (nothing)
+    s_expect_late_range (f, "sales-c", 10, 11);
+    assert_int_equal (zb_catchup_safe_position (f->c), 9);
+    assert_int_equal (s_end (f, 11, 13), 0);
     s_expect_range (f, 12, 12);
     assert_int_equal (s_replayed (f, "sales-c", 12, 1), ZB_CATCHUP_DELIVER);
     assert_int_equal (s_end (f, 12, 13), 1);
     EXPECT_DELIVERED (f, 11, 12, 13);
+    assert_int_equal (zb_catchup_missed (f->c), 0);
+    assert_int_equal (zb_catchup_safe_position (f->c), 13);
+    s_free (f);
+}
+
+//  ---------------------------------------------------------------------------
+//  Drops noticed behind the position: late delivery in the topic's order
+
+//  Topics "T" and "U"; started at seq 90 (T at topic_seq 5, U at 7); U@95 and
+//  T@99 delivered (events of other topics between them)
+static fixture_t *
+s_new_tu (void)
+{
+    static const char *const topics [] = { "T", "U" };
+    fixture_t *f = s_new (topics, 2, NULL, 0, 0);
+    zb_catchup_head_t heads [] = { HEAD ("T", 5), HEAD ("U", 7) };
+    zb_catchup_snapshot_t snap = { .seq = 90, .oldest = 1, .heads = heads, .nheads = 2 };
+    zb_catchup_start_at (f->c, &snap);
+    assert_int_equal (s_live (f, "U", 95, 8), ZB_CATCHUP_DELIVER);
+    assert_int_equal (s_live (f, "T", 99, 6), ZB_CATCHUP_DELIVER);
+    return f;
+}
+
+//  The broker's PUB drops U@100 under overload; T@101 has a contiguous
+//  topic_seq and is delivered (position 101); U@102 (topic_seq jumps by 2)
+//  shows the gap behind the position: a replay of U alone over (95, 101]
+//  brings U@100, delivered late, then U@102; nothing missed, nothing twice
+static void
+test_late_gap_found_by_the_next_event (void **state)
+{
+    (void) state;
+    fixture_t *f = s_new_tu ();
+    assert_int_equal (s_live (f, "T", 101, 7), ZB_CATCHUP_DELIVER);
+    assert_int_equal (zb_catchup_position (f->c), 101);
+    assert_int_equal (zb_catchup_safe_position (f->c), 101);
+    assert_int_equal (s_live (f, "U", 102, 10), ZB_CATCHUP_HELD);
+    s_expect_late_range (f, "U", 96, 101);
+    assert_true (s_logged (f, "gap on U (topic_seq 9..9) may lie behind my position 101"));
+    assert_true (s_logged (f, "replaying seq 96..101 of U alone"));
+    //  The checkpoint must not pass U's last delivered event while the gap waits
+    assert_int_equal (zb_catchup_position (f->c), 101);
+    assert_int_equal (zb_catchup_safe_position (f->c), 95);
+    //  The live stream goes on meanwhile: held
+    assert_int_equal (s_live (f, "T", 103, 8), ZB_CATCHUP_HELD);
+
+    assert_int_equal (s_replayed (f, "U", 100, 9), ZB_CATCHUP_DELIVER);
+    assert_int_equal (s_replayed (f, "U", 100, 9), ZB_CATCHUP_DROP);     //  sent twice
+    assert_int_equal (s_replayed (f, "T", 101, 7), ZB_CATCHUP_DROP);     //  not asked for
+    assert_int_equal (zb_catchup_position (f->c), 101);
+    assert_int_equal (zb_catchup_safe_position (f->c), 100);
+    //  END: U@102, then T@103
+    assert_int_equal (s_end (f, 101, 103), 2);
+    assert_false (zb_catchup_replaying (f->c));
+    assert_true (s_logged (f, "1 events of U delivered late after a drop (seq 100..100, behind "
+                           "my position 101)"));
+    EXPECT_DELIVERED (f, 95, 99, 101, 100, 102, 103);
+    assert_int_equal (zb_catchup_missed (f->c), 0);
+    assert_int_equal (zb_catchup_replayed_count (f->c), 1);
+    assert_int_equal (zb_catchup_position (f->c), 103);
+    assert_int_equal (zb_catchup_safe_position (f->c), 103);
+    //  Nothing twice: U@100 and U@102 again are dropped; U goes on live
+    assert_int_equal (s_live (f, "U", 100, 9), ZB_CATCHUP_DROP);
+    assert_int_equal (s_live (f, "U", 102, 10), ZB_CATCHUP_DROP);
+    assert_int_equal (s_live (f, "U", 104, 11), ZB_CATCHUP_DELIVER);
+    assert_false (zb_catchup_replaying (f->c));
+    s_free (f);
+}
+
+//  U's tail is dropped (U@100, nothing of U after it), T@101 is delivered:
+//  only a heartbeat shows U's head
+static void
+test_late_gap_found_by_a_heartbeat (void **state)
+{
+    (void) state;
+    //  The heartbeat at the position (101)
+    fixture_t *f = s_new_tu ();
+    assert_int_equal (s_live (f, "T", 101, 7), ZB_CATCHUP_DELIVER);
+    zb_catchup_head_t heads [] = { HEAD ("T", 7), HEAD ("U", 9) };
+    s_heartbeat (f, 101, heads, 2);
+    s_expect_late_range (f, "U", 96, 101);
+    assert_int_equal (zb_catchup_safe_position (f->c), 95);
+    assert_int_equal (s_replayed (f, "U", 100, 9), ZB_CATCHUP_DELIVER);
+    assert_int_equal (s_end (f, 101, 101), 0);
+    assert_false (zb_catchup_replaying (f->c));
+    assert_true (s_logged (f, "1 events of U delivered late after a drop"));
+    EXPECT_DELIVERED (f, 95, 99, 101, 100);
+    assert_int_equal (zb_catchup_missed (f->c), 0);
+    assert_int_equal (zb_catchup_position (f->c), 101);
+    assert_int_equal (zb_catchup_safe_position (f->c), 101);
+    assert_int_equal (s_live (f, "U", 102, 10), ZB_CATCHUP_DELIVER);
+    s_free (f);
+
+    //  A heartbeat above the position (at 103; U@102 was dropped too): U's
+    //  replay alone up to the position first, then the heartbeat again, whose
+    //  replay (101, 103] brings U@102 in seq order
+    f = s_new_tu ();
+    assert_int_equal (s_live (f, "T", 101, 7), ZB_CATCHUP_DELIVER);
+    zb_catchup_head_t heads2 [] = { HEAD ("T", 7), HEAD ("U", 10), HEAD ("other", 4) };
+    s_heartbeat (f, 103, heads2, 3);
+    s_expect_late_range (f, "U", 96, 101);
+    assert_true (s_logged (f, "gap on U (topic_seq 9..10) may lie behind my position 101"));
+    assert_int_equal (s_replayed (f, "U", 100, 9), ZB_CATCHUP_DELIVER);
+    assert_int_equal (s_end (f, 101, 103), 0);
+    s_expect_range (f, 102, 103);
+    assert_int_equal (zb_catchup_safe_position (f->c), 101);
+    assert_int_equal (s_replayed (f, "U", 102, 10), ZB_CATCHUP_DELIVER);
+    assert_int_equal (s_end (f, 103, 103), 0);
+    assert_false (zb_catchup_replaying (f->c));
+    EXPECT_DELIVERED (f, 95, 99, 101, 100, 102);
+    assert_int_equal (zb_catchup_missed (f->c), 0);
+    assert_int_equal (zb_catchup_position (f->c), 103);
+    s_free (f);
+}
+
+//  The late replay finds the journal pruned: what it cannot bring is missed
+static void
+test_late_gap_pruned (void **state)
+{
+    (void) state;
+    //  U@100 is gone: END without it
+    fixture_t *f = s_new_tu ();
+    assert_int_equal (s_live (f, "T", 101, 7), ZB_CATCHUP_DELIVER);
+    assert_int_equal (s_live (f, "U", 102, 10), ZB_CATCHUP_HELD);
+    s_expect_late_range (f, "U", 96, 101);
+    assert_int_equal (s_end (f, 101, 102), 1);
+    assert_int_equal (zb_catchup_missed (f->c), 1);
+    assert_true (s_logged (f, "missed 1 events on U (topic_seq 9..9): not in the journal any "
+                           "more"));
+    assert_false (s_logged (f, "delivered late"));
+    EXPECT_DELIVERED (f, 95, 99, 101, 102);
+    assert_int_equal (zb_catchup_safe_position (f->c), 102);
+    assert_false (zb_catchup_replaying (f->c));
+    s_free (f);
+
+    //  Two dropped (U@97, U@100), only U@100 left: one missed, one late
+    f = s_new_tu ();
+    assert_int_equal (s_live (f, "T", 101, 7), ZB_CATCHUP_DELIVER);
+    assert_int_equal (s_live (f, "U", 102, 11), ZB_CATCHUP_HELD);
+    s_expect_late_range (f, "U", 96, 101);
+    assert_int_equal (s_replayed (f, "U", 100, 10), ZB_CATCHUP_DELIVER);
+    assert_true (s_logged (f, "missed 1 events on U (topic_seq 9..9): not in the journal any "
+                           "more"));
+    assert_int_equal (s_end (f, 101, 102), 1);
+    assert_true (s_logged (f, "1 events of U delivered late after a drop"));
+    EXPECT_DELIVERED (f, 95, 99, 101, 100, 102);
+    assert_int_equal (zb_catchup_missed (f->c), 1);
+    s_free (f);
+}
+
+//  The gap shows in a replay (of another gap) and may reach below it: U's
+//  events are passed over by that replay and come from U's own replay after
+//  it, late but in U's order; the safe position stays at U's last delivered
+//  event meanwhile, although the position moves
+static void
+test_late_gap_found_in_a_replay (void **state)
+{
+    (void) state;
+    fixture_t *f = s_new_tu ();
+    assert_int_equal (s_live (f, "T", 101, 7), ZB_CATCHUP_DELIVER);     //  U@100 dropped
+    //  T@103 and U@102 dropped too: T@104 asks for (101, 103]
+    assert_int_equal (s_live (f, "T", 104, 9), ZB_CATCHUP_HELD);
+    s_expect_range (f, 102, 103);
+    assert_int_equal (s_replayed (f, "U", 102, 10), ZB_CATCHUP_DROP);
+    assert_true (s_logged (f, "gap on U (topic_seq 9..9) may lie behind my position 101"));
+    assert_int_equal (s_replayed (f, "T", 103, 8), ZB_CATCHUP_DELIVER);
+    assert_int_equal (zb_catchup_position (f->c), 103);
+    assert_int_equal (zb_catchup_safe_position (f->c), 95);
+    //  END: T@104 waits for U's replay, which reads up to the position now
+    assert_int_equal (s_end (f, 103, 104), 0);
+    s_expect_late_range (f, "U", 96, 103);
+    assert_int_equal (zb_catchup_safe_position (f->c), 95);
+    assert_int_equal (s_replayed (f, "U", 100, 9), ZB_CATCHUP_DELIVER);
+    assert_int_equal (zb_catchup_safe_position (f->c), 100);
+    //  The session fails here: asked again, it starts after U@100
+    s_expect_late_range (f, "U", 101, 103);
+    assert_int_equal (s_replayed (f, "U", 102, 10), ZB_CATCHUP_DELIVER);
+    assert_int_equal (zb_catchup_safe_position (f->c), 102);
+    assert_int_equal (s_end (f, 103, 104), 1);
+    assert_true (s_logged (f, "2 events of U delivered late after a drop (seq 100..102, behind "
+                           "my position 103)"));
+    EXPECT_DELIVERED (f, 95, 99, 101, 103, 100, 102, 104);
+    assert_int_equal (zb_catchup_missed (f->c), 0);
+    assert_int_equal (zb_catchup_position (f->c), 104);
+    assert_int_equal (zb_catchup_safe_position (f->c), 104);
+    s_free (f);
+}
+
+//  Two topics late at once: the safe position is below both, each is
+//  replayed alone, one after the other
+static void
+test_late_gaps_of_two_topics (void **state)
+{
+    (void) state;
+    static const char *const topics [] = { "T", "U", "V" };
+    fixture_t *f = s_new (topics, 3, NULL, 0, 0);
+    zb_catchup_head_t heads [] = { HEAD ("T", 5), HEAD ("U", 7), HEAD ("V", 3) };
+    zb_catchup_snapshot_t snap = { .seq = 90, .oldest = 1, .heads = heads, .nheads = 3 };
+    zb_catchup_start_at (f->c, &snap);
+    assert_int_equal (s_live (f, "U", 93, 8), ZB_CATCHUP_DELIVER);
+    assert_int_equal (s_live (f, "V", 95, 4), ZB_CATCHUP_DELIVER);
+    assert_int_equal (s_live (f, "T", 99, 6), ZB_CATCHUP_DELIVER);     //  V@97 dropped
+    assert_int_equal (s_live (f, "T", 101, 7), ZB_CATCHUP_DELIVER);    //  U@100 dropped
+    zb_catchup_head_t hb [] = { HEAD ("T", 7), HEAD ("U", 9), HEAD ("V", 5) };
+    s_heartbeat (f, 101, hb, 3);
+    assert_int_equal (zb_catchup_safe_position (f->c), 93);
+    bool u_first = strcmp (zb_catchup_replay_topic (f->c), "U") == 0;
+    for (int round = 0; round < 2; round++) {
+        if (u_first == (round == 0)) {
+            s_expect_late_range (f, "U", 94, 101);
+            assert_int_equal (s_replayed (f, "U", 100, 9), ZB_CATCHUP_DELIVER);
+        }
+        else {
+            s_expect_late_range (f, "V", 96, 101);
+            assert_int_equal (s_replayed (f, "V", 97, 5), ZB_CATCHUP_DELIVER);
+        }
+        assert_int_equal (s_end (f, 101, 101), 0);
+        if (round == 0)
+            assert_int_equal (zb_catchup_safe_position (f->c), u_first? 95: 93);
+    }
+    assert_false (zb_catchup_replaying (f->c));
+    if (u_first)
+        EXPECT_DELIVERED (f, 93, 95, 99, 101, 100, 97);
+    else
+        EXPECT_DELIVERED (f, 93, 95, 99, 101, 97, 100);
+    assert_int_equal (zb_catchup_missed (f->c), 0);
+    assert_int_equal (zb_catchup_safe_position (f->c), 101);
+    assert_true (s_logged (f, "1 events of U delivered late after a drop"));
+    assert_true (s_logged (f, "1 events of V delivered late after a drop"));
     s_free (f);
 }
 
@@ -624,6 +875,11 @@ main (void)
         cmocka_unit_test (test_floor),
         cmocka_unit_test (test_best_effort_then_anchored),
         cmocka_unit_test (test_prefix_new_topic),
+        cmocka_unit_test (test_late_gap_found_by_the_next_event),
+        cmocka_unit_test (test_late_gap_found_by_a_heartbeat),
+        cmocka_unit_test (test_late_gap_pruned),
+        cmocka_unit_test (test_late_gap_found_in_a_replay),
+        cmocka_unit_test (test_late_gaps_of_two_topics),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
