@@ -19,6 +19,13 @@
     after a growing wait (2 s, 4 s, ... 30 s), logged each time; live events
     are buffered meanwhile (bounded: see catchup.h).
 
+    Content filter (zb-consumer --pattern): an EventBridge event pattern
+    (pattern.h) compiled once; the SUB socket takes only the detail-types the
+    pattern pins down (see s_pattern_topics), and events that do not match
+    are dropped at the delivery step, after catchup.c has taken them: they
+    move the position (and the checkpoint) like any other event, are counted
+    as "filtered", never as received, and never reach on_event.
+
     Checkpoint (--state-dir): the position is saved at most every 100 ms when
     it moved, and at exit, after stdout is flushed: a saved position is never
     ahead of what was written out. */
@@ -40,6 +47,7 @@
 #include "consumer_main.h"
 #include "counts.h"
 #include "event.h"
+#include "pattern.h"
 #include "replay.h"
 #include "rfc3339.h"
 #include "wire.h"
@@ -82,6 +90,9 @@ typedef struct {
     uint64_t from_seq;              //  FROM_SEQ: N
     char from_time [ZB_TIME_MAX];   //  FROM_TIME: normalized
     uint32_t credit;
+    const char *pattern_text;       //  --pattern JSON, or NULL
+    zb_patterns_t *pattern;         //  compiled --pattern, or NULL
+    size_t pattern_topics;          //  the last topics [] are strdup'ed from it
 
     zb_subscriber_t *sub;
     zb_catchup_t *catchup;
@@ -89,6 +100,7 @@ typedef struct {
     zb_checkpoint_t *checkpoint;
     zb_counts_t *per_topic;         //  events received per topic
     uint64_t received;
+    uint64_t filtered;              //  taken but not matching --pattern
     uint64_t malformed;
     int64_t first_ns;
     int64_t last_ns;
@@ -143,7 +155,12 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         "  -t, --topic T       subscribe to detail-type T exactly (repeatable)\n"
         "      --prefix P      subscribe to every detail-type starting with P\n"
         "                      (repeatable; \"\" is everything)\n"
-        "                      At least one --topic or --prefix is required.\n");
+        "      --pattern JSON  only events matching this EventBridge event pattern\n"
+        "                      (given once); subscribes to the detail-types its\n"
+        "                      top-level \"detail-type\" lists (plain strings), to\n"
+        "                      everything otherwise; with --topic/--prefix the\n"
+        "                      subscription is the union and the pattern filters all\n"
+        "                      At least one --topic, --prefix or --pattern is required.\n");
     fprintf (out,
         "      --from WHERE    where to start without a checkpoint: latest (default: new\n"
         "                      events only), earliest (everything the journal holds),\n"
@@ -186,6 +203,15 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         fprintf (out, "  %s -t sales-events --from earliest -n 1000   # the first 1000\n",
                  spec->name);
         fprintf (out, "  %s -t sales-events --state-dir ./state --name audit\n", spec->name);
+        fprintf (out, "  %s --pattern '{\"detail-type\":[\"sales-events\"],"
+                 "\"detail\":{\"sales\":[{\"numeric\":[\">\",50]}],"
+                 "\"store_id\":[\"store_2\"]}}'\n", spec->name);
+        fprintf (out, "  %s --pattern '{\"detail\":{\"category\":"
+                 "[{\"anything-but\":\"Groceries\"}]}}' -q   # all detail-types\n",
+                 spec->name);
+        fprintf (out, "\nWith --pattern, events that do not match are not printed and not\n"
+                 "counted as received (the summary counts them as \"filtered\"); they still\n"
+                 "move the catch-up position and the checkpoint.\n");
     }
 }
 
@@ -215,6 +241,85 @@ s_parse_from (consumer_t *self, const char *text)
     return true;
 }
 
+//  The detail-types a pattern pins down: the elements of its top-level
+//  "detail-type" leaf when that is an array of plain strings (each a valid
+//  topic). Writes up to max views into pattern (NULL on anything else, which
+//  means "every detail-type may match"); returns how many, 0 for none. A
+//  "$or" beside such a leaf does not change it: the fields of an object are
+//  AND'ed, so every match has one of these detail-types whatever the $or says.
+static size_t
+s_pattern_topics (json_object *pattern, const char **out, size_t max)
+{
+    json_object *leaf;
+    if (!json_object_is_type (pattern, json_type_object)
+    ||  !json_object_object_get_ex (pattern, "detail-type", &leaf)
+    ||  !json_object_is_type (leaf, json_type_array))
+        return 0;
+    size_t n = json_object_array_length (leaf);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *element = json_object_array_get_idx (leaf, i);
+        if (!json_object_is_type (element, json_type_string))
+            return 0;               //  an operator, a number, null: not a plain name
+        const char *name = json_object_get_string (element);
+        size_t len = (size_t) json_object_get_string_len (element);
+        if (len == 0 || len > ZB_MAX_DETAIL_TYPE || strlen (name) != len)
+            return 0;               //  not a topic an event can have: play safe
+        out [i] = name;
+    }
+    return n;
+}
+
+//  Compile --pattern and add what it subscribes to. -1 to go on, or an exit
+//  code.
+static int
+s_pattern_compile (consumer_t *self)
+{
+    const char *prog = self->spec->name;
+    char err [512];
+    self->pattern = zb_patterns_new ();
+    assert (self->pattern);
+    if (zb_patterns_add (self->pattern, "pattern", self->pattern_text,
+                         strlen (self->pattern_text), err, sizeof err) != 0)
+        return zb_cli_usage_error (prog, "--pattern is not a valid event pattern: %s", err);
+    //  It compiled, so it parses; the parse only serves to find detail-types
+    json_object *json = zb_json_parse (self->pattern_text, strlen (self->pattern_text),
+                                       err, sizeof err);
+    //  The pattern's size limit keeps this small
+    size_t room = ZB_PATTERN_DEFAULT_MAX_SIZE;
+    const char **names = (const char **) calloc (room, sizeof (char *));
+    assert (names);
+    size_t n = json? s_pattern_topics (json, names, room): 0;
+    const char **topics = (const char **) realloc (self->topics,
+                                                  (self->ntopics + n + 1) * sizeof (char *));
+    assert (topics);
+    self->topics = topics;
+    if (n == 0) {
+        bool all = false;
+        for (size_t i = 0; i < self->nprefixes; i++)
+            all = all || !*self->prefixes [i];
+        if (!all)
+            self->prefixes [self->nprefixes++] = "";
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool have = false;
+        for (size_t j = 0; j < self->ntopics && !have; j++)
+            have = streq (self->topics [j], names [i]);
+        if (!have) {
+            //  Kept for the whole run: the views into json must stay valid
+            char *copy = strdup (names [i]);
+            assert (copy);
+            self->topics [self->ntopics++] = copy;
+            self->pattern_topics++;
+        }
+    }
+    self->topics [self->ntopics] = NULL;
+    free (names);
+    json_object_put (json);
+    return -1;
+}
+
 //  Returns -1 to continue, or an exit code.
 static int
 s_parse_args (consumer_t *self, int argc, char **argv)
@@ -222,7 +327,7 @@ s_parse_args (consumer_t *self, int argc, char **argv)
     const zb_consumer_spec_t *spec = self->spec;
     const char *prog = spec->name;
     enum { OPT_CONNECT = 256, OPT_CONTROL, OPT_PREFIX, OPT_FROM, OPT_STATE_DIR, OPT_NAME,
-           OPT_CREDIT };
+           OPT_CREDIT, OPT_PATTERN };
 #define COMMON_OPTIONS \
         { "connect",   required_argument, NULL, OPT_CONNECT }, \
         { "control",   required_argument, NULL, OPT_CONTROL }, \
@@ -242,6 +347,7 @@ s_parse_args (consumer_t *self, int argc, char **argv)
         COMMON_OPTIONS,
         { "topic",   required_argument, NULL, 't' },
         { "prefix",  required_argument, NULL, OPT_PREFIX },
+        { "pattern", required_argument, NULL, OPT_PATTERN },
         { NULL, 0, NULL, 0 }
     };
 #undef COMMON_OPTIONS
@@ -257,7 +363,8 @@ s_parse_args (consumer_t *self, int argc, char **argv)
         while (spec->topics [nfixed])
             nfixed++;
     self->topics = (const char **) calloc ((size_t) argc + nfixed + 1, sizeof (char *));
-    self->prefixes = (const char **) calloc ((size_t) argc + 1, sizeof (char *));
+    //  + 1: the "" prefix a --pattern may add
+    self->prefixes = (const char **) calloc ((size_t) argc + 2, sizeof (char *));
     assert (self->topics && self->prefixes);
     if (spec->topics)
         for (const char *const *t = spec->topics; *t; t++)
@@ -265,7 +372,7 @@ s_parse_args (consumer_t *self, int argc, char **argv)
 
     opterr = 0;
     optind = 1;
-    int opt;
+    int opt, rc;
     uint64_t value;
     while ((opt = getopt_long (argc, argv, shorts, options, NULL)) != -1) {
         switch (opt) {
@@ -291,6 +398,11 @@ s_parse_args (consumer_t *self, int argc, char **argv)
                     return zb_cli_usage_error (prog, "--prefix '%.40s...' is longer than %d bytes",
                                                optarg, ZB_MAX_DETAIL_TYPE);
                 self->prefixes [self->nprefixes++] = optarg;
+                break;
+            case OPT_PATTERN:
+                if (self->pattern_text)
+                    return zb_cli_usage_error (prog, "--pattern may be given only once");
+                self->pattern_text = optarg;
                 break;
             case OPT_FROM:
                 if (!s_parse_from (self, optarg))
@@ -329,6 +441,11 @@ s_parse_args (consumer_t *self, int argc, char **argv)
     }
     if (optind < argc)
         return zb_cli_usage_error (prog, "unexpected argument '%s'", argv [optind]);
+    if (self->pattern_text) {
+        rc = s_pattern_compile (self);
+        if (rc >= 0)
+            return rc;
+    }
     if (self->ntopics == 0 && self->nprefixes == 0)
         return zb_cli_usage_error (prog, "give at least one --topic or --prefix");
     if (self->state_dir && !self->name) {
@@ -539,6 +656,13 @@ static void
 s_deliver (consumer_t *self, const zb_delivery_t *d)
 {
     const zb_consumer_spec_t *spec = self->spec;
+    if (self->pattern) {
+        const char *name;
+        if (zb_patterns_match (self->pattern, d->event, &name, 1) == 0) {
+            self->filtered++;
+            return;
+        }
+    }
     if (!self->quiet) {
         if (!s_print (self, d))
             return;
@@ -898,6 +1022,8 @@ s_summary (consumer_t *self)
     json_object_object_add (summary, "missed",
                             json_object_new_uint64 (zb_catchup_missed (self->catchup)));
     json_object_object_add (summary, "malformed", json_object_new_uint64 (self->malformed));
+    if (!self->spec->topics)
+        json_object_object_add (summary, "filtered", json_object_new_uint64 (self->filtered));
 
     json_object_object_add (summary, "topics", zb_counts_json (self->per_topic));
     json_object_object_add (summary, "first_ns",
@@ -941,6 +1067,17 @@ s_log_summary (consumer_t *self, json_object *summary, const char *reason)
     s_log (self, "stopping (%s):%s", reason, line);
 }
 
+//  What s_parse_args allocated
+static void
+s_free_args (consumer_t *self)
+{
+    for (size_t i = self->ntopics - self->pattern_topics; i < self->ntopics; i++)
+        free ((char *) self->topics [i]);
+    free (self->topics);
+    free (self->prefixes);
+    zb_patterns_destroy (&self->pattern);
+}
+
 int
 zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec)
 {
@@ -948,8 +1085,7 @@ zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec)
     consumer_t self = { .spec = spec };
     int rc = s_parse_args (&self, argc, argv);
     if (rc >= 0) {
-        free (self.topics);
-        free (self.prefixes);
+        s_free_args (&self);
         return rc;
     }
     //  Installs CZMQ's SIGINT/SIGTERM handler (sets zsys_interrupted)
@@ -1014,7 +1150,6 @@ zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec)
     msgpack_zone_destroy (&self.zone);
     free (self.heads);
     zb_counts_destroy (&self.per_topic);
-    free (self.topics);
-    free (self.prefixes);
+    s_free_args (&self);
     return rc;
 }

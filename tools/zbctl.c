@@ -6,9 +6,13 @@
         journal [--json]     JOURNAL: the journal's head, oldest, size, topic heads
         put --source S --detail-type T [--detail JSON] [--resources R1,R2] [--time T]
                              one PUT request of one entry to the ingest socket
+        test-pattern --pattern JSON --event JSON
+                             does the event match the event pattern? (local,
+                             no broker; EventBridge's TestEventPattern)
 
     The global options may also follow the command. Exit status: 0 success,
-    1 the broker did not answer, answered ERROR or rejected the entry, 2 usage. */
+    1 the broker did not answer, answered ERROR or rejected the entry, 2 usage.
+    test-pattern: 0 match, 1 no match, 2 usage or an invalid pattern or event. */
 
 #include <czmq.h>
 #include <getopt.h>
@@ -18,6 +22,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "event.h"
+#include "pattern.h"
 #include "wire.h"
 
 #define PROG "zbctl"
@@ -34,11 +39,15 @@ typedef struct {
     const char *detail;
     const char *resources;
     const char *time;
+    //  test-pattern
+    const char *pattern;
+    const char *event;
 } zbctl_t;
 
 enum {
     OPT_CONTROL = 256, OPT_INGEST, OPT_TIMEOUT, OPT_JSON,
-    OPT_SOURCE, OPT_DETAIL_TYPE, OPT_DETAIL, OPT_RESOURCES, OPT_TIME
+    OPT_SOURCE, OPT_DETAIL_TYPE, OPT_DETAIL, OPT_RESOURCES, OPT_TIME,
+    OPT_PATTERN, OPT_EVENT
 };
 
 #define GLOBAL_OPTIONS \
@@ -73,6 +82,12 @@ static const struct option s_put_options [] = {
     { "time",        required_argument, NULL, OPT_TIME },
     { NULL, 0, NULL, 0 }
 };
+static const struct option s_test_pattern_options [] = {
+    GLOBAL_OPTIONS,
+    { "pattern", required_argument, NULL, OPT_PATTERN },
+    { "event",   required_argument, NULL, OPT_EVENT },
+    { NULL, 0, NULL, 0 }
+};
 
 static void
 s_usage (FILE *out)
@@ -98,15 +113,27 @@ s_usage (FILE *out)
         "                       put one event through the ingest socket; prints the\n"
         "                       reply as JSON: {\"failed\":0,\"results\":[{\"id\":..,\"seq\":..}]}\n"
         "                       (a rejected entry's result is {\"code\":..,\"message\":..});\n"
-        "                       --detail defaults to {}\n\n"
-        "Exit status: 0 success; 1 no reply, an ERROR reply or a rejected entry; 2 usage.\n\n"
+        "                       --detail defaults to {}\n"
+        "  test-pattern --pattern JSON --event JSON\n"
+        "                       match one event against an EventBridge event pattern,\n"
+        "                       locally (no broker); the event is a full envelope as\n"
+        "                       the consumers print it; prints true or false\n\n"
+        "Exit status: 0 success; 1 no reply, an ERROR reply or a rejected entry; 2 usage.\n"
+        "test-pattern: 0 the event matches, 1 it does not, 2 an invalid pattern or event.\n\n"
         "Examples:\n"
         "  " PROG " ping\n"
         "  " PROG " --control tcp://10.0.0.5:5557 stats\n"
         "  " PROG " stats --json\n"
         "  " PROG " journal\n"
         "  " PROG " put --source store-7 --detail-type sales-events \\\n"
-        "        --detail '{\"store_id\":\"store_1\",\"sales\":12.5}' --resources shelf-3,till-1\n");
+        "        --detail '{\"store_id\":\"store_1\",\"sales\":12.5}' --resources shelf-3,till-1\n"
+        "  " PROG " test-pattern \\\n"
+        "        --pattern '{\"detail-type\":[\"sales-events\"],\"detail\":{\"sales\":[{\"numeric\":[\">\",50]}]}}' \\\n"
+        "        --event '{\"version\":\"0\",\"id\":\"6f1c2b1e-0d5a-4c1e-9a0b-1f2e3d4c5b6a\",\n"
+        "                  \"detail-type\":\"sales-events\",\"source\":\"store-7\",\n"
+        "                  \"account\":\"000000000000\",\"time\":\"2026-11-26T17:15:01Z\",\n"
+        "                  \"region\":\"local\",\"resources\":[],\n"
+        "                  \"detail\":{\"store_id\":\"store_2\",\"sales\":72.5}}'\n");
 }
 
 //  Parse options of one table. -1 to go on, else an exit code.
@@ -137,6 +164,8 @@ s_parse (zbctl_t *self, int argc, char **argv, const struct option *options,
             case OPT_DETAIL:      self->detail = optarg; break;
             case OPT_RESOURCES:   self->resources = optarg; break;
             case OPT_TIME:        self->time = optarg; break;
+            case OPT_PATTERN:     self->pattern = optarg; break;
+            case OPT_EVENT:       self->event = optarg; break;
             case 'h':
                 s_usage (stdout);
                 return 0;
@@ -461,6 +490,63 @@ s_put (zbctl_t *self)
     return rc;
 }
 
+//  test-pattern: 0 match, 1 no match, 2 usage / invalid pattern or event
+static int
+s_test_pattern (zbctl_t *self)
+{
+    if (!self->pattern)
+        return zb_cli_usage_error (PROG, "test-pattern needs --pattern");
+    if (!self->event)
+        return zb_cli_usage_error (PROG, "test-pattern needs --event");
+    char err [512];
+    zb_patterns_t *patterns = zb_patterns_new ();
+    assert (patterns);
+    if (zb_patterns_add (patterns, "pattern", self->pattern, strlen (self->pattern),
+                         err, sizeof err) != 0) {
+        zb_patterns_destroy (&patterns);
+        return zb_cli_usage_error (PROG, "--pattern is not a valid event pattern: %s", err);
+    }
+    json_object *event = zb_json_parse (self->event, strlen (self->event), err, sizeof err);
+    if (!event) {
+        zb_patterns_destroy (&patterns);
+        return zb_cli_usage_error (PROG, "--event is not valid JSON: %s", err);
+    }
+    if (!json_object_is_type (event, json_type_object)) {
+        json_object_put (event);
+        zb_patterns_destroy (&patterns);
+        return zb_cli_usage_error (PROG, "--event must be a JSON object (an event envelope "
+                                   "as the consumers print it)");
+    }
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    int rc = zb_json_to_msgpack (event, &pk, err, sizeof err);
+    json_object_put (event);
+    if (rc != 0) {
+        msgpack_sbuffer_destroy (&buffer);
+        zb_patterns_destroy (&patterns);
+        return zb_cli_usage_error (PROG, "--event: %s", err);
+    }
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    size_t offset = 0;
+    if (msgpack_unpack_next (&unpacked, buffer.data, buffer.size, &offset)
+        != MSGPACK_UNPACK_SUCCESS) {
+        msgpack_unpacked_destroy (&unpacked);
+        msgpack_sbuffer_destroy (&buffer);
+        zb_patterns_destroy (&patterns);
+        return zb_cli_error (PROG, "cannot decode the event (out of memory?)");
+    }
+    const char *name;
+    bool match = zb_patterns_match (patterns, &unpacked.data, &name, 1) > 0;
+    puts (match? "true": "false");
+    msgpack_unpacked_destroy (&unpacked);
+    msgpack_sbuffer_destroy (&buffer);
+    zb_patterns_destroy (&patterns);
+    return match? 0: 1;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -473,7 +559,8 @@ main (int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind >= argc)
-        return zb_cli_usage_error (PROG, "give a command: ping, stats, journal or put");
+        return zb_cli_usage_error (PROG, "give a command: ping, stats, journal, put or "
+                                   "test-pattern");
     const char *command = argv [optind];
     //  The command's own options (and the global ones again) follow it
     int sub_argc = argc - optind;
@@ -482,10 +569,11 @@ main (int argc, char **argv)
         streq (command, "ping")? s_ping_options:
         streq (command, "stats")? s_stats_options:
         streq (command, "journal")? s_journal_options:
-        streq (command, "put")? s_put_options: NULL;
+        streq (command, "put")? s_put_options:
+        streq (command, "test-pattern")? s_test_pattern_options: NULL;
     if (!options)
         return zb_cli_usage_error (PROG, "unknown command '%s' (commands: ping, stats, "
-                                   "journal, put)", command);
+                                   "journal, put, test-pattern)", command);
     rc = s_parse (&self, sub_argc, sub_argv, options, false, command);
     if (rc >= 0)
         return rc;
@@ -493,6 +581,8 @@ main (int argc, char **argv)
         return zb_cli_usage_error (PROG, "unexpected argument '%s' after %s", sub_argv [optind],
                                    command);
 
+    if (streq (command, "test-pattern"))
+        return s_test_pattern (&self);
     zsys_init ();
     if (streq (command, "ping"))
         rc = s_ping (&self);

@@ -75,12 +75,22 @@ def program(name):
     return path
 
 
+_ports_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port that is free now and was not handed out before in this run
+    (the kernel may offer the same ephemeral port twice in a row once it is closed,
+    which gave one broker the same port for two of its sockets)."""
+    for _ in range(100):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no fresh free port after 100 tries")
 
 
 def wait_for(predicate, timeout=5.0, interval=0.02, what="condition"):
