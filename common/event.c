@@ -42,6 +42,8 @@ zb_utf8_valid (const char *ptr, size_t len)
 size_t
 zb_utf8_prefix (const char *ptr, size_t len)
 {
+    if (len == 0)
+        return 0;           //  msgpack-c gives an empty string a NULL pointer
     const unsigned char *start = (const unsigned char *) ptr;
     const unsigned char *p = start;
     const unsigned char *end = p + len;
@@ -397,6 +399,14 @@ s_check_keys (const msgpack_object *map, const s_frame_t *stack, size_t top,
             zb_path_key (path, sizeof (path), key->via.str.ptr, key->via.str.size);
             return s_fail (ZB_E_MALFORMED_DETAIL, err, errlen,
                            "%s: map key is not valid UTF-8", path);
+        }
+        //  JSON could escape it, but JSON libraries (json-c among them) keep
+        //  keys as C strings: a NUL would cut the key at the edges
+        if (key->via.str.size && memchr (key->via.str.ptr, 0, key->via.str.size)) {
+            s_frame_path (stack, top, path, sizeof (path));
+            zb_path_key (path, sizeof (path), key->via.str.ptr, key->via.str.size);
+            return s_fail (ZB_E_MALFORMED_DETAIL, err, errlen,
+                           "%s: map key contains a NUL character", path);
         }
     }
     const msgpack_object *dup;

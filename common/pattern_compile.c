@@ -269,6 +269,40 @@ typedef struct {
     bool oom;
 } s_ctx_t;
 
+//  Text from a pattern shown inside an error message: control characters as
+//  \u00XX (one message, one line), '"' and '\\' escaped, cut to fit on a
+//  character boundary. The input is valid UTF-8 (zb_json_parse checked it).
+#define ZB_QUOTE_MAX 96
+
+static void
+s_quote (const char *in, size_t len, char *out, size_t outsize)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) in [i];
+        char piece [8];
+        size_t n;
+        if (c < 0x20 || c == 0x7F)
+            n = (size_t) snprintf (piece, sizeof piece, "\\u%04x", c);
+        else
+        if (c == '"' || c == '\\') {
+            piece [0] = '\\';
+            piece [1] = (char) c;
+            n = 2;
+        }
+        else {
+            piece [0] = (char) c;
+            n = 1;
+        }
+        if (o + n + 1 > outsize)
+            break;
+        memcpy (out + o, piece, n);
+        o += n;
+    }
+    out [o] = 0;
+    zb_utf8_trim (out);
+}
+
 static int
 s_fail (s_ctx_t *ctx, const char *format, ...)
 {
@@ -425,8 +459,16 @@ s_wildcard (s_ctx_t *ctx, json_object *json)
                 return NULL;
             }
             if (s [i + 1] != '*' && s [i + 1] != '\\') {
-                s_fail (ctx, "invalid escape \"\\%c\": only \"\\*\" and \"\\\\\" are allowed",
-                        s [i + 1]);
+                //  Quote the whole character after the backslash (the text is
+                //  valid UTF-8), never half of one, and no raw control bytes
+                char shown [ZB_QUOTE_MAX];
+                unsigned char lead = (unsigned char) s [i + 1];
+                size_t clen = lead < 0x80? 1: lead >= 0xF0? 4: lead >= 0xE0? 3: 2;
+                if (clen > len - i - 1)
+                    clen = len - i - 1;
+                s_quote (s + i + 1, clen, shown, sizeof shown);
+                s_fail (ctx, "invalid escape \"\\%s\": only \"\\*\" and \"\\\\\" are allowed",
+                        shown);
                 return NULL;
             }
             i++;
@@ -794,8 +836,10 @@ s_alternative (s_ctx_t *ctx, json_object *json, zb_alt_t *alt)
         }
         else {
             s_pop (ctx, saved);
+            char shown [ZB_QUOTE_MAX];
+            s_quote (op, strlen (op), shown, sizeof shown);
             return s_fail (ctx, "unknown operator \"%s\" (known: prefix, suffix, equals-ignore-case, "
-                                "wildcard, anything-but, numeric, cidr, exists)", op);
+                                "wildcard, anything-but, numeric, cidr, exists)", shown);
         }
         if (rc == 0)
             s_pop (ctx, saved);

@@ -7,7 +7,8 @@ cd "$ZB_ROOT" || exit 1
 
 # Debian packages needed to build zbridge and run its tests.
 ZB_PACKAGES=(meson ninja-build pkg-config gcc libzmq3-dev libczmq-dev libmsgpack-dev
-             libjson-c-dev libcmocka-dev liblmdb-dev python3-zmq python3-msgpack python3-pytest)
+             libjson-c-dev libcmocka-dev liblmdb-dev python3-zmq python3-msgpack python3-pytest
+             clang libclang-rt-14-dev)
 
 # Python with the test modules (python3-zmq, python3-msgpack, python3-pytest).
 # Another python3 first on PATH may lack them, so always use Debian's.
@@ -61,6 +62,19 @@ ZB_ASAN_SETUP=(-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
 zb_build_asan() {
     zb_build "$ZB_ASAN_BUILD" "${ZB_ASAN_SETUP[@]}"
+}
+
+# The fuzz build: clang with ASan and UBSan, and the libFuzzer targets of
+# tests/fuzz (meson option "fuzz"). Only those are built there (alias "fuzz");
+# "meson test --suite fuzz" runs them (tests/fuzz/meson.build).
+ZB_FUZZ_BUILD=build-fuzz
+ZB_FUZZ_SETUP=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false)
+
+zb_build_fuzz() {
+    if [ ! -f "$ZB_FUZZ_BUILD/build.ninja" ] || [ ! -d "$ZB_FUZZ_BUILD/meson-private" ]; then
+        CC=clang meson setup "$ZB_FUZZ_BUILD" "${ZB_FUZZ_SETUP[@]}" || return 1
+    fi
+    ninja -C "$ZB_FUZZ_BUILD" fuzz
 }
 
 # Export the sanitizer options that make every report fatal: a leak or an
