@@ -48,7 +48,7 @@
 #include "counts.h"
 #include "event.h"
 #include "pattern.h"
-#include "replay.h"
+#include "replay_client.h"
 #include "rfc3339.h"
 #include "wire.h"
 
@@ -96,7 +96,7 @@ typedef struct {
 
     zb_subscriber_t *sub;
     zb_catchup_t *catchup;
-    zb_replay_t *replay;
+    zb_replay_client_t *replay;
     zb_checkpoint_t *checkpoint;
     zb_counts_t *per_topic;         //  events received per topic
     uint64_t received;
@@ -757,10 +757,10 @@ s_retry_ms (consumer_t *self)
 static void
 s_replay_open (consumer_t *self)
 {
-    if (!zb_catchup_replaying (self->catchup) || zb_replay_active (self->replay)
+    if (!zb_catchup_replaying (self->catchup) || zb_replay_client_active (self->replay)
     ||  zclock_mono () < self->retry_at)
         return;
-    zb_replay_request_t request = {
+    zb_replay_client_request_t request = {
         .topics = self->topics, .ntopics = self->ntopics,
         .prefixes = self->prefixes, .nprefixes = self->nprefixes,
     };
@@ -777,7 +777,7 @@ s_replay_open (consumer_t *self)
     if (self->time_pending && zb_catchup_position (self->catchup) == 0)
         request.from_time = self->from_time;
     char err [256];
-    if (zb_replay_open (self->replay, &request, err, sizeof err) != 0) {
+    if (zb_replay_client_open (self->replay, &request, err, sizeof err) != 0) {
         self->attempts++;
         self->retry_at = zclock_mono () + s_retry_ms (self);
         s_log (self, "%s; retrying in %" PRId64 " ms", err, s_retry_ms (self));
@@ -798,17 +798,17 @@ s_replay_failed (consumer_t *self, const char *why)
 static int
 s_read_replay (consumer_t *self)
 {
-    zb_replay_msg_t msg;
-    zb_replay_kind_t kind = zb_replay_recv (self->replay, &msg);
+    zb_replay_client_msg_t msg;
+    zb_replay_client_kind_t kind = zb_replay_client_recv (self->replay, &msg);
     switch (kind) {
-        case ZB_REPLAY_NONE:
+        case ZB_REPLAY_CLIENT_NONE:
             return 0;
-        case ZB_REPLAY_STRAY:
+        case ZB_REPLAY_CLIENT_STRAY:
             break;
-        case ZB_REPLAY_MALFORMED:
+        case ZB_REPLAY_CLIENT_MALFORMED:
             s_malformed (self, "malformed replay message dropped", msg.text);
             break;
-        case ZB_REPLAY_EVENT: {
+        case ZB_REPLAY_CLIENT_EVENT: {
             self->attempts = 0;
             zb_catchup_event_t ev = {
                 .topic = msg.event.topic, .seq = msg.event.seq,
@@ -818,7 +818,7 @@ s_read_replay (consumer_t *self)
                 s_deliver (self, &msg.event);
             break;
         }
-        case ZB_REPLAY_END:
+        case ZB_REPLAY_CLIENT_END:
             self->attempts = 0;
             self->time_pending = false;
             zb_catchup_end (self->catchup, msg.last, msg.head);
@@ -830,7 +830,7 @@ s_read_replay (consumer_t *self)
             }
             s_drain (self);
             break;
-        case ZB_REPLAY_ERROR:
+        case ZB_REPLAY_CLIENT_ERROR:
             s_replay_failed (self, msg.text);
             break;
     }
@@ -872,7 +872,7 @@ static void
 s_receive_loop (consumer_t *self)
 {
     void *live = zb_subscriber_handle (self->sub);
-    void *control = zb_replay_handle (self->replay);
+    void *control = zb_replay_client_handle (self->replay);
     while (!s_done (self)) {
         s_replay_open (self);
 
@@ -882,8 +882,8 @@ s_receive_loop (consumer_t *self)
         if (self->pending_output)
             wait = 0;
         if (zb_catchup_replaying (self->catchup)) {
-            int64_t until = zb_replay_active (self->replay)
-                          ? s_replay_wait_ms (self) - zb_replay_idle_ms (self->replay)
+            int64_t until = zb_replay_client_active (self->replay)
+                          ? s_replay_wait_ms (self) - zb_replay_client_idle_ms (self->replay)
                           : self->retry_at - now;
             if (until < wait)
                 wait = until < 0? 0: (long) until;
@@ -909,10 +909,10 @@ s_receive_loop (consumer_t *self)
             ;
         for (int i = 0; i < CONSUMER_BATCH && !s_done (self) && s_read_live (self); i++)
             ;
-        if (zb_replay_active (self->replay)
-        &&  zb_replay_idle_ms (self->replay) >= s_replay_wait_ms (self)) {
-            int64_t waited = zb_replay_idle_ms (self->replay);
-            zb_replay_cancel (self->replay);
+        if (zb_replay_client_active (self->replay)
+        &&  zb_replay_client_idle_ms (self->replay) >= s_replay_wait_ms (self)) {
+            int64_t waited = zb_replay_client_idle_ms (self->replay);
+            zb_replay_client_cancel (self->replay);
             self->attempts++;
             s_log (self, "no answer to REPLAY from %s within %" PRId64 " ms; sending it again "
                    "(attempt %u)", self->control, waited, self->attempts + 1);
@@ -1118,7 +1118,7 @@ zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec)
         }
     }
     if (rc == 0) {
-        self.replay = zb_replay_new (self.control, self.credit, err, sizeof err);
+        self.replay = zb_replay_client_new (self.control, self.credit, err, sizeof err);
         if (!self.replay) {
             s_log (&self, "%s", err);
             rc = 1;
@@ -1143,7 +1143,7 @@ zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec)
         json_object_put (summary);
         rc = self.output_failed? 1: 0;
     }
-    zb_replay_destroy (&self.replay);
+    zb_replay_client_destroy (&self.replay);
     zb_subscriber_destroy (&self.sub);
     zb_checkpoint_destroy (&self.checkpoint);
     zb_catchup_destroy (&self.catchup);

@@ -1,4 +1,4 @@
-/*  replay.h - the client side of REPLAY (docs/PROTOCOL.md, "Reliability"):
+/*  replay_client.h - the client side of REPLAY (docs/PROTOCOL.md, "Reliability"):
     one replay session at a time on a DEALER connected to the control socket,
     with credit granted in windows as events arrive.
 
@@ -6,9 +6,9 @@
     Opening a new session cancels the one before (CANCEL); messages that come
     later for a cancelled or finished session are ignored. Timing policy (how
     long a silent session may stay open, when to retry) is the caller's: it
-    has zb_replay_idle_ms() to decide. */
-#ifndef ZB_REPLAY_H_INCLUDED
-#define ZB_REPLAY_H_INCLUDED
+    has zb_replay_client_idle_ms() to decide. */
+#ifndef ZB_REPLAY_CLIENT_H_INCLUDED
+#define ZB_REPLAY_CLIENT_H_INCLUDED
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,13 +22,13 @@
 #define ZB_CMD_JOURNAL  "JOURNAL"
 #define ZB_MAX_CREDIT   100000      //  the most credit one REPLAY may grant
 
-typedef struct zb_replay_t zb_replay_t;
+typedef struct zb_replay_client_t zb_replay_client_t;
 
 //  A DEALER connected to the control endpoint; credit is the window (1 to
 //  ZB_MAX_CREDIT): granted at the start, then half of it again every time
 //  half of it has been received. NULL when the endpoint is not valid.
-zb_replay_t *zb_replay_new (const char *endpoint, uint32_t credit, char *err, size_t errlen);
-void zb_replay_destroy (zb_replay_t **self_p);
+zb_replay_client_t *zb_replay_client_new (const char *endpoint, uint32_t credit, char *err, size_t errlen);
+void zb_replay_client_destroy (zb_replay_client_t **self_p);
 
 typedef struct {
     uint64_t from;                  //  first seq wanted (when from_time is NULL)
@@ -38,37 +38,37 @@ typedef struct {
     size_t ntopics;
     const char *const *prefixes;    //  prefixes ("" among them: every topic)
     size_t nprefixes;
-} zb_replay_request_t;
+} zb_replay_client_request_t;
 
 //  Open a session (cancelling any open one). 0, or -1 when the request could
 //  not be queued (err says why; the caller retries later).
-int zb_replay_open (zb_replay_t *self, const zb_replay_request_t *request,
+int zb_replay_client_open (zb_replay_client_t *self, const zb_replay_client_request_t *request,
                     char *err, size_t errlen);
 //  Cancel the open session, if any.
-void zb_replay_cancel (zb_replay_t *self);
-bool zb_replay_active (zb_replay_t *self);
+void zb_replay_client_cancel (zb_replay_client_t *self);
+bool zb_replay_client_active (zb_replay_client_t *self);
 //  Milliseconds since the open session was opened or last heard from.
-int64_t zb_replay_idle_ms (zb_replay_t *self);
+int64_t zb_replay_client_idle_ms (zb_replay_client_t *self);
 
 typedef enum {
-    ZB_REPLAY_NONE = 0,             //  nothing (more) to read now
-    ZB_REPLAY_EVENT,                //  msg->event (valid until the next call)
-    ZB_REPLAY_END,                  //  msg->last, head, oldest, count; session closed
-    ZB_REPLAY_ERROR,                //  msg->text "code: message"; session closed
-    ZB_REPLAY_MALFORMED,            //  msg->text says what was wrong; dropped
-    ZB_REPLAY_STRAY,                //  a message for no open session; ignored
-} zb_replay_kind_t;
+    ZB_REPLAY_CLIENT_NONE = 0,             //  nothing (more) to read now
+    ZB_REPLAY_CLIENT_EVENT,                //  msg->event (valid until the next call)
+    ZB_REPLAY_CLIENT_END,                  //  msg->last, head, oldest, count; session closed
+    ZB_REPLAY_CLIENT_ERROR,                //  msg->text "code: message"; session closed
+    ZB_REPLAY_CLIENT_MALFORMED,            //  msg->text says what was wrong; dropped
+    ZB_REPLAY_CLIENT_STRAY,                //  a message for no open session; ignored
+} zb_replay_client_kind_t;
 
 typedef struct {
     zb_delivery_t event;
     uint64_t last, head, oldest, count;
     char text [320];
-} zb_replay_msg_t;
+} zb_replay_client_msg_t;
 
 //  Read one message if one is waiting; never blocks.
-zb_replay_kind_t zb_replay_recv (zb_replay_t *self, zb_replay_msg_t *msg);
+zb_replay_client_kind_t zb_replay_client_recv (zb_replay_client_t *self, zb_replay_client_msg_t *msg);
 
 //  The raw libzmq socket, for polling.
-void *zb_replay_handle (zb_replay_t *self);
+void *zb_replay_client_handle (zb_replay_client_t *self);
 
 #endif

@@ -1,4 +1,4 @@
-/*  replay.c - the client side of REPLAY: one session at a time, credit windows.
+/*  replay_client.c - the client side of REPLAY: one session at a time, credit windows.
 
     Stream from the broker (after an optional empty delimiter):
         ["EVENT"] [corr] [topic + NUL] [header] [event]
@@ -13,14 +13,14 @@
 #include <string.h>
 
 #include "event.h"
-#include "replay.h"
+#include "replay_client.h"
 #include "wire.h"
 
 #define REPLAY_FRAMES       5           //  frames of an EVENT
 #define REPLAY_ZONE_CHUNK   (16 * 1024)
 #define REPLAY_CORR_SIZE    8
 
-struct zb_replay_t {
+struct zb_replay_client_t {
     zsock_t *sock;
     void *handle;
     char *endpoint;
@@ -37,12 +37,12 @@ struct zb_replay_t {
     msgpack_sbuffer body;           //  request bodies, reused
 };
 
-zb_replay_t *
-zb_replay_new (const char *endpoint, uint32_t credit, char *err, size_t errlen)
+zb_replay_client_t *
+zb_replay_client_new (const char *endpoint, uint32_t credit, char *err, size_t errlen)
 {
     assert (endpoint);
     assert (credit >= 1 && credit <= ZB_MAX_CREDIT);
-    zb_replay_t *self = (zb_replay_t *) calloc (1, sizeof (zb_replay_t));
+    zb_replay_client_t *self = (zb_replay_client_t *) calloc (1, sizeof (zb_replay_client_t));
     if (!self) {
         snprintf (err, errlen, "out of memory");
         return NULL;
@@ -83,15 +83,15 @@ zb_replay_new (const char *endpoint, uint32_t credit, char *err, size_t errlen)
 }
 
 void
-zb_replay_destroy (zb_replay_t **self_p)
+zb_replay_client_destroy (zb_replay_client_t **self_p)
 {
     assert (self_p);
-    zb_replay_t *self = *self_p;
+    zb_replay_client_t *self = *self_p;
     if (!self)
         return;
     if (self->active) {
         //  Tell the broker, with a moment for the CANCEL to leave
-        zb_replay_cancel (self);
+        zb_replay_client_cancel (self);
         zsock_set_linger (self->sock, 100);
     }
     for (int i = 0; i < REPLAY_FRAMES; i++)
@@ -105,35 +105,35 @@ zb_replay_destroy (zb_replay_t **self_p)
 }
 
 void *
-zb_replay_handle (zb_replay_t *self)
+zb_replay_client_handle (zb_replay_client_t *self)
 {
     assert (self);
     return self->handle;
 }
 
 bool
-zb_replay_active (zb_replay_t *self)
+zb_replay_client_active (zb_replay_client_t *self)
 {
     assert (self);
     return self->active;
 }
 
 int64_t
-zb_replay_idle_ms (zb_replay_t *self)
+zb_replay_client_idle_ms (zb_replay_client_t *self)
 {
     assert (self);
     return zclock_mono () - self->heard_ms;
 }
 
 static int
-s_send (zb_replay_t *self, const char *command, const void *body, size_t size)
+s_send (zb_replay_client_t *self, const char *command, const void *body, size_t size)
 {
     return zb_wire_send_request (self->handle, command, self->corr, sizeof self->corr,
                                  body, size);
 }
 
 void
-zb_replay_cancel (zb_replay_t *self)
+zb_replay_client_cancel (zb_replay_client_t *self)
 {
     assert (self);
     if (!self->active)
@@ -145,12 +145,12 @@ zb_replay_cancel (zb_replay_t *self)
 }
 
 int
-zb_replay_open (zb_replay_t *self, const zb_replay_request_t *request,
+zb_replay_client_open (zb_replay_client_t *self, const zb_replay_client_request_t *request,
                 char *err, size_t errlen)
 {
     assert (self);
     assert (request);
-    zb_replay_cancel (self);
+    zb_replay_client_cancel (self);
 
     bool everything = false;
     for (size_t i = 0; i < request->nprefixes; i++)
@@ -207,7 +207,7 @@ zb_replay_open (zb_replay_t *self, const zb_replay_request_t *request,
 
 //  Grant more credit once half the window has been used
 static void
-s_grant (zb_replay_t *self)
+s_grant (zb_replay_client_t *self)
 {
     uint32_t refill = self->credit / 2? self->credit / 2: 1;
     if (++self->since_grant < refill)
@@ -234,7 +234,7 @@ s_status_is (zmq_msg_t *frame, const char *status)
 //  skipped, frames beyond REPLAY_FRAMES are counted and dropped). false when
 //  nothing is waiting.
 static bool
-s_recv_message (zb_replay_t *self)
+s_recv_message (zb_replay_client_t *self)
 {
     for (int i = 0; i < REPLAY_FRAMES; i++) {
         zmq_msg_close (&self->frame [i]);
@@ -268,7 +268,7 @@ s_recv_message (zb_replay_t *self)
 }
 
 static int
-s_decode_event (zb_replay_t *self, zb_delivery_t *d, char *err, size_t errlen)
+s_decode_event (zb_replay_client_t *self, zb_delivery_t *d, char *err, size_t errlen)
 {
     const char *topic = (const char *) zmq_msg_data (&self->frame [2]);
     size_t topic_len = zmq_msg_size (&self->frame [2]);
@@ -315,22 +315,22 @@ s_uint (const msgpack_object *map, const char *key, uint64_t *value)
     return true;
 }
 
-zb_replay_kind_t
-zb_replay_recv (zb_replay_t *self, zb_replay_msg_t *msg)
+zb_replay_client_kind_t
+zb_replay_client_recv (zb_replay_client_t *self, zb_replay_client_msg_t *msg)
 {
     assert (self);
     assert (msg);
     if (!s_recv_message (self))
-        return ZB_REPLAY_NONE;
+        return ZB_REPLAY_CLIENT_NONE;
     msg->text [0] = '\0';
     if (self->nframes < 3) {
         snprintf (msg->text, sizeof msg->text, "message from %s with %zu frame%s ignored",
                   self->endpoint, self->nframes, self->nframes == 1? "": "s");
-        return ZB_REPLAY_MALFORMED;
+        return ZB_REPLAY_CLIENT_MALFORMED;
     }
     if (!self->active || zmq_msg_size (&self->frame [1]) != REPLAY_CORR_SIZE
     ||  memcmp (zmq_msg_data (&self->frame [1]), self->corr, REPLAY_CORR_SIZE) != 0)
-        return ZB_REPLAY_STRAY;         //  a cancelled session's, or a late one
+        return ZB_REPLAY_CLIENT_STRAY;         //  a cancelled session's, or a late one
     self->heard_ms = zclock_mono ();
 
     zmq_msg_t *status = &self->frame [0];
@@ -339,11 +339,11 @@ zb_replay_recv (zb_replay_t *self, zb_replay_msg_t *msg)
         if (self->nframes != 5) {
             snprintf (msg->text, sizeof msg->text, "replayed EVENT with %zu frames, expected 5",
                       self->nframes);
-            return ZB_REPLAY_MALFORMED;
+            return ZB_REPLAY_CLIENT_MALFORMED;
         }
         if (s_decode_event (self, &msg->event, msg->text, sizeof msg->text) != 0)
-            return ZB_REPLAY_MALFORMED;
-        return ZB_REPLAY_EVENT;
+            return ZB_REPLAY_CLIENT_MALFORMED;
+        return ZB_REPLAY_CLIENT_EVENT;
     }
     //  END or ERROR: the session is over whatever the body says
     self->active = false;
@@ -361,11 +361,11 @@ zb_replay_recv (zb_replay_t *self, zb_replay_msg_t *msg)
                 msg->oldest = 0;
             if (!s_uint (&body, "count", &msg->count))
                 msg->count = 0;
-            return ZB_REPLAY_END;
+            return ZB_REPLAY_CLIENT_END;
         }
         snprintf (msg->text, sizeof msg->text, "malformed END from %s (no last/head)",
                   self->endpoint);
-        return ZB_REPLAY_ERROR;
+        return ZB_REPLAY_CLIENT_ERROR;
     }
     if (s_status_is (status, "ERROR")) {
         const msgpack_object *code = map? zb_map_get (&body, "code"): NULL;
@@ -379,10 +379,10 @@ zb_replay_recv (zb_replay_t *self, zb_replay_msg_t *msg)
                           message->via.str.ptr: "no message");
         else
             snprintf (msg->text, sizeof msg->text, "ERROR reply without a code");
-        return ZB_REPLAY_ERROR;
+        return ZB_REPLAY_CLIENT_ERROR;
     }
     snprintf (msg->text, sizeof msg->text, "unexpected status '%.*s' in a replay from %s",
               (int) (zmq_msg_size (status) < 16? zmq_msg_size (status): 16),
               (const char *) zmq_msg_data (status), self->endpoint);
-    return ZB_REPLAY_ERROR;
+    return ZB_REPLAY_CLIENT_ERROR;
 }
