@@ -306,15 +306,35 @@ s_quote (const char *in, size_t len, char *out, size_t outsize)
 static int
 s_fail (s_ctx_t *ctx, const char *format, ...)
 {
-    if (ctx->err && ctx->errlen) {
-        int n = snprintf (ctx->err, ctx->errlen, "%s: ", ctx->path [0]? ctx->path: "pattern");
-        if (n >= 0 && (size_t) n < ctx->errlen) {
-            va_list args;
-            va_start (args, format);
-            vsnprintf (ctx->err + n, ctx->errlen - (size_t) n, format, args);
-            va_end (args);
-        }
+    if (!ctx->err || !ctx->errlen)
+        return -1;
+    //  Format first, then copy with every control character (which the
+    //  pattern's strings and keys may hold) written as \u00XX: a message is
+    //  always one line
+    char raw [1024];
+    int n = snprintf (raw, sizeof raw, "%s: ", ctx->path [0]? ctx->path: "pattern");
+    if (n >= 0 && (size_t) n < sizeof raw) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (raw + n, sizeof raw - (size_t) n, format, args);
+        va_end (args);
     }
+    size_t o = 0;
+    for (const char *p = raw; *p; p++) {
+        unsigned char c = (unsigned char) *p;
+        char piece [8];
+        size_t len = 1;
+        if (c < 0x20 || c == 0x7F)
+            len = (size_t) snprintf (piece, sizeof piece, "\\u%04x", c);
+        else
+            piece [0] = (char) c;
+        if (o + len + 1 > ctx->errlen)
+            break;
+        memcpy (ctx->err + o, piece, len);
+        o += len;
+    }
+    ctx->err [o] = 0;
+    zb_utf8_trim (ctx->err);
     return -1;
 }
 
