@@ -45,6 +45,7 @@
 #include "event.h"
 #include "journal.h"
 #include "replay.h"
+#include "rules.h"
 #include "rfc3339.h"
 #include "siphash.h"
 #include "topics.h"
@@ -88,6 +89,10 @@
 #define ZB_CMD_CREDIT       "CREDIT"
 #define ZB_CMD_CANCEL       "CANCEL"
 #define ZB_HEARTBEAT_TOPIC  "$heartbeat"
+#define ZB_CMD_RULE_PUT     "RULE-PUT"
+#define ZB_CMD_RULE_GET     "RULE-GET"
+#define ZB_CMD_RULE_LIST    "RULE-LIST"
+#define ZB_CMD_RULE_DELETE  "RULE-DELETE"
 
 typedef struct {
     zmq_msg_t identity;
@@ -127,6 +132,7 @@ typedef struct {
     zb_topic_t *topic;
     size_t event_off;                   //  in the pass buffer (event_buf)
     char id [ZB_UUID_LEN + 1];
+    bool derived;                       //  a rule's delivery of the entry before it
 } pass_record_t;
 
 //  The pass's idempotency keys: open addressing, a slot is in use when its
@@ -219,6 +225,18 @@ struct zb_broker_t {
     bool pass_failed;                   //  the journal refused the pass
     size_t restore_skipped;             //  journal topics beyond max-topics
     char pass_error [ZB_ERRLEN + 64];   //  then the message for its events
+
+    //  Rules (rules.h): matched against every accepted event
+    zb_rules_t *rules;
+    msgpack_zone rule_zone;             //  the packed event, unpacked for matching
+    bool rule_zone_ready;
+    msgpack_sbuffer rule_buf;           //  transformer outputs of one event
+    msgpack_packer rule_pk;
+    zb_rule_t **matched;                //  max_rules
+    size_t *rule_off;                   //  per match: output in rule_buf, or SIZE_MAX
+    size_t *rule_len;
+    size_t max_rules;
+    uint64_t rule_failures;             //  deliveries a transformer could not make
 
     //  Logging: at most ZB_LOG_BUDGET lines a second unless verbose
     unsigned log_budget;
@@ -485,22 +503,11 @@ s_keys_find (zb_broker_t *self, zb_str_t key, uint64_t hash)
     return i;
 }
 
-//  Room for `more` entries in the pass: results, records and key slots (kept
-//  at most half full). 0, or -1 when out of memory (nothing changed that
-//  matters: arrays only grow).
+//  Room for `more` records (and their pass_record_t). 0, or -1 when out of
+//  memory (nothing changed that matters: arrays only grow).
 static int
-s_pass_reserve (zb_broker_t *self, size_t more)
+s_records_reserve (zb_broker_t *self, size_t more)
 {
-    if (self->nresults + more > self->results_cap) {
-        size_t cap = self->results_cap ? self->results_cap : 1024;
-        while (cap < self->nresults + more)
-            cap *= 2;
-        result_t *results = (result_t *) realloc (self->results, cap * sizeof (result_t));
-        if (!results)
-            return -1;
-        self->results = results;
-        self->results_cap = cap;
-    }
     if (self->nrecords + more > self->records_cap) {
         size_t cap = self->records_cap ? self->records_cap : 1024;
         while (cap < self->nrecords + more)
@@ -515,6 +522,26 @@ s_pass_reserve (zb_broker_t *self, size_t more)
         self->precs = precs;
         self->records_cap = cap;
     }
+    return 0;
+}
+
+//  Room for `more` entries in the pass: results, records and key slots (kept
+//  at most half full). 0, or -1 when out of memory.
+static int
+s_pass_reserve (zb_broker_t *self, size_t more)
+{
+    if (self->nresults + more > self->results_cap) {
+        size_t cap = self->results_cap ? self->results_cap : 1024;
+        while (cap < self->nresults + more)
+            cap *= 2;
+        result_t *results = (result_t *) realloc (self->results, cap * sizeof (result_t));
+        if (!results)
+            return -1;
+        self->results = results;
+        self->results_cap = cap;
+    }
+    if (s_records_reserve (self, more) == -1)
+        return -1;
     if (!self->dedup || (self->nkeys + more) * 2 < self->keymask + 1)
         return 0;
     size_t slots = self->keymask ? self->keymask + 1 : 1024;
@@ -605,6 +632,102 @@ s_entry_fail (zb_broker_t *self, result_t *result, const msgpack_object *obj,
     s_count_rejected (self, obj);
 }
 
+//  The rules the packed event at event_buf [off, off + size) matches, in
+//  self->matched; their transformer outputs rendered into rule_buf. Returns
+//  the number of deliveries to make, or -1 when out of memory (the entry
+//  fails then, retryably: a rule never silently misses an accepted event).
+static int
+s_rules_prepare (zb_broker_t *self, size_t off, size_t size, zb_str_t when)
+{
+    if (!self->rules || zb_rules_size (self->rules) == 0)
+        return 0;
+    msgpack_zone_clear (&self->rule_zone);
+    msgpack_object event;
+    size_t used = 0;
+    if (msgpack_unpack (self->event_buf.data + off, size, &used, &self->rule_zone, &event)
+        != MSGPACK_UNPACK_SUCCESS)
+        return -1;              //  we packed it: only memory can be missing
+    size_t n = zb_rules_match (self->rules, &event, self->matched, self->max_rules);
+    msgpack_sbuffer_clear (&self->rule_buf);
+    for (size_t i = 0; i < n; i++) {
+        zb_rule_t *rule = self->matched [i];
+        self->rule_off [i] = SIZE_MAX;
+        self->rule_len [i] = 0;
+        if (!rule->transformer)
+            continue;
+        zb_transform_context_t context = {
+            .rule_name = { rule->name, strlen (rule->name) },
+            .rule_arn = { rule->arn, rule->arn_len },
+            .ingestion_time = when,
+        };
+        size_t before = self->rule_buf.size;
+        char err [ZB_ERRLEN] = "";
+        int rc = zb_transform_render (rule->transformer, &event, &context, &self->rule_pk,
+                                      err, sizeof err);
+        size_t len = self->rule_buf.size - before;
+        if (rc == 0 && len > self->max_event_size) {
+            rc = -1;
+            snprintf (err, sizeof err, "the output is %zu bytes, more than max-event-size", len);
+        }
+        if (rc != 0) {
+            //  The rule's own fault (its template), the same for every try:
+            //  counted and logged, the event itself is accepted
+            self->rule_buf.size = before;
+            self->matched [i] = NULL;
+            rule->failed++;
+            self->rule_failures++;
+            s_log (self, true, "rule %s: transform failed, no delivery: %s", rule->name, err);
+            continue;
+        }
+        self->rule_off [i] = before;
+        self->rule_len [i] = len;
+    }
+    return (int) n;
+}
+
+//  After the entry's record r: one record per rule delivery prepared by
+//  s_rules_prepare (room was reserved).
+static void
+s_rules_append (zb_broker_t *self, size_t r, size_t n)
+{
+    if (n == 0)
+        return;
+    size_t base = self->event_buf.size;
+    if (self->rule_buf.size)
+        msgpack_sbuffer_write (&self->event_buf, self->rule_buf.data, self->rule_buf.size);
+    for (size_t i = 0; i < n; i++) {
+        zb_rule_t *rule = self->matched [i];
+        if (!rule)
+            continue;
+        zb_topic_t *topic = NULL;
+        if (zb_topics_track (self->topics, rule->topic, rule->topic_len, &topic) != 0) {
+            //  Tracked when the rule was put, so only a broken table gets here
+            rule->failed++;
+            self->rule_failures++;
+            s_log (self, true, "rule %s: its topic is not in the table, no delivery", rule->name);
+            continue;
+        }
+        size_t d = self->nrecords++;
+        bool transformed = self->rule_off [i] != SIZE_MAX;
+        self->seq++;
+        topic->seq++;
+        self->records [d] = (zb_record_t) {
+            .seq = self->seq,
+            .topic_seq = topic->seq,
+            .arrival_ns = self->pass_ns,
+            .topic = { topic->name, topic->len },
+            .event = { NULL, transformed ? self->rule_len [i] : self->records [r].event.len },
+            .id = { NULL, ZB_UUID_LEN },
+            .idem_key = { NULL, 0 },
+        };
+        pass_record_t *prec = &self->precs [d];
+        prec->topic = topic;
+        prec->event_off = transformed ? base + self->rule_off [i] : self->precs [r].event_off;
+        memcpy (prec->id, self->precs [r].id, sizeof prec->id);
+        prec->derived = true;
+    }
+}
+
 //  Validate one entry, then answer it as a duplicate or stamp, number and
 //  pack it as the next record of the pass. Room for it was reserved.
 static void
@@ -689,6 +812,14 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
         s_entry_fail (self, result, obj, ZB_E_ENTRY_TOO_LARGE, err);
         return;
     }
+    //  The rules it matches, each a record after it: room for them first
+    int deliveries = s_rules_prepare (self, off, size, s_now (self));
+    if (deliveries < 0 || s_records_reserve (self, 1 + (size_t) deliveries) == -1) {
+        self->event_buf.size = off;
+        s_entry_fail (self, result, obj, ZB_E_INTERNAL, "out of memory matching the rules; retry");
+        return;
+    }
+    prec = &self->precs [r];                //  the array may have moved
     zb_topic_t *topic = NULL;
     int rc = zb_topics_track (self->topics, entry.detail_type.ptr, entry.detail_type.len, &topic);
     if (rc != 0) {
@@ -716,6 +847,7 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     };
     prec->topic = topic;
     prec->event_off = off;
+    prec->derived = false;
     if (key.ptr) {
         self->keyslots [slot] = (keyslot_t) { hash, (uint32_t) r + 1, self->keygen };
         self->nkeys++;
@@ -723,6 +855,7 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     self->nrecords++;
     result->kind = RESULT_STORED;
     result->record = r;
+    s_rules_append (self, r, (size_t) deliveries);
 }
 
 //  A request of the pass fails as a whole: its ERROR reply, sent at the end.
@@ -805,7 +938,8 @@ s_pass_commit (zb_broker_t *self)
             const zb_record_t *rec = &self->records [r];
             zb_topic_t *topic = self->precs [r].topic;
             topic->in++;
-            self->entries_in++;
+            if (!self->precs [r].derived)
+                self->entries_in++;
             //  Stored is what counts: an event that cannot be published (the
             //  context is ending) is still acknowledged, and replayable
             if (s_publish (self, topic, rec->seq, rec->topic_seq, rec->event.ptr, rec->event.len) == 0)
@@ -819,13 +953,17 @@ s_pass_commit (zb_broker_t *self)
     snprintf (self->pass_error, sizeof self->pass_error, "journal write failed: %s; retry",
               err [0] ? err : "unknown error");
     self->seq = self->records [0].seq - 1;
+    size_t entries = 0;
     for (size_t r = count; r-- > 0; ) {
         self->precs [r].topic->seq = self->records [r].topic_seq - 1;
-        self->precs [r].topic->rejected++;
+        if (!self->precs [r].derived) {
+            self->precs [r].topic->rejected++;
+            entries++;
+        }
     }
-    self->entries_rejected += count;
+    self->entries_rejected += entries;
     self->journal_failures++;
-    s_log (self, true, "journal write failed, %zu events refused: %s", count,
+    s_log (self, true, "journal write failed, %zu events refused: %s", entries,
            err [0] ? err : "unknown error");
 }
 
@@ -1213,6 +1351,193 @@ s_on_replay (zloop_t *loop, int timer_id, void *arg)
 }
 
 //  --------------------------------------------------------------------------
+//  Rules on the control socket: RULE-PUT, RULE-GET, RULE-LIST, RULE-DELETE
+
+static void
+s_pack_rule (zb_broker_t *self, msgpack_packer *pk, zb_rule_t *rule)
+{
+    zb_topic_t *topic = zb_topics_lookup (self->topics, rule->topic, rule->topic_len);
+    msgpack_pack_map (pk, rule->transform ? 8 : 7);
+    zb_pack_cstr (pk, "name");
+    zb_pack_cstr (pk, rule->name);
+    zb_pack_cstr (pk, "pattern");
+    msgpack_pack_str_with_body (pk, rule->pattern, rule->pattern_len);
+    if (rule->transform) {
+        zb_pack_cstr (pk, "transform");
+        msgpack_pack_str_with_body (pk, rule->transform, rule->transform_len);
+    }
+    zb_pack_cstr (pk, "topic");
+    msgpack_pack_str_with_body (pk, rule->topic, rule->topic_len);
+    zb_pack_cstr (pk, "matched");
+    msgpack_pack_uint64 (pk, topic ? topic->in : 0);
+    zb_pack_cstr (pk, "seq");
+    msgpack_pack_uint64 (pk, topic ? topic->seq : 0);
+    zb_pack_cstr (pk, "subscribers");
+    msgpack_pack_uint64 (pk, topic ? topic->subscribers : 0);
+    zb_pack_cstr (pk, "failed");
+    msgpack_pack_uint64 (pk, rule->failed);
+}
+
+//  The string fields of a rule request body: only the allowed keys, each a
+//  str. 0, or -1 with err.
+static int
+s_rule_fields (const msgpack_object *body, const char *const *keys, size_t nkeys,
+               zb_str_t *values, char *err, size_t errlen)
+{
+    if (body->type != MSGPACK_OBJECT_MAP) {
+        snprintf (err, errlen, "body must be a map, not %s", zb_msgpack_type_name (body->type));
+        return -1;
+    }
+    for (size_t k = 0; k < nkeys; k++)
+        values [k] = (zb_str_t) { NULL, 0 };
+    for (uint32_t i = 0; i < body->via.map.size; i++) {
+        const msgpack_object *key = &body->via.map.ptr [i].key;
+        const msgpack_object *val = &body->via.map.ptr [i].val;
+        size_t k = 0;
+        while (k < nkeys && !zb_str_eq (key, keys [k]))
+            k++;
+        if (k == nkeys) {
+            char shown [64] = "?";
+            if (key->type == MSGPACK_OBJECT_STR)
+                s_printable (key->via.str.ptr, key->via.str.size, shown, sizeof shown);
+            snprintf (err, errlen, "unknown key '%s'", shown);
+            return -1;
+        }
+        if (values [k].ptr) {
+            snprintf (err, errlen, "%s: given twice", keys [k]);
+            return -1;
+        }
+        if (val->type != MSGPACK_OBJECT_STR || !zb_utf8_valid (val->via.str.ptr, val->via.str.size)) {
+            snprintf (err, errlen, "%s: must be a UTF-8 string", keys [k]);
+            return -1;
+        }
+        values [k] = (zb_str_t) { val->via.str.size ? val->via.str.ptr : "", val->via.str.size };
+    }
+    return 0;
+}
+
+static void
+s_rule_command (zb_broker_t *self, request_t *req, bool delimiter, zmq_msg_t *command,
+                zmq_msg_t *corr, zmq_msg_t *body)
+{
+    void *sock = self->control_h;
+    char err [ZB_ERRLEN];
+    const char *code;
+    msgpack_object root;
+    bool list = s_frame_is (command, ZB_CMD_RULE_LIST);
+    if (list && zmq_msg_size (body) == 0)
+        root.type = MSGPACK_OBJECT_NIL;
+    else
+    if (s_decode_body (self, body, &root, &code, err, sizeof err) == -1) {
+        s_reply_error (self, sock, req, delimiter, corr, code, "%s", err);
+        goto done;
+    }
+    msgpack_packer *pk = &self->reply_pk;
+    msgpack_sbuffer_clear (&self->reply_buf);
+    if (list) {
+        static const char *const keys [] = { "prefix" };
+        zb_str_t prefix = { "", 0 };
+        if (root.type != MSGPACK_OBJECT_NIL
+        &&  s_rule_fields (&root, keys, 1, &prefix, err, sizeof err) == -1) {
+            s_reply_error (self, sock, req, delimiter, corr, "InvalidArgument", "RULE-LIST %s", err);
+            goto done;
+        }
+        size_t count = 0;
+        for (size_t i = 0; i < zb_rules_size (self->rules); i++)
+            if (strncmp (zb_rules_at (self->rules, i)->name, prefix.ptr ? prefix.ptr : "", prefix.len) == 0)
+                count++;
+        msgpack_pack_map (pk, 2);
+        zb_pack_cstr (pk, "where");
+        zb_pack_cstr (pk, zb_rules_where (self->rules));
+        zb_pack_cstr (pk, "rules");
+        msgpack_pack_array (pk, count);
+        for (size_t i = 0; i < zb_rules_size (self->rules); i++) {
+            zb_rule_t *rule = zb_rules_at (self->rules, i);
+            if (strncmp (rule->name, prefix.ptr ? prefix.ptr : "", prefix.len) == 0)
+                s_pack_rule (self, pk, rule);
+        }
+    }
+    else
+    if (s_frame_is (command, ZB_CMD_RULE_PUT)) {
+        static const char *const keys [] = { "name", "pattern", "transform" };
+        zb_str_t v [3];
+        if (s_rule_fields (&root, keys, 3, v, err, sizeof err) == -1
+        ||  (!v [0].ptr && snprintf (err, sizeof err, "name is required") > 0)
+        ||  (!v [1].ptr && snprintf (err, sizeof err, "pattern is required") > 0)) {
+            s_reply_error (self, sock, req, delimiter, corr, "InvalidArgument", "RULE-PUT %s", err);
+            goto done;
+        }
+        int rc = zb_rules_put (self->rules, v [0].ptr, v [0].len, v [1].ptr, v [1].len,
+                               v [2].ptr, v [2].len, &code, err, sizeof err);
+        if (rc < 0) {
+            s_reply_error (self, sock, req, delimiter, corr, code, "%s", err);
+            goto done;
+        }
+        zb_rule_t *rule = zb_rules_get (self->rules, v [0].ptr, v [0].len);
+        //  Its topic now, so that every match can be delivered
+        zb_topic_t *topic;
+        if (zb_topics_track (self->topics, rule->topic, rule->topic_len, &topic) != 0) {
+            zb_rules_delete (self->rules, v [0].ptr, v [0].len, err, sizeof err);
+            s_reply_error (self, sock, req, delimiter, corr, "LimitExceeded",
+                           "the broker already tracks its maximum of %zu topics (max-topics): "
+                           "no room for the rule's topic", zb_topics_tracked (self->topics));
+            goto done;
+        }
+        s_log (self, false, "rule %s %s (topic %s)", rule->name, rc == 1 ? "created" : "replaced",
+               rule->topic);
+        msgpack_pack_map (pk, 3);
+        zb_pack_cstr (pk, "name");
+        zb_pack_cstr (pk, rule->name);
+        zb_pack_cstr (pk, "topic");
+        zb_pack_cstr (pk, rule->topic);
+        zb_pack_cstr (pk, "created");
+        if (rc == 1)
+            msgpack_pack_true (pk);
+        else
+            msgpack_pack_false (pk);
+    }
+    else {
+        bool get = s_frame_is (command, ZB_CMD_RULE_GET);
+        static const char *const keys [] = { "name" };
+        zb_str_t name;
+        if (s_rule_fields (&root, keys, 1, &name, err, sizeof err) == -1
+        ||  (!name.ptr && snprintf (err, sizeof err, "name is required") > 0)) {
+            s_reply_error (self, sock, req, delimiter, corr, "InvalidArgument", "%s %s",
+                           get ? ZB_CMD_RULE_GET : ZB_CMD_RULE_DELETE, err);
+            goto done;
+        }
+        zb_rule_t *rule = zb_rules_get (self->rules, name.ptr, name.len);
+        if (!rule) {
+            char shown [ZB_RULE_NAME_MAX * 4 + 8];
+            s_printable (name.ptr, name.len, shown, sizeof shown);
+            s_reply_error (self, sock, req, delimiter, corr, "ResourceNotFound",
+                           "no rule named '%s'", shown);
+            goto done;
+        }
+        if (get)
+            s_pack_rule (self, pk, rule);
+        else {
+            char name_copy [ZB_RULE_NAME_MAX + 1];
+            snprintf (name_copy, sizeof name_copy, "%s", rule->name);
+            if (zb_rules_delete (self->rules, name.ptr, name.len, err, sizeof err) != 0) {
+                s_reply_error (self, sock, req, delimiter, corr, "InternalFailure",
+                               "the rule was not deleted: %s", err);
+                goto done;
+            }
+            s_log (self, false, "rule %s deleted", name_copy);
+            msgpack_pack_map (pk, 2);
+            zb_pack_cstr (pk, "name");
+            zb_pack_cstr (pk, name_copy);
+            zb_pack_cstr (pk, "deleted");
+            msgpack_pack_true (pk);
+        }
+    }
+    s_reply (self, sock, req, delimiter, ZB_STATUS_OK, corr, self->reply_buf.data, self->reply_buf.size);
+done:
+    msgpack_zone_clear (&self->zone);
+}
+
+//  --------------------------------------------------------------------------
 //  The control socket
 
 static void
@@ -1244,6 +1569,11 @@ s_handle_control (zb_broker_t *self, request_t *req)
         zb_replay_cancel (self->replay, &req->identity, corr);
         return;
     }
+    if (s_frame_is (command, ZB_CMD_RULE_PUT) || s_frame_is (command, ZB_CMD_RULE_GET)
+    ||  s_frame_is (command, ZB_CMD_RULE_LIST) || s_frame_is (command, ZB_CMD_RULE_DELETE)) {
+        s_rule_command (self, req, delimiter, command, corr, body);
+        return;
+    }
     bool ping = s_frame_is (command, ZB_CMD_PING);
     bool stats = s_frame_is (command, ZB_CMD_STATS);
     bool journal = s_frame_is (command, ZB_CMD_JOURNAL);
@@ -1252,7 +1582,7 @@ s_handle_control (zb_broker_t *self, request_t *req)
         s_printable (zmq_msg_data (command), zmq_msg_size (command), name, sizeof name);
         s_reply_error (self, sock, req, delimiter, corr, "UnknownCommand",
                        "unknown command '%s' (the control socket serves PING, STATS, JOURNAL, "
-                       "REPLAY, CREDIT and CANCEL)", name);
+                       "REPLAY, CREDIT, CANCEL, RULE-PUT, RULE-GET, RULE-LIST and RULE-DELETE)", name);
         return;
     }
     if (s_check_ignored_body (body, err, sizeof err) == -1) {
@@ -1327,7 +1657,11 @@ s_on_subscription (zb_broker_t *self, const uint8_t *data, size_t size)
                    subscribe ? "subscribe" : "unsubscribe", ZB_HEARTBEAT_TOPIC);
             return;
         }
-        if (!s_valid_detail_type (topic, len)) {
+        bool rule_topic = len > sizeof ZB_RULE_TOPIC_PREFIX - 1
+            && memcmp (topic, ZB_RULE_TOPIC_PREFIX, sizeof ZB_RULE_TOPIC_PREFIX - 1) == 0
+            && zb_rule_name_ok (topic + sizeof ZB_RULE_TOPIC_PREFIX - 1,
+                                   len - (sizeof ZB_RULE_TOPIC_PREFIX - 1));
+        if (!rule_topic && !s_valid_detail_type (topic, len)) {
             s_log (self, true, "%s '%s\\x00': not a detail-type, not counted",
                    subscribe ? "subscription to" : "unsubscription from", name);
             return;
@@ -1532,6 +1866,8 @@ zb_broker_config_default (void)
             .dedup_window_s = ZB_DEFAULT_DEDUP_WINDOW,
         },
         .heartbeat_ms = ZB_DEFAULT_HEARTBEAT_MS,
+        .max_rules = 300,
+        .max_pattern_size = 2048,
     };
 }
 
@@ -1623,6 +1959,58 @@ s_journal_open (zb_broker_t *self, const zb_broker_config_t *config, char *err, 
     return 0;
 }
 
+//  Load the rules kept in the data directory, put those of the config, and
+//  track every rule's topic. 0, or -1 with err.
+static int
+s_rules_open (zb_broker_t *self, const zb_broker_config_t *config, char *err, size_t errlen)
+{
+    char path [4096];
+    if (config->journal.dir)
+        snprintf (path, sizeof path, "%s/%s", config->journal.dir, ZB_RULES_FILE);
+    char reason [ZB_ERRLEN] = "";
+    self->max_rules = config->max_rules ? (size_t) config->max_rules : ZB_DEFAULT_MAX_RULES;
+    self->rules = zb_rules_new (config->journal.dir ? path : NULL, self->max_rules,
+                                (size_t) config->max_pattern_size, self->account, self->region,
+                                reason, sizeof reason);
+    if (!self->rules) {
+        snprintf (err, errlen, "cannot load the rules: %s", reason);
+        return -1;
+    }
+    self->rule_zone_ready = msgpack_zone_init (&self->rule_zone, ZB_ZONE_CHUNK);
+    msgpack_sbuffer_init (&self->rule_buf);
+    msgpack_packer_init (&self->rule_pk, &self->rule_buf, msgpack_sbuffer_write);
+    self->matched = (zb_rule_t **) calloc (self->max_rules, sizeof (zb_rule_t *));
+    self->rule_off = (size_t *) calloc (self->max_rules, sizeof (size_t));
+    self->rule_len = (size_t *) calloc (self->max_rules, sizeof (size_t));
+    if (!self->rule_zone_ready || !self->matched || !self->rule_off || !self->rule_len) {
+        snprintf (err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < config->nrules; i++) {
+        const zb_rule_spec_t *spec = &config->rules [i];
+        const char *code;
+        int rc = zb_rules_put (self->rules, spec->name, strlen (spec->name),
+                               spec->pattern, strlen (spec->pattern),
+                               spec->transform, spec->transform ? strlen (spec->transform) : 0,
+                               &code, reason, sizeof reason);
+        if (rc < 0) {
+            snprintf (err, errlen, "rule %s of the config: %s: %s", spec->name, code, reason);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < zb_rules_size (self->rules); i++) {
+        zb_rule_t *rule = zb_rules_at (self->rules, i);
+        zb_topic_t *topic;
+        if (zb_topics_track (self->topics, rule->topic, rule->topic_len, &topic) != 0) {
+            snprintf (err, errlen, "rule %s: no room for its topic (max-topics %zu)",
+                      rule->name, zb_topics_tracked (self->topics));
+            return -1;
+        }
+    }
+    s_log (self, false, "%zu rules (%s)", zb_rules_size (self->rules), zb_rules_where (self->rules));
+    return 0;
+}
+
 zb_broker_t *
 zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
 {
@@ -1682,7 +2070,8 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
 
     //  The journal after the sockets: a broker that cannot bind leaves no
     //  data directory behind
-    if (s_journal_open (self, config, err, errlen) == -1) {
+    if (s_journal_open (self, config, err, errlen) == -1
+    ||  s_rules_open (self, config, err, errlen) == -1) {
         zb_broker_destroy (&self);
         return NULL;
     }
@@ -1733,6 +2122,13 @@ zb_broker_destroy (zb_broker_t **self_p)
     zsock_destroy (&self->publish);
     zsock_destroy (&self->control);
     zb_journal_destroy (&self->journal);
+    zb_rules_destroy (&self->rules);
+    if (self->rule_zone_ready)
+        msgpack_zone_destroy (&self->rule_zone);
+    msgpack_sbuffer_destroy (&self->rule_buf);
+    free (self->matched);
+    free (self->rule_off);
+    free (self->rule_len);
     free (self->journal_where);
     free (self->pass);
     free (self->results);

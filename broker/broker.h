@@ -16,6 +16,13 @@
 #include <stdint.h>
 #include "journal.h"
 
+//  A rule given in the config file (the broker's control socket adds more).
+typedef struct {
+    const char *name;
+    const char *pattern;        //  JSON text
+    const char *transform;      //  JSON text, or NULL
+} zb_rule_spec_t;
+
 typedef struct {
     const char *ingest;         //  endpoints to bind
     const char *publish;
@@ -28,6 +35,10 @@ typedef struct {
     bool verbose;               //  log every subscription and bad request, periodic counters
     zb_journal_config_t journal;    //  journal.dir NULL: the memory backend
     uint64_t heartbeat_ms;      //  $heartbeat interval (> 0)
+    uint64_t max_rules;         //  rules at most (0: ZB_DEFAULT_MAX_RULES)
+    uint64_t max_pattern_size;  //  bytes of a rule's pattern text (0: no limit)
+    const zb_rule_spec_t *rules;    //  put at start, after the kept ones
+    size_t nrules;
 } zb_broker_config_t;
 
 //  Journal defaults (the zb-broker flags of the same names)

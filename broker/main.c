@@ -11,6 +11,8 @@
 
 #include "broker.h"
 #include "cli.h"
+#include "pattern.h"
+#include "rules.h"
 #include "event.h"
 #include "zb.h"
 
@@ -30,6 +32,8 @@
 #define DEDUP_WINDOW_LIMIT      2592000     //  30 days
 #define HEARTBEAT_MS_MIN        10
 #define HEARTBEAT_MS_LIMIT      3600000
+#define MAX_RULES_LIMIT         100000
+#define MAX_PATTERN_SIZE_LIMIT  (1024 * 1024)
 
 static void
 s_usage (FILE *out)
@@ -68,12 +72,20 @@ s_usage (FILE *out)
 "                           deduplication (default %d)\n"
 "      --heartbeat-ms N     $heartbeat interval, %d..%d (default %d)\n"
 "\n"
+"Rules (docs/PROTOCOL.md \"Rules\"; managed with zbctl rule ...):\n"
+"      --max-rules N        rules at most, 1..%d (default %d)\n"
+"      --max-pattern-size B bytes of a rule's pattern, 0 = no limit (default %d)\n"
+"                           Rules are kept in DATA-DIR/" ZB_RULES_FILE " (with --memory:\n"
+"                           only while the broker runs); the config file's \"rules\"\n"
+"                           section puts its rules at every start.\n"
+"\n"
 "      --config FILE        zconfig file with a \"broker\" section; keys: ingest,\n"
 "                           publish, control, account, region, max-entries,\n"
 "                           max-event-size, max-topics, data-dir, memory (true or\n"
 "                           false), memory-events, sync, retain-hours, retain-mb,\n"
-"                           journal-max-mb, dedup-window, heartbeat-ms. Flags\n"
-"                           override the file.\n"
+"                           journal-max-mb, dedup-window, heartbeat-ms, max-rules,\n"
+"                           max-pattern-size. Flags override the file. A \"rules\"\n"
+"                           section names rules (see below).\n"
 "  -v, --verbose            log every subscription and bad request, counters every 10 s\n"
 "  -h, --help               this help\n"
 "  -V, --version            print the version\n"
@@ -100,7 +112,13 @@ s_usage (FILE *out)
 "      ingest = tcp://0.0.0.0:5555\n"
 "      max-event-size = 65536\n"
 "      data-dir = /var/lib/zbridge\n"
-"      retain-hours = 72\n",
+"      retain-hours = 72\n"
+"  rules\n"
+"      big-sales\n"
+"          pattern = '{\"detail-type\": [\"sales-events\"], \"detail\": {\"total\": [{\"numeric\": [\">\", 50]}]}}'\n"
+"      returns\n"
+"          pattern = '{\"detail\": {\"kind\": [\"return\"]}}'\n"
+"          transform = '{\"InputPathsMap\": {\"s\": \"$.detail.store_id\"}, \"InputTemplate\": \"return at <s>\"}'\n",
              MAX_ENTRIES_LIMIT, ZB_DEFAULT_MAX_ENTRIES,
              MAX_EVENT_SIZE_MIN, MAX_EVENT_SIZE_LIMIT, ZB_DEFAULT_MAX_EVENT,
              MAX_TOPICS_LIMIT,
@@ -108,7 +126,8 @@ s_usage (FILE *out)
              ZB_DEFAULT_RETAIN_HOURS, ZB_DEFAULT_RETAIN_MB,
              JOURNAL_MAX_MB_MIN, SIZE_MB_LIMIT, JOURNAL_MAX_MB_MIN,
              DEDUP_WINDOW_LIMIT, ZB_DEFAULT_DEDUP_WINDOW,
-             HEARTBEAT_MS_MIN, HEARTBEAT_MS_LIMIT, ZB_DEFAULT_HEARTBEAT_MS);
+             HEARTBEAT_MS_MIN, HEARTBEAT_MS_LIMIT, ZB_DEFAULT_HEARTBEAT_MS,
+             MAX_RULES_LIMIT, ZB_DEFAULT_MAX_RULES, ZB_PATTERN_DEFAULT_MAX_SIZE);
 }
 
 //  A setting as given by a flag or the file, before it is checked.
@@ -122,13 +141,14 @@ typedef struct {
 enum { S_INGEST, S_PUBLISH, S_CONTROL, S_ACCOUNT, S_REGION,
        S_MAX_ENTRIES, S_MAX_EVENT_SIZE, S_MAX_TOPICS,
        S_DATA_DIR, S_MEMORY, S_MEMORY_EVENTS, S_SYNC, S_RETAIN_HOURS, S_RETAIN_MB,
-       S_JOURNAL_MAX_MB, S_DEDUP_WINDOW, S_HEARTBEAT_MS, S_COUNT };
+       S_JOURNAL_MAX_MB, S_DEDUP_WINDOW, S_HEARTBEAT_MS, S_MAX_RULES, S_MAX_PATTERN_SIZE,
+       S_COUNT };
 
 static const char *const s_keys [S_COUNT] = {
     "ingest", "publish", "control", "account", "region",
     "max-entries", "max-event-size", "max-topics",
     "data-dir", "memory", "memory-events", "sync", "retain-hours", "retain-mb",
-    "journal-max-mb", "dedup-window", "heartbeat-ms"
+    "journal-max-mb", "dedup-window", "heartbeat-ms", "max-rules", "max-pattern-size"
 };
 
 //  True when the setting came from a flag (not from the config file).
@@ -206,7 +226,8 @@ s_load_config (const char *path, setting_t settings [S_COUNT], zconfig_t **root_
             fprintf (stderr, PROG ": %s: unknown key broker/%s (known: ingest, publish, "
                      "control, account, region, max-entries, max-event-size, max-topics, "
                      "data-dir, memory, memory-events, sync, retain-hours, retain-mb, "
-                     "journal-max-mb, dedup-window, heartbeat-ms)\n", path, name);
+                     "journal-max-mb, dedup-window, heartbeat-ms, max-rules, max-pattern-size)\n",
+                     path, name);
             return -1;
         }
         if (zconfig_child (item)) {
@@ -221,6 +242,56 @@ s_load_config (const char *path, setting_t settings [S_COUNT], zconfig_t **root_
                   "%s: broker/%s", path, name);
         settings [k].origin = settings [k].origin_buf;
     }
+    return 0;
+}
+
+//  The file's "rules" section: one item per rule, named after it, with a
+//  pattern and optionally a transform. Checked by the broker when it puts
+//  them; here only the shape. 0, or -1 after an error message.
+static int
+s_load_rules (const char *path, zconfig_t *root, zb_rule_spec_t **rules_p, size_t *count_p)
+{
+    zconfig_t *section = zconfig_locate (root, "rules");
+    if (!section)
+        return 0;
+    size_t count = 0;
+    for (zconfig_t *item = zconfig_child (section); item; item = zconfig_next (item))
+        count++;
+    zb_rule_spec_t *rules = (zb_rule_spec_t *) calloc (count + 1, sizeof (zb_rule_spec_t));
+    if (!rules) {
+        fprintf (stderr, PROG ": out of memory\n");
+        return -1;
+    }
+    *rules_p = rules;
+    size_t n = 0;
+    for (zconfig_t *item = zconfig_child (section); item; item = zconfig_next (item), n++) {
+        const char *name = zconfig_name (item);
+        rules [n].name = name;
+        if (zconfig_value (item) && *zconfig_value (item)) {
+            fprintf (stderr, PROG ": %s: rules/%s has a value; expected pattern = ... and "
+                     "transform = ... under it\n", path, name);
+            return -1;
+        }
+        for (zconfig_t *key = zconfig_child (item); key; key = zconfig_next (key)) {
+            const char *key_name = zconfig_name (key);
+            const char *value = zconfig_value (key) ? zconfig_value (key) : "";
+            if (streq (key_name, "pattern"))
+                rules [n].pattern = value;
+            else
+            if (streq (key_name, "transform"))
+                rules [n].transform = value;
+            else {
+                fprintf (stderr, PROG ": %s: unknown key rules/%s/%s (known: pattern, transform)\n",
+                         path, name, key_name);
+                return -1;
+            }
+        }
+        if (!rules [n].pattern) {
+            fprintf (stderr, PROG ": %s: rules/%s has no pattern\n", path, name);
+            return -1;
+        }
+    }
+    *count_p = count;
     return 0;
 }
 
@@ -339,6 +410,8 @@ main (int argc, char *argv [])
         { "journal-max-mb", required_argument, NULL, OPT_JOURNAL + S_JOURNAL_MAX_MB },
         { "dedup-window",   required_argument, NULL, OPT_JOURNAL + S_DEDUP_WINDOW },
         { "heartbeat-ms",   required_argument, NULL, OPT_JOURNAL + S_HEARTBEAT_MS },
+        { "max-rules",      required_argument, NULL, OPT_JOURNAL + S_MAX_RULES },
+        { "max-pattern-size", required_argument, NULL, OPT_JOURNAL + S_MAX_PATTERN_SIZE },
         { "verbose",        no_argument,       NULL, 'v' },
         { "help",           no_argument,       NULL, 'h' },
         { "version",        no_argument,       NULL, 'V' },
@@ -367,6 +440,8 @@ main (int argc, char *argv [])
             case OPT_JOURNAL + S_JOURNAL_MAX_MB:
             case OPT_JOURNAL + S_DEDUP_WINDOW:
             case OPT_JOURNAL + S_HEARTBEAT_MS:
+            case OPT_JOURNAL + S_MAX_RULES:
+            case OPT_JOURNAL + S_MAX_PATTERN_SIZE:
                 settings [opt - OPT_JOURNAL].value = optarg;
                 break;
             case 'h': s_usage (stdout); return 0;
@@ -407,6 +482,18 @@ main (int argc, char *argv [])
         status = 2;
     if (status == 0 && s_journal_settings (settings, &config) == -1)
         status = 2;
+    if (status == 0 && settings [S_MAX_RULES].value
+    &&  s_parse_number (&settings [S_MAX_RULES], 1, MAX_RULES_LIMIT, &config.max_rules) == -1)
+        status = 2;
+    if (status == 0 && settings [S_MAX_PATTERN_SIZE].value
+    &&  s_parse_number (&settings [S_MAX_PATTERN_SIZE], 0, MAX_PATTERN_SIZE_LIMIT,
+                        &config.max_pattern_size) == -1)
+        status = 2;
+    zb_rule_spec_t *rules = NULL;
+    if (status == 0 && root
+    &&  s_load_rules (config_path, root, &rules, &config.nrules) == -1)
+        status = 2;
+    config.rules = rules;
 
     if (status == 0) {
         char err [512];
@@ -422,6 +509,7 @@ main (int argc, char *argv [])
             zb_broker_destroy (&broker);
         }
     }
+    free (rules);
     zconfig_destroy (&root);
     return status;
 }

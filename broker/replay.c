@@ -118,16 +118,20 @@ s_str_cmp (const void *a, const void *b)
     return memcmp (x->ptr, y->ptr, x->len);
 }
 
+//  The bus's own topics ("$rule/NAME") are replayed only when asked for by
+//  name or by a prefix that starts with '$', never as part of "everything"
 static bool
 s_session_wants (const session_t *s, zb_str_t topic)
 {
+    bool reserved = topic.len > 0 && topic.ptr [0] == ZB_RESERVED_PREFIX;
     if (s->all)
-        return true;
+        return !reserved;
     if (s->topic_count
     &&  bsearch (&topic, s->topics, s->topic_count, sizeof (zb_str_t), s_str_cmp))
         return true;
     for (size_t i = 0; i < s->prefix_count; i++)
         if (s->prefixes [i].len <= topic.len
+        &&  (!reserved || (s->prefixes [i].len > 0 && s->prefixes [i].ptr [0] == ZB_RESERVED_PREFIX))
         &&  memcmp (s->prefixes [i].ptr, topic.ptr, s->prefixes [i].len) == 0)
             return true;
     return false;

@@ -246,12 +246,15 @@ bool
 zb_catchup_matches (zb_catchup_t *self, zb_str_t topic)
 {
     assert (self);
-    if (topic.len == 0 || topic.ptr [0] == ZB_RESERVED_PREFIX)
+    if (topic.len == 0)
         return false;
+    //  The bus's own topics ("$rule/NAME") only when named exactly
     for (size_t i = 0; i < self->ntopics; i++)
         if (strlen (self->topics [i]) == topic.len
         &&  memcmp (self->topics [i], topic.ptr, topic.len) == 0)
             return true;
+    if (topic.ptr [0] == ZB_RESERVED_PREFIX)
+        return false;
     for (size_t i = 0; i < self->nprefixes; i++) {
         size_t len = strlen (self->prefixes [i]);
         if (len <= topic.len && memcmp (self->prefixes [i], topic.ptr, len) == 0)

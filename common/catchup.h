@@ -163,7 +163,8 @@ uint64_t zb_catchup_replayed_count (zb_catchup_t *self);
 size_t zb_catchup_buffered (zb_catchup_t *self);
 //  False while best effort (see above).
 bool zb_catchup_anchored (zb_catchup_t *self);
-//  True when topic is one of mine (exact or by prefix; never a '$' topic).
+//  True when topic is one of mine: exact, or by prefix (a '$' topic, such as
+//  "$rule/NAME", only when given exactly).
 bool zb_catchup_matches (zb_catchup_t *self, zb_str_t topic);
 
 #endif

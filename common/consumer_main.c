@@ -93,6 +93,8 @@ typedef struct {
     const char *pattern_text;       //  --pattern JSON, or NULL
     zb_patterns_t *pattern;         //  compiled --pattern, or NULL
     size_t pattern_topics;          //  the last topics [] are strdup'ed from it
+    char **rule_topics;             //  "$rule/NAME" of each --rule (also in topics [])
+    size_t nrules;
 
     zb_subscriber_t *sub;
     zb_catchup_t *catchup;
@@ -153,6 +155,9 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
     if (!spec->topics)
         fprintf (out,
         "  -t, --topic T       subscribe to detail-type T exactly (repeatable)\n"
+        "      --rule NAME     receive what the broker's rule NAME delivers (its topic\n"
+        "                      $rule/NAME: the matching events, or its transformer's\n"
+        "                      output), with the same catch-up (repeatable)\n"
         "      --prefix P      subscribe to every detail-type starting with P\n"
         "                      (repeatable; \"\" is everything)\n"
         "      --pattern JSON  only events matching this EventBridge event pattern\n"
@@ -160,7 +165,9 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         "                      top-level \"detail-type\" lists (plain strings), to\n"
         "                      everything otherwise; with --topic/--prefix the\n"
         "                      subscription is the union and the pattern filters all\n"
-        "                      At least one --topic, --prefix or --pattern is required.\n");
+        "                      (with --rule alone: filters the rules' deliveries)\n"
+        "                      At least one --topic, --prefix, --rule or --pattern is\n"
+        "                      required.\n");
     fprintf (out,
         "      --from WHERE    where to start without a checkpoint: latest (default: new\n"
         "                      events only), earliest (everything the journal holds),\n"
@@ -283,6 +290,10 @@ s_pattern_compile (consumer_t *self)
     if (zb_patterns_add (self->pattern, "pattern", self->pattern_text,
                          strlen (self->pattern_text), err, sizeof err) != 0)
         return zb_cli_usage_error (prog, "--pattern is not a valid event pattern: %s", err);
+    //  With --rule alone, the pattern filters the rules' deliveries: nothing
+    //  more to subscribe to
+    if (self->nrules > 0 && self->ntopics == self->nrules && self->nprefixes == 0)
+        return -1;
     //  It compiled, so it parses; the parse only serves to find detail-types
     json_object *json = zb_json_parse (self->pattern_text, strlen (self->pattern_text),
                                        err, sizeof err);
@@ -327,7 +338,7 @@ s_parse_args (consumer_t *self, int argc, char **argv)
     const zb_consumer_spec_t *spec = self->spec;
     const char *prog = spec->name;
     enum { OPT_CONNECT = 256, OPT_CONTROL, OPT_PREFIX, OPT_FROM, OPT_STATE_DIR, OPT_NAME,
-           OPT_CREDIT, OPT_PATTERN };
+           OPT_CREDIT, OPT_PATTERN, OPT_RULE };
 #define COMMON_OPTIONS \
         { "connect",   required_argument, NULL, OPT_CONNECT }, \
         { "control",   required_argument, NULL, OPT_CONTROL }, \
@@ -348,6 +359,7 @@ s_parse_args (consumer_t *self, int argc, char **argv)
         { "topic",   required_argument, NULL, 't' },
         { "prefix",  required_argument, NULL, OPT_PREFIX },
         { "pattern", required_argument, NULL, OPT_PATTERN },
+        { "rule",    required_argument, NULL, OPT_RULE },
         { NULL, 0, NULL, 0 }
     };
 #undef COMMON_OPTIONS
@@ -363,6 +375,8 @@ s_parse_args (consumer_t *self, int argc, char **argv)
         while (spec->topics [nfixed])
             nfixed++;
     self->topics = (const char **) calloc ((size_t) argc + nfixed + 1, sizeof (char *));
+    self->rule_topics = (char **) calloc ((size_t) argc + 1, sizeof (char *));
+    assert (self->rule_topics);
     //  + 1: the "" prefix a --pattern may add
     self->prefixes = (const char **) calloc ((size_t) argc + 2, sizeof (char *));
     assert (self->topics && self->prefixes);
@@ -399,6 +413,19 @@ s_parse_args (consumer_t *self, int argc, char **argv)
                                                optarg, ZB_MAX_DETAIL_TYPE);
                 self->prefixes [self->nprefixes++] = optarg;
                 break;
+            case OPT_RULE: {
+                if (!zb_rule_name_ok (optarg, strlen (optarg)))
+                    return zb_cli_usage_error (prog, "--rule wants a rule name (1 to %d characters "
+                                               "of A-Z a-z 0-9 . - _), not '%s'",
+                                               ZB_RULE_NAME_MAX, optarg);
+                char *topic = (char *) malloc (strlen (ZB_RULE_TOPIC_PREFIX) + strlen (optarg) + 1);
+                assert (topic);
+                strcpy (topic, ZB_RULE_TOPIC_PREFIX);
+                strcat (topic, optarg);
+                self->rule_topics [self->nrules++] = topic;
+                self->topics [self->ntopics++] = topic;
+                break;
+            }
             case OPT_PATTERN:
                 if (self->pattern_text)
                     return zb_cli_usage_error (prog, "--pattern may be given only once");
@@ -447,7 +474,7 @@ s_parse_args (consumer_t *self, int argc, char **argv)
             return rc;
     }
     if (self->ntopics == 0 && self->nprefixes == 0)
-        return zb_cli_usage_error (prog, "give at least one --topic or --prefix");
+        return zb_cli_usage_error (prog, "give at least one --topic, --prefix, --rule or --pattern");
     if (self->state_dir && !self->name) {
         if (!spec->topics)
             return zb_cli_usage_error (prog, "--state-dir needs --name (the checkpoint's "
@@ -1074,6 +1101,9 @@ s_free_args (consumer_t *self)
     for (size_t i = self->ntopics - self->pattern_topics; i < self->ntopics; i++)
         free ((char *) self->topics [i]);
     free (self->topics);
+    for (size_t i = 0; i < self->nrules; i++)
+        free (self->rule_topics [i]);
+    free (self->rule_topics);
     free (self->prefixes);
     zb_patterns_destroy (&self->pattern);
 }

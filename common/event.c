@@ -668,3 +668,17 @@ zb_event_pack (msgpack_packer *pk, const zb_entry_t *entry, const zb_stamp_t *st
     ZB_PACK_LIT (pk, "detail");
     msgpack_pack_object (pk, *entry->detail);
 }
+
+bool
+zb_rule_name_ok (const char *name, size_t len)
+{
+    if (!name || len == 0 || len > ZB_RULE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name [i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '.' || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}

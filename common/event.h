@@ -113,6 +113,10 @@ void zb_utf8_vformat (char *out, size_t size, const char *format, va_list args);
 //  that is not a plain name is written as ["..."] with bytes escaped, so the
 //  path is always one line of valid UTF-8. At the root (empty path) a plain
 //  key is written without the leading '.'.
+//  True when name is 1 to ZB_RULE_NAME_MAX characters of A-Z a-z 0-9 . - _
+//  (a broker rule's name, as EventBridge allows them).
+bool zb_rule_name_ok (const char *name, size_t len);
+
 size_t zb_path_key (char *out, size_t size, const char *key, size_t keylen);
 size_t zb_path_index (char *out, size_t size, size_t index);
 

@@ -288,8 +288,10 @@ s_decode_event (zb_replay_client_t *self, zb_delivery_t *d, char *err, size_t er
     size_t size = zmq_msg_size (&self->frame [4]);
     size_t offset = 0;
     msgpack_zone_clear (&self->zone);
+    //  A rule's topic ("$rule/NAME") may carry a transformer's output: any value
     if (msgpack_unpack (data, size, &offset, &self->zone, &self->event) != MSGPACK_UNPACK_SUCCESS
-    ||  self->event.type != MSGPACK_OBJECT_MAP) {
+    ||  (self->event.type != MSGPACK_OBJECT_MAP
+        && strncmp (topic, ZB_RULE_TOPIC_PREFIX, sizeof ZB_RULE_TOPIC_PREFIX - 1) != 0)) {
         snprintf (err, errlen, "replayed event on %s (seq %" PRIu64 "): the event frame is "
                   "not one msgpack map", topic, seq);
         return -1;

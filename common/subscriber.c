@@ -38,6 +38,7 @@ struct zb_subscriber_t {
     zhashx_t *last_seq;         //  topic (C string) -> uint64_t * last topic_seq
     uint64_t missed;            //  sum of all gaps seen
     bool heartbeats;            //  return "$heartbeat" messages
+    zhashx_t *reserved;         //  other '$' topics subscribed exactly ("$rule/NAME")
     zmq_msg_t frame [3];        //  frames of the current message
     zmq_msg_t extra;            //  frames beyond the third, discarded
     msgpack_zone zone;          //  objects of the current event
@@ -78,6 +79,8 @@ zb_subscriber_new (const char *endpoint, char *err, size_t errlen)
     self->last_seq = zhashx_new ();
     assert (self->last_seq);
     zhashx_set_destructor (self->last_seq, s_free_item);
+    self->reserved = zhashx_new ();
+    assert (self->reserved);
     for (int i = 0; i < 3; i++)
         zmq_msg_init (&self->frame [i]);
     zmq_msg_init (&self->extra);
@@ -101,6 +104,7 @@ zb_subscriber_destroy (zb_subscriber_t **self_p)
     zmq_msg_close (&self->extra);
     msgpack_zone_destroy (&self->zone);
     zhashx_destroy (&self->last_seq);
+    zhashx_destroy (&self->reserved);
     zsock_destroy (&self->sock);
     free (self);
     *self_p = NULL;
@@ -115,6 +119,10 @@ zb_subscriber_subscribe (zb_subscriber_t *self, const char *detail_type)
     size_t len = zb_topic_encode (detail_type, strlen (detail_type), frame, sizeof frame);
     if (len == 0)
         return -1;              //  longer than any detail-type can be
+    //  One of the bus's own topics asked for by name (a rule's): its events
+    //  are delivered like any other
+    if (detail_type [0] == ZB_RESERVED_PREFIX && strcmp (detail_type, ZB_HEARTBEAT_TOPIC) != 0)
+        zhashx_insert (self->reserved, detail_type, (void *) 1);
     return zmq_setsockopt (self->handle, ZMQ_SUBSCRIBE, frame, len);
 }
 
@@ -173,7 +181,9 @@ s_unpack_event (zb_subscriber_t *self, const char *topic, uint64_t seq, char *er
                   topic, seq, size, why);
         return -1;
     }
-    if (self->event.type != MSGPACK_OBJECT_MAP) {
+    //  A rule's topic ("$rule/NAME") may carry a transformer's output: any value
+    if (self->event.type != MSGPACK_OBJECT_MAP
+    &&  strncmp (topic, ZB_RULE_TOPIC_PREFIX, sizeof ZB_RULE_TOPIC_PREFIX - 1) != 0) {
         snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ") is not a msgpack map",
                   topic, seq);
         return -1;
@@ -287,6 +297,15 @@ zb_subscriber_recv (zb_subscriber_t *self, zb_delivery_t *d, int timeout_ms,
         size_t nframes = s_recv_rest (self);
         const char *topic = (const char *) zmq_msg_data (&self->frame [0]);
         size_t topic_len = zmq_msg_size (&self->frame [0]);
+        if (topic_len > 1 && topic [0] == ZB_RESERVED_PREFIX && topic [topic_len - 1] == 0
+        &&  zhashx_lookup (self->reserved, topic)) {
+            if (nframes != 3) {
+                snprintf (err, errlen, "message with %zu frame%s, expected 3 "
+                          "(topic, header, event)", nframes, nframes == 1? "": "s");
+                return -1;
+            }
+            return s_decode (self, d, err, errlen) == 0? 1: -1;
+        }
         if (topic_len > 0 && topic [0] == ZB_RESERVED_PREFIX) {
             if (!self->heartbeats || topic_len != sizeof ZB_HEARTBEAT_TOPIC
             ||  memcmp (topic, ZB_HEARTBEAT_TOPIC, sizeof ZB_HEARTBEAT_TOPIC) != 0)

@@ -21,7 +21,8 @@ int zb_subscriber_subscribe (zb_subscriber_t *self, const char *detail_type);
 int zb_subscriber_subscribe_prefix (zb_subscriber_t *self, const char *prefix);
 
 //  Subscribe to the broker's heartbeats ("$heartbeat" + NUL) and have
-//  zb_subscriber_recv return them (other '$' topics are always skipped).
+//  zb_subscriber_recv return them (other '$' topics are skipped unless subscribed
+//  to exactly by name, as zb-consumer --rule does with "$rule/NAME").
 int zb_subscriber_subscribe_heartbeats (zb_subscriber_t *self);
 
 #define ZB_HEARTBEAT_TOPIC  "$heartbeat"

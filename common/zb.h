@@ -27,6 +27,8 @@
 //  Topics that start with this byte are reserved for the bus itself
 //  (heartbeats, rule topics); a detail-type may not start with it.
 #define ZB_RESERVED_PREFIX      '$'
+#define ZB_RULE_TOPIC_PREFIX    "$rule/"        //  a broker rule's topic: "$rule/NAME"
+#define ZB_RULE_NAME_MAX        64              //  characters of a rule name (EventBridge's limit)
 
 //  Protocol command and status frames
 #define ZB_CMD_PUT      "PUT"

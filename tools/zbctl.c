@@ -9,6 +9,10 @@
         test-pattern --pattern JSON --event JSON
                              does the event match the event pattern? (local,
                              no broker; EventBridge's TestEventPattern)
+        rule put NAME --pattern JSON [--transform JSON]
+        rule get NAME [--json] | rule list [--prefix P] [--json] | rule delete NAME
+                             the broker's rules (RULE-PUT, RULE-GET, RULE-LIST,
+                             RULE-DELETE on the control socket)
 
     The global options may also follow the command. Exit status: 0 success,
     1 the broker did not answer, answered ERROR or rejected the entry, 2 usage.
@@ -39,15 +43,17 @@ typedef struct {
     const char *detail;
     const char *resources;
     const char *time;
-    //  test-pattern
+    //  test-pattern, rule
     const char *pattern;
     const char *event;
+    const char *transform;
+    const char *prefix;
 } zbctl_t;
 
 enum {
     OPT_CONTROL = 256, OPT_INGEST, OPT_TIMEOUT, OPT_JSON,
     OPT_SOURCE, OPT_DETAIL_TYPE, OPT_DETAIL, OPT_RESOURCES, OPT_TIME,
-    OPT_PATTERN, OPT_EVENT
+    OPT_PATTERN, OPT_EVENT, OPT_TRANSFORM, OPT_PREFIX
 };
 
 #define GLOBAL_OPTIONS \
@@ -89,6 +95,15 @@ static const struct option s_test_pattern_options [] = {
     { NULL, 0, NULL, 0 }
 };
 
+static const struct option s_rule_options [] = {
+    GLOBAL_OPTIONS,
+    { "pattern",   required_argument, NULL, OPT_PATTERN },
+    { "transform", required_argument, NULL, OPT_TRANSFORM },
+    { "prefix",    required_argument, NULL, OPT_PREFIX },
+    { "json",      no_argument,       NULL, OPT_JSON },
+    { NULL, 0, NULL, 0 }
+};
+
 static void
 s_usage (FILE *out)
 {
@@ -117,7 +132,17 @@ s_usage (FILE *out)
         "  test-pattern --pattern JSON --event JSON\n"
         "                       match one event against an EventBridge event pattern,\n"
         "                       locally (no broker); the event is a full envelope as\n"
-        "                       the consumers print it; prints true or false\n\n"
+        "                       the consumers print it; prints true or false\n"
+        "  rule put NAME --pattern JSON [--transform JSON]\n"
+        "                       add or replace the broker rule NAME: every event\n"
+        "                       matching the pattern is also published on the topic\n"
+        "                       $rule/NAME (zb-consumer --rule NAME), or the output of\n"
+        "                       the transform ({\"InputPathsMap\": {...}, \"InputTemplate\":\n"
+        "                       \"...\"}, EventBridge's input transformer)\n"
+        "  rule get NAME [--json]   one rule: pattern, transform, topic, events matched\n"
+        "  rule list [--prefix P] [--json]\n"
+        "                       every rule (whose name starts with P), one per line\n"
+        "  rule delete NAME     remove a rule\n\n"
         "Exit status: 0 success; 1 no reply, an ERROR reply or a rejected entry; 2 usage.\n"
         "test-pattern: 0 the event matches, 1 it does not, 2 an invalid pattern or event.\n\n"
         "Examples:\n"
@@ -127,6 +152,12 @@ s_usage (FILE *out)
         "  " PROG " journal\n"
         "  " PROG " put --source store-7 --detail-type sales-events \\\n"
         "        --detail '{\"store_id\":\"store_1\",\"sales\":12.5}' --resources shelf-3,till-1\n"
+        "  " PROG " rule put big-sales \\\n"
+        "        --pattern '{\"detail-type\":[\"sales-events\"],\"detail\":{\"sales\":[{\"numeric\":[\">\",50]}]}}'\n"
+        "  " PROG " rule put store2-lines --pattern '{\"detail\":{\"store_id\":[\"store_2\"]}}' \\\n"
+        "        --transform '{\"InputPathsMap\":{\"s\":\"$.detail.sales\"},\"InputTemplate\":\"sold <s>\"}'\n"
+        "  " PROG " rule list\n"
+        "  " PROG " rule delete big-sales\n"
         "  " PROG " test-pattern \\\n"
         "        --pattern '{\"detail-type\":[\"sales-events\"],\"detail\":{\"sales\":[{\"numeric\":[\">\",50]}]}}' \\\n"
         "        --event '{\"version\":\"0\",\"id\":\"6f1c2b1e-0d5a-4c1e-9a0b-1f2e3d4c5b6a\",\n"
@@ -166,6 +197,8 @@ s_parse (zbctl_t *self, int argc, char **argv, const struct option *options,
             case OPT_TIME:        self->time = optarg; break;
             case OPT_PATTERN:     self->pattern = optarg; break;
             case OPT_EVENT:       self->event = optarg; break;
+            case OPT_TRANSFORM:   self->transform = optarg; break;
+            case OPT_PREFIX:      self->prefix = optarg; break;
             case 'h':
                 s_usage (stdout);
                 return 0;
@@ -547,6 +580,124 @@ s_test_pattern (zbctl_t *self)
     return match? 0: 1;
 }
 
+//  --------------------------------------------------------------------------
+//  rule put|get|list|delete
+
+//  A rule map as "name  matched  subscribers  pattern" lines or in full
+static void
+s_rule_print (const msgpack_object *rule, bool full)
+{
+    const msgpack_object *name = zb_map_get (rule, "name");
+    const msgpack_object *topic = zb_map_get (rule, "topic");
+    const msgpack_object *pattern = zb_map_get (rule, "pattern");
+    const msgpack_object *transform = zb_map_get (rule, "transform");
+    if (!full) {
+        printf ("%-24.*s %10" PRIu64 " %5" PRIu64 "  %.*s%s\n", STR_ARGS (name),
+                s_uint (rule, "matched"), s_uint (rule, "subscribers"), STR_ARGS (pattern),
+                transform ? "  (transformed)" : "");
+        return;
+    }
+    printf ("name:        %.*s\n", STR_ARGS (name));
+    printf ("topic:       %.*s\n", STR_ARGS (topic));
+    printf ("pattern:     %.*s\n", STR_ARGS (pattern));
+    if (transform)
+        printf ("transform:   %.*s\n", STR_ARGS (transform));
+    printf ("matched:     %" PRIu64 " (topic seq %" PRIu64 ")\n", s_uint (rule, "matched"),
+            s_uint (rule, "seq"));
+    printf ("subscribers: %" PRIu64 "\n", s_uint (rule, "subscribers"));
+    if (s_uint (rule, "failed"))
+        printf ("failed:      %" PRIu64 " (transform outputs not delivered)\n", s_uint (rule, "failed"));
+}
+
+static int
+s_rule (zbctl_t *self, int argc, char **argv)
+{
+    static const char usage [] = "rule put NAME --pattern JSON [--transform JSON], rule get NAME, "
+                                 "rule list [--prefix P] or rule delete NAME";
+    if (argc < 1)
+        return zb_cli_usage_error (PROG, "give %s", usage);
+    const char *action = argv [0];
+    bool list = streq (action, "list");
+    if (!list && !streq (action, "put") && !streq (action, "get") && !streq (action, "delete"))
+        return zb_cli_usage_error (PROG, "unknown rule action '%s' (give %s)", action, usage);
+    if (argc != (list ? 1 : 2))
+        return zb_cli_usage_error (PROG, list ? "rule list takes no name (use --prefix)"
+                                              : "rule %s wants exactly one NAME", action);
+    const char *name = list ? NULL : argv [1];
+    if (name && !zb_rule_name_ok (name, strlen (name)))
+        return zb_cli_usage_error (PROG, "'%s' is not a rule name (1 to %d characters of "
+                                   "A-Z a-z 0-9 . - _)", name, ZB_RULE_NAME_MAX);
+    if (streq (action, "put") && !self->pattern)
+        return zb_cli_usage_error (PROG, "rule put wants --pattern JSON");
+    if ((self->pattern || self->transform) && !streq (action, "put"))
+        return zb_cli_usage_error (PROG, "--pattern and --transform go with rule put");
+    if (self->prefix && !list)
+        return zb_cli_usage_error (PROG, "--prefix goes with rule list");
+
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    const char *command;
+    if (list) {
+        command = "RULE-LIST";
+        msgpack_pack_map (&pk, self->prefix ? 1 : 0);
+        if (self->prefix) {
+            zb_pack_cstr (&pk, "prefix");
+            zb_pack_cstr (&pk, self->prefix);
+        }
+    }
+    else {
+        bool put = streq (action, "put");
+        command = put ? "RULE-PUT" : streq (action, "get") ? "RULE-GET" : "RULE-DELETE";
+        msgpack_pack_map (&pk, put ? (self->transform ? 3 : 2) : 1);
+        zb_pack_cstr (&pk, "name");
+        zb_pack_cstr (&pk, name);
+        if (put) {
+            zb_pack_cstr (&pk, "pattern");
+            zb_pack_cstr (&pk, self->pattern);
+            if (self->transform) {
+                zb_pack_cstr (&pk, "transform");
+                zb_pack_cstr (&pk, self->transform);
+            }
+        }
+    }
+    msgpack_unpacked reply;
+    int rc = s_call (self, self->control, command, body.data, body.size, &reply);
+    msgpack_sbuffer_destroy (&body);
+    if (rc)
+        return rc;
+    const msgpack_object *map = &reply.data;
+    if (self->json)
+        rc = s_print_json (map, command);
+    else
+    if (streq (action, "put")) {
+        const msgpack_object *topic = zb_map_get (map, "topic");
+        const msgpack_object *created = zb_map_get (map, "created");
+        printf ("%s rule %s (topic %.*s)\n",
+                created && created->type == MSGPACK_OBJECT_BOOLEAN && created->via.boolean
+                    ? "created" : "replaced", name, STR_ARGS (topic));
+    }
+    else
+    if (streq (action, "delete"))
+        printf ("deleted rule %s\n", name);
+    else
+    if (streq (action, "get"))
+        s_rule_print (map, true);
+    else {
+        const msgpack_object *rules = zb_map_get (map, "rules");
+        if (!rules || rules->type != MSGPACK_OBJECT_ARRAY)
+            rc = zb_cli_error (PROG, "bad RULE-LIST reply: no \"rules\" array");
+        else {
+            printf ("%-24s %10s %5s  %s\n", "NAME", "MATCHED", "SUBS", "PATTERN");
+            for (uint32_t i = 0; i < rules->via.array.size; i++)
+                s_rule_print (&rules->via.array.ptr [i], false);
+        }
+    }
+    msgpack_unpacked_destroy (&reply);
+    return rc;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -559,8 +710,8 @@ main (int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind >= argc)
-        return zb_cli_usage_error (PROG, "give a command: ping, stats, journal, put or "
-                                   "test-pattern");
+        return zb_cli_usage_error (PROG, "give a command: ping, stats, journal, put, "
+                                   "test-pattern or rule");
     const char *command = argv [optind];
     //  The command's own options (and the global ones again) follow it
     int sub_argc = argc - optind;
@@ -570,13 +721,18 @@ main (int argc, char **argv)
         streq (command, "stats")? s_stats_options:
         streq (command, "journal")? s_journal_options:
         streq (command, "put")? s_put_options:
-        streq (command, "test-pattern")? s_test_pattern_options: NULL;
+        streq (command, "test-pattern")? s_test_pattern_options:
+        streq (command, "rule")? s_rule_options: NULL;
     if (!options)
         return zb_cli_usage_error (PROG, "unknown command '%s' (commands: ping, stats, "
-                                   "journal, put, test-pattern)", command);
+                                   "journal, put, test-pattern, rule)", command);
     rc = s_parse (&self, sub_argc, sub_argv, options, false, command);
     if (rc >= 0)
         return rc;
+    if (streq (command, "rule")) {
+        zsys_init ();
+        return s_rule (&self, sub_argc - optind, sub_argv + optind);
+    }
     if (optind < sub_argc)
         return zb_cli_usage_error (PROG, "unexpected argument '%s' after %s", sub_argv [optind],
                                    command);

@@ -23,6 +23,7 @@ Reliability (see "Reliability" in PROTOCOL.md):
         hb = sub.recv_heartbeat(timeout=3.0)     # Heartbeat(seq, oldest, time, topics, ...)
 """
 
+import json
 import struct
 import time
 from collections import namedtuple
@@ -46,6 +47,7 @@ ReplayEnd = namedtuple("ReplayEnd", "last head oldest count body")
 Heartbeat = namedtuple("Heartbeat", "seq oldest time topics header_seq header_topic_seq body")
 
 HEARTBEAT_TOPIC = "$heartbeat"
+RULE_TOPIC_PREFIX = "$rule/"
 HEARTBEAT_KEYS = {"seq", "oldest", "time", "topics"}
 END_KEYS = ("last", "head", "oldest", "count")
 
@@ -82,7 +84,8 @@ def parse_event(topic_frame, header, body):
     seq, topic_seq = struct.unpack(">QQ", header[:HEADER_SIZE])
     topic = topic_frame[:-1].decode("utf-8")
     value = unpack(body)
-    if not isinstance(value, dict):
+    # a rule's topic may carry an input transformer's output: any value
+    if not isinstance(value, dict) and not topic.startswith(RULE_TOPIC_PREFIX):
         raise AssertionError("event body is a %s, expected a map" % type(value).__name__)
     return Event(topic, seq, topic_seq, value, body, [topic_frame, header, body])
 
@@ -220,6 +223,26 @@ class Client:
         """JOURNAL (control socket): head, oldest, events, bytes, per-topic heads."""
         return self.call("JOURNAL", b"", timeout)
 
+    # -- rules (control socket) --------------------------------------------------
+
+    def rule_put(self, name, pattern, transform=None, timeout=None):
+        """RULE-PUT; pattern and transform as JSON text or as Python values."""
+        body = {"name": name,
+                "pattern": pattern if isinstance(pattern, str) else json.dumps(pattern)}
+        if transform is not None:
+            body["transform"] = transform if isinstance(transform, str) else json.dumps(transform)
+        return self.call("RULE-PUT", pack(body), timeout)
+
+    def rule_get(self, name, timeout=None):
+        return self.call("RULE-GET", pack({"name": name}), timeout)
+
+    def rule_list(self, prefix=None, timeout=None):
+        return self.call("RULE-LIST", pack({} if prefix is None else {"prefix": prefix}),
+                         timeout)["rules"]
+
+    def rule_delete(self, name, timeout=None):
+        return self.call("RULE-DELETE", pack({"name": name}), timeout)
+
     # -- replay (control socket) -------------------------------------------------
 
     @staticmethod
@@ -350,8 +373,10 @@ class Subscriber:
         self.last_topic_seq = {}    # topic -> last topic_seq seen
         self.missed = 0
         # "$" topics are the bus's own: ignored (as PROTOCOL.md asks of a client that
-        # subscribes to everything) unless subscribe_heartbeat() asked for them
+        # subscribes to everything) unless subscribe_heartbeat() asked for them, or
+        # subscribe_rule() for that rule's topic
         self.reserved = False
+        self.rule_topics = set()
 
     def close(self):
         if self.sock is not None:
@@ -370,6 +395,11 @@ class Subscriber:
         if not prefix:
             data += b"\x00"
         self.sock.setsockopt(zmq.SUBSCRIBE, data)
+
+    def subscribe_rule(self, name):
+        """Subscribe to what broker rule `name` delivers (topic "$rule/NAME")."""
+        self.rule_topics.add(RULE_TOPIC_PREFIX + name)
+        self.subscribe(RULE_TOPIC_PREFIX + name)
 
     def subscribe_heartbeat(self):
         """Subscribe to $heartbeat; from then on recv() returns heartbeats too (as
@@ -407,7 +437,7 @@ class Subscriber:
             frames = self.sock.recv_multipart()
             if len(frames) != 3:
                 raise AssertionError("event has %d frames, expected 3" % len(frames))
-            if frames[0].startswith(b"$"):
+            if frames[0].startswith(b"$") and frames[0][:-1].decode() not in self.rule_topics:
                 if not self.reserved:
                     continue
                 return parse_event(*frames)
