@@ -566,6 +566,53 @@ s_pass_reserve (zb_broker_t *self, size_t more)
     return 0;
 }
 
+//  The pass buffer's writer. msgpack-c's packer hands its callback every
+//  piece of an event separately: each 1 to 9 byte header and each string. Its
+//  msgpack_sbuffer_write pays a libc memcpy call for each (profile: 14% of
+//  the broker's CPU under load went to packing events, most of it in those
+//  calls). Here pieces of up to 16 bytes are copied with constant-size
+//  copies the compiler inlines; the buffer grows as msgpack_sbuffer does.
+static int
+s_event_buf_write (void *data, const char *buf, size_t len)
+{
+    msgpack_sbuffer *sb = (msgpack_sbuffer *) data;
+    if (sb->alloc - sb->size < len) {
+        size_t alloc = sb->alloc ? sb->alloc * 2 : MSGPACK_SBUFFER_INIT_SIZE;
+        while (alloc < sb->size + len) {
+            if (alloc * 2 < alloc)
+                return -1;
+            alloc *= 2;
+        }
+        char *more = (char *) realloc (sb->data, alloc);
+        if (!more)
+            return -1;
+        sb->data = more;
+        sb->alloc = alloc;
+    }
+    char *dst = sb->data + sb->size;
+    if (len <= 8) {
+        if (len >= 4) {
+            memcpy (dst, buf, 4);
+            memcpy (dst + len - 4, buf + len - 4, 4);
+        }
+        else
+        if (len > 0) {
+            dst [0] = buf [0];
+            dst [len / 2] = buf [len / 2];
+            dst [len - 1] = buf [len - 1];
+        }
+    }
+    else
+    if (len <= 16) {
+        memcpy (dst, buf, 8);
+        memcpy (dst + len - 8, buf + len - 8, 8);
+    }
+    else
+        memcpy (dst, buf, len);
+    sb->size += len;
+    return 0;
+}
+
 //  Start a pass: empty arrays, an empty key index, the arrival time.
 static void
 s_pass_start (zb_broker_t *self)
@@ -2035,7 +2082,7 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
     self->uuidgen = zb_uuidgen_new ();
     self->zone_ready = msgpack_zone_init (&self->zone, ZB_ZONE_CHUNK);
     msgpack_sbuffer_init (&self->event_buf);
-    msgpack_packer_init (&self->event_pk, &self->event_buf, msgpack_sbuffer_write);
+    msgpack_packer_init (&self->event_pk, &self->event_buf, s_event_buf_write);
     msgpack_sbuffer_init (&self->reply_buf);
     msgpack_packer_init (&self->reply_pk, &self->reply_buf, msgpack_sbuffer_write);
     msgpack_sbuffer_init (&self->hb_buf);
