@@ -142,7 +142,8 @@ typedef struct {
     uint64_t child_lens;        //  bit n: a child key of n bytes (63: 63 or more)
     const char *key;
     size_t key_len;
-    s_list_t exists, ab, wild;
+    s_list_t exists, ab, wild;  //  ab: anything-but alts hit as values come
+    s_list_t ab_lazy;           //  anything-but alts checked when a branch asks
     s_list_t pre, pre_ci, suf, suf_ci, ab_pre, ab_suf, cidr4, cidr6;
     s_segtree_t ranges;
 } s_path_t;
@@ -169,6 +170,8 @@ typedef struct {
     const zb_wild_t *wild;      //  a wildcard to check before the hit counts
     const zb_excl_t *excl;      //  anything-but with wildcard exclusions
     uint32_t n_excl;
+    bool ab;                    //  an anything-but
+    bool lazy;                  //  ... of a lazy condition
 } s_alt_t;
 
 //  A condition: one field of one or more branches (identical fields of all
@@ -178,6 +181,10 @@ typedef struct {
     bool can_absent;            //  {"exists": false} is one of the alternatives
     uint32_t n_refs;            //  branches that use it
     uint32_t breadth;           //  how much it tends to match: see s_breadth
+    uint32_t alt_first;         //  its alts: [alt_first, alt_first + alt_n)
+    uint32_t alt_n;
+    bool has_ab;                //  an alternative is an anything-but
+    bool lazy;                  //  has_ab, and no branch is anchored on it
 } s_cond_t;
 
 typedef struct {
@@ -221,6 +228,11 @@ typedef struct {
     uint64_t *path_stamp;       //  P_OCC paths: a value was seen
     int32_t *path_head;         //  their values' scopes: list in occs
     uint64_t *excl_stamp;       //  per alt, per value: excluded
+    uint64_t *excl_gen;         //  lazy alts: the values that excluded them,
+    int32_t *excl_head;         //  a list in excls
+    uint64_t *abo_stamp;        //  paths with lazy alts: the values seen,
+    int32_t *abo_head;          //  a list in abos
+    uint64_t *mat_stamp;        //  lazy conditions: hits worked out
 } s_index_t;
 
 typedef struct {
@@ -232,6 +244,20 @@ typedef struct {
     uint32_t off;               //  into trail, in pairs
     uint32_t len;
 } s_scope_t;
+
+//  A value met at a path with lazy anything-but alts
+typedef struct {
+    const msgpack_object *obj;
+    uint64_t value;             //  its leaf_gen
+    uint32_t scope;
+    int32_t next;
+} s_abo_t;
+
+//  A value that excluded a lazy alt
+typedef struct {
+    uint64_t value;             //  its leaf_gen
+    int32_t next;
+} s_excl_link_t;
 
 #define S_MAX_WALK_DEPTH 64
 
@@ -249,6 +275,10 @@ struct zb_patterns_t {
     size_t n_hits, cap_hits;
     s_link_t *occs;
     size_t n_occs, cap_occs;
+    s_abo_t *abos;
+    size_t n_abos, cap_abos;
+    s_excl_link_t *excls;
+    size_t n_excls, cap_excls;
     uint32_t *hit_conds;        //  conditions hit by this event
     size_t n_hit_conds, cap_hit_conds;
     s_scope_t *scopes;
@@ -586,6 +616,8 @@ s_add_alt (s_index_t *ix, s_build_t *b, uint32_t path, uint32_t cond, const zb_a
         case ZB_OP_EXISTS:
             return s_tuple (b, path, K_EXISTS, "", 0, id);
         case ZB_OP_ANYTHING_BUT:
+            a->ab = true;
+            ix->conds [cond].has_ab = true;
             for (size_t i = 0; i < alt->n_excl; i++) {
                 const zb_excl_t *x = &alt->excl [i];
                 bool ok = true;
@@ -906,6 +938,11 @@ s_index_destroy (s_index_t **ix_p)
     free (ix->path_stamp);
     free (ix->path_head);
     free (ix->excl_stamp);
+    free (ix->excl_gen);
+    free (ix->excl_head);
+    free (ix->abo_stamp);
+    free (ix->abo_head);
+    free (ix->mat_stamp);
     free (ix);
     *ix_p = NULL;
 }
@@ -1054,13 +1091,14 @@ s_condition (s_index_t *ix, s_build_t *b, s_dedup_t *d, uint32_t path, const zb_
     ||  !s_grow32 ((void **) &ix->conds, &ix->cap_conds, ix->n_conds + 1, sizeof (s_cond_t)))
         return UINT32_MAX;
     uint32_t cond = ix->n_conds++;
-    ix->conds [cond] = (s_cond_t) { path, field->can_absent, 1, s_breadth (field) };
+    ix->conds [cond] = (s_cond_t) { path, field->can_absent, 1, s_breadth (field), ix->n_alts, 0, false, false };
     d->table [i] = (s_sig_entry_t) { hash, off, d->sig.len, cond, true };
     d->n++;
     ix->paths [path].flags |= P_LEAF | (field->can_absent? P_OCC: 0);
     for (size_t a = 0; a < field->n_alts; a++)
         if (!s_add_alt (ix, b, path, cond, &field->alts [a]))
             return UINT32_MAX;
+    ix->conds [cond].alt_n = ix->n_alts - ix->conds [cond].alt_first;
     return cond;
 }
 
@@ -1146,6 +1184,33 @@ s_anchor (s_index_t *ix)
     return true;
 }
 
+//  anything-but alts of a condition no branch is anchored on are LAZY: the
+//  walk does not hit them one by one (that would cost every value at the
+//  path a step per such alt, whether any branch needs it or not); it keeps
+//  the path's values and the exclusions each value found, and a branch
+//  being verified works out the hits of its lazy conditions (s_materialize).
+//  The others (conditions that anchor branches) are hit as values come: the
+//  branches they anchor are candidates, so that work is paid per candidate.
+static void
+s_split_ab (s_index_t *ix, s_path_t *path)
+{
+    uint32_t *v = (uint32_t *) path->ab.v;
+    uint32_t n = path->ab.n, eager = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        s_alt_t *a = &ix->alts [v [i]];
+        a->lazy = ix->anchored_off [a->cond + 1] == ix->anchored_off [a->cond];
+        if (!a->lazy) {         //  eager ones first, lazy after
+            uint32_t alt = v [i];
+            v [i] = v [eager];
+            v [eager++] = alt;
+        }
+    }
+    path->ab_lazy = (s_list_t) { v + eager, n - eager };
+    path->ab.n = eager;
+    for (uint32_t i = eager; i < n; i++)
+        ix->conds [ix->alts [v [i]].cond].lazy = true;
+}
+
 static bool
 s_zalloc (void **ptr, size_t n, size_t size)
 {
@@ -1200,6 +1265,7 @@ s_index_build (zb_patterns_t *self)
             path->ab_suf = s_find_list (ix, p, K_LEN_AB_SUF);
             path->cidr4 = s_find_list (ix, p, K_LEN_CIDR4);
             path->cidr6 = s_find_list (ix, p, K_LEN_CIDR6);
+            s_split_ab (ix, path);
         }
     ok = ok
       && s_zalloc ((void **) &ix->cond_stamp, ix->n_conds, sizeof (uint64_t))
@@ -1208,7 +1274,12 @@ s_index_build (zb_patterns_t *self)
       && s_zalloc ((void **) &ix->pattern_stamp, ix->n_patterns, sizeof (uint64_t))
       && s_zalloc ((void **) &ix->path_stamp, ix->n_paths, sizeof (uint64_t))
       && s_zalloc ((void **) &ix->path_head, ix->n_paths, sizeof (int32_t))
-      && s_zalloc ((void **) &ix->excl_stamp, ix->n_alts, sizeof (uint64_t));
+      && s_zalloc ((void **) &ix->excl_stamp, ix->n_alts, sizeof (uint64_t))
+      && s_zalloc ((void **) &ix->excl_gen, ix->n_alts, sizeof (uint64_t))
+      && s_zalloc ((void **) &ix->excl_head, ix->n_alts, sizeof (int32_t))
+      && s_zalloc ((void **) &ix->abo_stamp, ix->n_paths, sizeof (uint64_t))
+      && s_zalloc ((void **) &ix->abo_head, ix->n_paths, sizeof (int32_t))
+      && s_zalloc ((void **) &ix->mat_stamp, ix->n_conds, sizeof (uint64_t));
     if (ok && max_conds > self->cap_search) {
         free (self->chosen);
         free (self->deferred);
@@ -1273,8 +1344,23 @@ s_apply (zb_patterns_t *self, s_list_t list, s_mode_t mode, uint32_t scope,
 {
     for (uint32_t i = 0; i < list.n; i++) {
         uint32_t alt = list.v [i];
-        if (mode == S_EXCLUDE)
-            self->ix->excl_stamp [alt] = self->leaf_gen;
+        if (mode == S_EXCLUDE) {
+            s_index_t *ix = self->ix;
+            ix->excl_stamp [alt] = self->leaf_gen;
+            if (ix->alts [alt].lazy) {
+                if (ix->excl_gen [alt] != self->gen) {
+                    ix->excl_gen [alt] = self->gen;
+                    ix->excl_head [alt] = -1;
+                }
+                if (!s_grow ((void **) &self->excls, &self->cap_excls, self->n_excls + 1,
+                             sizeof (s_excl_link_t))) {
+                    s_oom (self);
+                    return;
+                }
+                self->excls [self->n_excls] = (s_excl_link_t) { self->leaf_gen, ix->excl_head [alt] };
+                ix->excl_head [alt] = (int32_t) self->n_excls++;
+            }
+        }
         else {
             const zb_wild_t *wild = self->ix->alts [alt].wild;
             if (!wild || zb_wild_match (wild, s, len))
@@ -1401,6 +1487,19 @@ s_leaf_string (zb_patterns_t *self, const s_path_t *p, uint32_t path, const char
     }
 }
 
+//  Does a wildcard exclusion of an anything-but alt exclude the value?
+static inline bool
+s_wild_excluded (const s_alt_t *a, const msgpack_object *obj)
+{
+    if (!a->n_excl || obj->type != MSGPACK_OBJECT_STR)
+        return false;
+    for (uint32_t k = 0; k < a->n_excl; k++)
+        if (a->excl [k].kind == ZB_EXCL_WILDCARD
+        &&  zb_wild_match (a->excl [k].wild, obj->via.str.ptr, obj->via.str.size))
+            return true;
+    return false;
+}
+
 //  anything-but: exclusions of this value stamp their alts; the others hit.
 static void
 s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msgpack_object *obj,
@@ -1409,6 +1508,20 @@ s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msg
     self->leaf_gen++;
     const char *s = NULL;
     size_t len = 0;
+    if (p->ab_lazy.n) {
+        //  Kept for the lazy alts: see s_materialize
+        s_index_t *ix = self->ix;
+        if (ix->abo_stamp [path] != self->gen) {
+            ix->abo_stamp [path] = self->gen;
+            ix->abo_head [path] = -1;
+        }
+        if (!s_grow ((void **) &self->abos, &self->cap_abos, self->n_abos + 1, sizeof (s_abo_t))) {
+            s_oom (self);
+            return;
+        }
+        self->abos [self->n_abos] = (s_abo_t) { obj, self->leaf_gen, scope, ix->abo_head [path] };
+        ix->abo_head [path] = (int32_t) self->n_abos++;
+    }
     if (obj->type == MSGPACK_OBJECT_STR) {
         s = obj->via.str.ptr;
         len = obj->via.str.size;
@@ -1434,16 +1547,34 @@ s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msg
     const s_index_t *ix = self->ix;
     for (uint32_t i = 0; i < p->ab.n; i++) {
         uint32_t alt = p->ab.v [i];
-        if (ix->excl_stamp [alt] == self->leaf_gen)
-            continue;
-        const s_alt_t *a = &ix->alts [alt];
-        bool excluded = false;
-        if (s)
-            for (uint32_t k = 0; k < a->n_excl && !excluded; k++)
-                if (a->excl [k].kind == ZB_EXCL_WILDCARD)
-                    excluded = zb_wild_match (a->excl [k].wild, s, len);
-        if (!excluded)
+        if (ix->excl_stamp [alt] != self->leaf_gen && !s_wild_excluded (&ix->alts [alt], obj))
             s_hit (self, alt, scope);
+    }
+}
+
+//  The hits of a lazy condition: its anything-but alts against every value
+//  kept at its path (the other alts were hit during the walk). Once per
+//  event; the cost is the condition's alts times the values at the path.
+static void
+s_materialize (zb_patterns_t *self, uint32_t c)
+{
+    s_index_t *ix = self->ix;
+    ix->mat_stamp [c] = self->gen;
+    const s_cond_t *cond = &ix->conds [c];
+    if (ix->abo_stamp [cond->path] != self->gen)
+        return;                 //  no value there
+    for (uint32_t alt = cond->alt_first; alt < cond->alt_first + cond->alt_n; alt++) {
+        if (!ix->alts [alt].ab)
+            continue;
+        for (int32_t o = ix->abo_head [cond->path]; o >= 0; o = self->abos [o].next) {
+            const s_abo_t *abo = &self->abos [o];
+            bool excluded = false;
+            if (ix->excl_gen [alt] == self->gen)
+                for (int32_t x = ix->excl_head [alt]; x >= 0 && !excluded; x = self->excls [x].next)
+                    excluded = self->excls [x].value == abo->value;
+            if (!excluded && !s_wild_excluded (&ix->alts [alt], abo->obj))
+                s_hit (self, alt, abo->scope);
+        }
     }
 }
 
@@ -1531,7 +1662,7 @@ s_leaf (zb_patterns_t *self, uint32_t path, const msgpack_object *obj, uint32_t 
         default:
             break;
     }
-    if (p->ab.n)
+    if (p->ab.n || p->ab_lazy.n)
         s_anything_but (self, p, path, obj, is_num? numkey: NULL, scope);
 }
 
@@ -1686,6 +1817,11 @@ s_verify (zb_patterns_t *self, uint32_t b)
     const s_index_t *ix = self->ix;
     const s_branch_t *branch = &ix->branches [b];
     const uint32_t *conds = ix->branch_conds + branch->first;
+    for (uint32_t k = 0; k < branch->n; k++)
+        if (ix->conds [conds [k]].lazy && ix->mat_stamp [conds [k]] != self->gen)
+            s_materialize (self, conds [k]);
+    if (self->oom)
+        return false;
     for (uint32_t k = 0; k < branch->n_must; k++)
         if (ix->cond_stamp [conds [k]] != self->gen)
             return false;
@@ -1733,6 +1869,8 @@ zb_patterns_destroy (zb_patterns_t **self_p)
     zhashx_destroy (&self->by_name);
     free (self->hits);
     free (self->occs);
+    free (self->abos);
+    free (self->excls);
     free (self->hit_conds);
     free (self->scopes);
     free (self->trail);
@@ -1839,6 +1977,7 @@ zb_patterns_match (zb_patterns_t *self, const msgpack_object *event,
     self->gen++;
     self->oom = false;
     self->n_hits = self->n_occs = self->n_hit_conds = self->n_trail = 0;
+    self->n_abos = self->n_excls = 0;
     self->n_arrays = 0;
     if (!s_grow ((void **) &self->scopes, &self->cap_scopes, 1, sizeof (s_scope_t)))
         return 0;
@@ -1875,5 +2014,5 @@ zb_patterns_match (zb_patterns_t *self, const msgpack_object *event,
             count++;
         }
     }
-    return count;
+    return self->oom? 0: count;
 }
