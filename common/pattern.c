@@ -140,6 +140,8 @@ typedef struct {
     uint32_t parent;
     uint32_t flags;
     uint64_t child_lens;        //  bit n: a child key of n bytes (63: 63 or more)
+    uint32_t kid_off;           //  up to S_SMALL_KIDS children: kids [kid_off ..
+    uint32_t n_kids;            //  kid_off + n_kids), else the children table
     const char *key;
     size_t key_len;
     s_list_t exists, ab, wild;  //  ab: anything-but alts hit as values come
@@ -164,6 +166,14 @@ typedef struct {
     uint32_t parent;
     uint32_t child;             //  0: empty slot (the root is never a child)
 } s_child_t;
+
+//  A child of a path with few children: compared in place, no hashing
+#define S_SMALL_KIDS 8
+typedef struct {
+    uint64_t head;              //  the key's first 8 bytes, zero-padded
+    uint32_t len;
+    uint32_t child;
+} s_kid_t;
 
 typedef struct {
     uint32_t cond;
@@ -201,6 +211,7 @@ typedef struct {
     s_child_t *children;
     uint32_t children_mask;     //  capacity - 1
     uint32_t n_children;
+    s_kid_t *kids;
     //  Values
     s_entry_t *entries;
     uint32_t entries_mask;
@@ -247,7 +258,7 @@ typedef struct {
 
 //  A value met at a path with lazy anything-but alts
 typedef struct {
-    const msgpack_object *obj;
+    msgpack_object obj;         //  a copy: the packed walk's objects are on its stack
     uint64_t value;             //  its leaf_gen
     uint32_t scope;
     int32_t next;
@@ -489,6 +500,57 @@ s_child (const s_index_t *ix, uint32_t parent, const char *key, size_t len)
                 return c->child;
         }
     }
+}
+
+static inline uint64_t
+s_key_head (const char *key, size_t len)
+{
+    uint64_t head = 0;
+    if (len)
+        memcpy (&head, key, len < 8? len: 8);
+    return head;
+}
+
+//  s_child at matching time: in place for paths with few children
+static inline uint32_t
+s_child_fast (const s_index_t *ix, uint32_t parent, const char *key, size_t len)
+{
+    const s_path_t *p = &ix->paths [parent];
+    if (p->n_kids > S_SMALL_KIDS)
+        return s_child (ix, parent, key, len);
+    uint64_t head = s_key_head (key, len);
+    const s_kid_t *kid = ix->kids + p->kid_off;
+    for (uint32_t i = 0; i < p->n_kids; i++, kid++)
+        if (kid->head == head && kid->len == len
+        &&  (len <= 8 || memcmp (ix->paths [kid->child].key + 8, key + 8, len - 8) == 0))
+            return kid->child;
+    return 0;
+}
+
+//  The in-place children lists, once every path is known
+static bool
+s_build_kids (s_index_t *ix)
+{
+    ix->kids = malloc ((ix->n_paths? ix->n_paths: 1) * sizeof (s_kid_t));
+    if (!ix->kids)
+        return false;
+    for (uint32_t p = 0; p < ix->n_paths; p++)
+        ix->paths [p].n_kids = 0;
+    for (uint32_t p = 1; p < ix->n_paths; p++)
+        ix->paths [ix->paths [p].parent].n_kids++;
+    uint32_t off = 0;
+    for (uint32_t p = 0; p < ix->n_paths; p++) {
+        ix->paths [p].kid_off = off;
+        off += ix->paths [p].n_kids;
+        ix->paths [p].n_kids = 0;
+    }
+    for (uint32_t p = 1; p < ix->n_paths; p++) {
+        s_path_t *parent = &ix->paths [ix->paths [p].parent];
+        ix->kids [parent->kid_off + parent->n_kids++] = (s_kid_t) {
+            s_key_head (ix->paths [p].key, ix->paths [p].key_len), (uint32_t) ix->paths [p].key_len, p
+        };
+    }
+    return true;
 }
 
 static bool
@@ -921,6 +983,7 @@ s_index_destroy (s_index_t **ix_p)
     }
     free (ix->paths);
     free (ix->children);
+    free (ix->kids);
     free (ix->entries);
     free (ix->lists);
     free (ix->alts);
@@ -1250,7 +1313,7 @@ s_index_build (zb_patterns_t *self)
     free (dedup.sig.bytes);
     free (dedup.sigs.bytes);
     free (dedup.table);
-    ok = ok && s_anchor (ix) && s_build_table (ix, &b) && s_build_ranges (ix, &b);
+    ok = ok && s_anchor (ix) && s_build_table (ix, &b) && s_build_ranges (ix, &b) && s_build_kids (ix);
     if (ok)
         for (uint32_t p = 1; p < ix->n_paths; p++) {
             s_path_t *path = &ix->paths [p];
@@ -1519,7 +1582,7 @@ s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msg
             s_oom (self);
             return;
         }
-        self->abos [self->n_abos] = (s_abo_t) { obj, self->leaf_gen, scope, ix->abo_head [path] };
+        self->abos [self->n_abos] = (s_abo_t) { *obj, self->leaf_gen, scope, ix->abo_head [path] };
         ix->abo_head [path] = (int32_t) self->n_abos++;
     }
     if (obj->type == MSGPACK_OBJECT_STR) {
@@ -1572,7 +1635,7 @@ s_materialize (zb_patterns_t *self, uint32_t c)
             if (ix->excl_gen [alt] == self->gen)
                 for (int32_t x = ix->excl_head [alt]; x >= 0 && !excluded; x = self->excls [x].next)
                     excluded = self->excls [x].value == abo->value;
-            if (!excluded && !s_wild_excluded (&ix->alts [alt], abo->obj))
+            if (!excluded && !s_wild_excluded (&ix->alts [alt], &abo->obj))
                 s_hit (self, alt, abo->scope);
         }
     }
@@ -1712,7 +1775,7 @@ s_walk (zb_patterns_t *self, const msgpack_object *obj, uint32_t path, uint32_t 
             uint32_t len = kv->key.via.str.size;
             if (!(p->child_lens & (1ULL << (len < 63? len: 63))))
                 continue;       //  no pattern names a key that long here
-            uint32_t child = s_child (ix, path, kv->key.via.str.ptr, kv->key.via.str.size);
+            uint32_t child = s_child_fast (ix, path, kv->key.via.str.ptr, kv->key.via.str.size);
             if (child)
                 s_walk (self, &kv->val, child, scope, base, 0, depth + 1);
         }
@@ -1732,6 +1795,279 @@ s_walk (zb_patterns_t *self, const msgpack_object *obj, uint32_t path, uint32_t 
     else
     if (p->flags & P_LEAF)
         s_leaf (self, path, obj, scope);
+}
+
+//  --------------------------------------------------------------------------
+//  Matching: the walk over packed msgpack (zb_patterns_match_packed). The
+//  same walk as s_walk, reading the bytes in place: subtrees no pattern
+//  names are skipped header by header, never decoded; scalars become
+//  msgpack_objects on the stack, as msgpack_unpack would make them.
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+    bool bad;                   //  truncated or not msgpack
+} s_cursor_t;
+
+typedef enum { S_SCALAR, S_MAP, S_ARRAY } s_head_t;
+
+static inline uint64_t
+s_be (const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p [i];
+    return v;
+}
+
+//  Bytes available for n more
+static inline bool
+s_need (s_cursor_t *c, size_t n)
+{
+    if ((size_t) (c->end - c->p) < n) {
+        c->bad = true;
+        return false;
+    }
+    return true;
+}
+
+//  Reads one header: a map or an array (count of entries / elements) or a
+//  whole scalar (in obj). false when the data ends or is not msgpack.
+static bool
+s_head (s_cursor_t *c, s_head_t *head, uint32_t *count, msgpack_object *obj)
+{
+    if (!s_need (c, 1))
+        return false;
+    uint8_t b = *c->p++;
+    *head = S_SCALAR;
+    size_t len = 0, size = 0;       //  body bytes, length field bytes
+    int kind = -1;                  //  str 0, bin 1, ext 2
+    if ((b & 0xe0) == 0xa0) {       //  fixstr: most keys and values
+        len = b & 0x1f;
+        if (!s_need (c, len))
+            return false;
+        obj->type = MSGPACK_OBJECT_STR;
+        obj->via.str.ptr = (const char *) c->p;
+        obj->via.str.size = (uint32_t) len;
+        c->p += len;
+        return true;
+    }
+    if (b <= 0x7f) {
+        obj->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        obj->via.u64 = b;
+        return true;
+    }
+    if (b >= 0xe0) {
+        obj->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        obj->via.i64 = (int8_t) b;
+        return true;
+    }
+    if ((b & 0xf0) == 0x80 || (b & 0xf0) == 0x90) {
+        *head = (b & 0xf0) == 0x80? S_MAP: S_ARRAY;
+        *count = b & 0x0f;
+        return true;
+    }
+    if ((b & 0xe0) == 0xa0) {
+        kind = 0;
+        len = b & 0x1f;
+    }
+    else
+    switch (b) {
+        case 0xc0: obj->type = MSGPACK_OBJECT_NIL; return true;
+        case 0xc2: case 0xc3:
+            obj->type = MSGPACK_OBJECT_BOOLEAN;
+            obj->via.boolean = b == 0xc3;
+            return true;
+        case 0xc4: case 0xc5: case 0xc6: kind = 1; size = (size_t) 1 << (b - 0xc4); break;
+        case 0xc7: case 0xc8: case 0xc9: kind = 2; size = (size_t) 1 << (b - 0xc7); break;
+        case 0xca: case 0xcb: {
+            int n = b == 0xca? 4: 8;
+            if (!s_need (c, (size_t) n))
+                return false;
+            uint64_t bits = s_be (c->p, n);
+            c->p += n;
+            if (n == 4) {
+                uint32_t u = (uint32_t) bits;
+                float f;
+                memcpy (&f, &u, 4);
+                obj->type = MSGPACK_OBJECT_FLOAT32;
+                obj->via.f64 = f;
+            }
+            else {
+                double d;
+                memcpy (&d, &bits, 8);
+                obj->type = MSGPACK_OBJECT_FLOAT64;
+                obj->via.f64 = d;
+            }
+            return true;
+        }
+        case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+            int n = 1 << (b - 0xcc);
+            if (!s_need (c, (size_t) n))
+                return false;
+            obj->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            obj->via.u64 = s_be (c->p, n);
+            c->p += n;
+            return true;
+        }
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+            int n = 1 << (b - 0xd0);
+            if (!s_need (c, (size_t) n))
+                return false;
+            uint64_t u = s_be (c->p, n);
+            c->p += n;
+            int64_t v = n == 1? (int8_t) u: n == 2? (int16_t) u: n == 4? (int32_t) u: (int64_t) u;
+            //  msgpack_unpack: a signed encoding of a value >= 0 is positive
+            obj->type = v < 0? MSGPACK_OBJECT_NEGATIVE_INTEGER: MSGPACK_OBJECT_POSITIVE_INTEGER;
+            if (v < 0)
+                obj->via.i64 = v;
+            else
+                obj->via.u64 = (uint64_t) v;
+            return true;
+        }
+        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+            kind = 2;
+            len = (size_t) 1 << (b - 0xd4);
+            break;
+        case 0xd9: case 0xda: case 0xdb: kind = 0; size = (size_t) 1 << (b - 0xd9); break;
+        case 0xdc: case 0xdd: case 0xde: case 0xdf: {
+            int n = (b == 0xdc || b == 0xde)? 2: 4;
+            if (!s_need (c, (size_t) n))
+                return false;
+            *head = b <= 0xdd? S_ARRAY: S_MAP;
+            *count = (uint32_t) s_be (c->p, n);
+            c->p += n;
+            return true;
+        }
+        default:                //  0xc1: never used
+            c->bad = true;
+            return false;
+    }
+    if (size) {
+        if (!s_need (c, size))
+            return false;
+        len = (size_t) s_be (c->p, (int) size);
+        c->p += size;
+    }
+    if (kind == 2)
+        len++;                  //  the ext type byte
+    if (!s_need (c, len))
+        return false;
+    obj->type = kind == 0? MSGPACK_OBJECT_STR: kind == 1? MSGPACK_OBJECT_BIN: MSGPACK_OBJECT_EXT;
+    obj->via.str.ptr = (const char *) c->p;
+    obj->via.str.size = (uint32_t) len;
+    c->p += len;
+    return true;
+}
+
+//  Skips n objects, however nested (no recursion).
+static bool
+s_skip (s_cursor_t *c, uint64_t n)
+{
+    while (n) {
+        //  Every object takes one byte at least: more pending than bytes
+        //  left is data that cannot be complete
+        if (n > (uint64_t) (c->end - c->p)) {
+            c->bad = true;
+            return false;
+        }
+        //  The common one-byte headers first
+        uint8_t b = *c->p;
+        if ((b & 0xe0) == 0xa0) {                   //  fixstr
+            size_t len = b & 0x1f;
+            if ((size_t) (c->end - c->p) < len + 1) {
+                c->bad = true;
+                return false;
+            }
+            c->p += len + 1;
+            n--;
+            continue;
+        }
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            c->p++;                                 //  fixint, nil, bool
+            n--;
+            continue;
+        }
+        if ((b & 0xe0) == 0x80) {                   //  fixmap, fixarray
+            c->p++;
+            n = n - 1 + (uint64_t) (b & 0x0f) * ((b & 0xf0) == 0x80? 2: 1);
+            continue;
+        }
+        s_head_t head;
+        uint32_t count;
+        msgpack_object obj;
+        if (!s_head (c, &head, &count, &obj))
+            return false;
+        n--;
+        if (head == S_MAP)
+            n += 2 * (uint64_t) count;
+        else
+        if (head == S_ARRAY)
+            n += count;
+    }
+    return true;
+}
+
+//  The value at the cursor, at path (as s_walk)
+static void
+s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope,
+               uint32_t base, uint32_t n_pending, uint32_t depth)
+{
+    s_head_t head;
+    uint32_t count;
+    msgpack_object obj;
+    if (self->oom || !s_head (c, &head, &count, &obj))
+        return;
+    const s_index_t *ix = self->ix;
+    const s_path_t *p = &ix->paths [path];
+    if (head == S_MAP) {
+        if (depth >= S_MAX_WALK_DEPTH || !(p->flags & P_CHILDREN)) {
+            s_skip (c, 2 * (uint64_t) count);
+            return;
+        }
+        if (n_pending) {
+            scope = s_new_scope (self, scope, base, n_pending);
+            base += n_pending;
+        }
+        for (uint32_t i = 0; i < count && !c->bad && !self->oom; i++) {
+            s_head_t key_head;
+            uint32_t key_count;
+            msgpack_object key;
+            if (!s_head (c, &key_head, &key_count, &key))
+                return;
+            if (key_head != S_SCALAR) {     //  a map or array as a key: skipped
+                s_skip (c, (key_head == S_MAP? 2: 1) * (uint64_t) key_count + 1);
+                continue;
+            }
+            uint32_t child = 0;
+            if (key.type == MSGPACK_OBJECT_STR) {
+                uint32_t len = key.via.str.size;
+                if (p->child_lens & (1ULL << (len < 63? len: 63)))
+                    child = s_child_fast (ix, path, key.via.str.ptr, len);
+            }
+            if (child)
+                s_walk_packed (self, c, child, scope, base, 0, depth + 1);
+            else
+                s_skip (c, 1);
+        }
+    }
+    else
+    if (head == S_ARRAY) {
+        if (depth >= S_MAX_WALK_DEPTH || !(p->flags & (P_CHILDREN | P_LEAF))) {
+            s_skip (c, count);
+            return;
+        }
+        uint32_t id = self->n_arrays++;
+        uint32_t slot = base + n_pending;
+        for (uint32_t i = 0; i < count && !c->bad && !self->oom; i++) {
+            self->pending [2 * slot] = id;
+            self->pending [2 * slot + 1] = i;
+            s_walk_packed (self, c, path, scope, base, n_pending + 1, depth + 1);
+        }
+    }
+    else
+    if ((p->flags & P_LEAF) && depth < S_MAX_WALK_DEPTH)
+        s_leaf (self, path, &obj, scope);
 }
 
 //  --------------------------------------------------------------------------
@@ -1959,37 +2295,39 @@ zb_patterns_size (zb_patterns_t *self)
     return self->n_progs;
 }
 
-size_t
-zb_patterns_match (zb_patterns_t *self, const msgpack_object *event,
-                   const char **names, size_t max_names)
+//  Index built, per-event state reset; false when there is nothing to match
+static bool
+s_match_begin (zb_patterns_t *self)
 {
-    assert (self);
-    if (!event || event->type != MSGPACK_OBJECT_MAP || self->n_progs == 0)
-        return 0;
+    if (self->n_progs == 0)
+        return false;
     if (self->dirty || !self->ix) {
         s_index_destroy (&self->ix);
         self->ix = s_index_build (self);
         if (!self->ix)
-            return 0;
+            return false;
         self->dirty = false;
     }
-    s_index_t *ix = self->ix;
     self->gen++;
     self->oom = false;
     self->n_hits = self->n_occs = self->n_hit_conds = self->n_trail = 0;
     self->n_abos = self->n_excls = 0;
     self->n_arrays = 0;
     if (!s_grow ((void **) &self->scopes, &self->cap_scopes, 1, sizeof (s_scope_t)))
-        return 0;
+        return false;
     self->scopes [0] = (s_scope_t) { 0, 0 };
     self->n_scopes = 1;
+    return true;
+}
 
-    s_walk (self, event, 0, 0, 0, 0, 0);
+//  After the walk: the branches anchored on a condition hit, then those
+//  that need no value, verified
+static size_t
+s_match_end (zb_patterns_t *self, const char **names, size_t max_names)
+{
     if (self->oom)
         return 0;
-
-    //  Candidates: the branches anchored on a condition hit, then those
-    //  that need no value
+    s_index_t *ix = self->ix;
     size_t count = 0;
     for (size_t i = 0; i <= self->n_hit_conds; i++) {
         const uint32_t *list;
@@ -2015,4 +2353,32 @@ zb_patterns_match (zb_patterns_t *self, const msgpack_object *event,
         }
     }
     return self->oom? 0: count;
+}
+
+size_t
+zb_patterns_match (zb_patterns_t *self, const msgpack_object *event,
+                   const char **names, size_t max_names)
+{
+    assert (self);
+    if (!event || event->type != MSGPACK_OBJECT_MAP || !s_match_begin (self))
+        return 0;
+    s_walk (self, event, 0, 0, 0, 0, 0);
+    return s_match_end (self, names, max_names);
+}
+
+size_t
+zb_patterns_match_packed (zb_patterns_t *self, const void *data, size_t size,
+                          const char **names, size_t max_names)
+{
+    assert (self);
+    const uint8_t *bytes = data;
+    //  A map: fixmap, map 16, map 32
+    if (!data || size == 0 || !((bytes [0] & 0xf0) == 0x80 || bytes [0] == 0xde || bytes [0] == 0xdf)
+    ||  !s_match_begin (self))
+        return 0;
+    s_cursor_t cursor = { bytes, bytes + size, false };
+    s_walk_packed (self, &cursor, 0, 0, 0, 0, 0);
+    if (cursor.bad)
+        return 0;
+    return s_match_end (self, names, max_names);
 }

@@ -111,4 +111,12 @@ size_t zb_patterns_size (zb_patterns_t *self);
 size_t zb_patterns_match (zb_patterns_t *self, const msgpack_object *event,
                           const char **names, size_t max_names);
 
+//  The same on the packed event: data holds one msgpack map (size bytes;
+//  bytes after the map are ignored), read in place. Only what the patterns
+//  name is decoded, the rest is skipped, so this costs less than
+//  msgpack_unpack followed by zb_patterns_match. Data that is truncated or
+//  not msgpack matches nothing (0).
+size_t zb_patterns_match_packed (zb_patterns_t *self, const void *data, size_t size,
+                                 const char **names, size_t max_names);
+
 #endif

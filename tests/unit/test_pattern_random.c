@@ -249,6 +249,16 @@ test_random_patterns_agree_with_the_reference (void **state)
                 assert_false (got [p]);         //  each name once
                 got [p] = true;
             }
+            //  The packed walk agrees
+            size_t n_packed = zb_patterns_match_packed (set, packed.sbuf.data, packed.sbuf.size,
+                                                        names, N_PATTERNS);
+            if (n_packed != n)
+                fail_msg ("seed %llu round %d: %zu matches, %zu packed\n  event %s",
+                          (unsigned long long) seed, round, n, n_packed, b.text);
+            for (size_t i = 0; i < n_packed; i++)
+                if (!got [atoi (names [i])])
+                    fail_msg ("seed %llu round %d: packed matched %s, not matched unpacked\n  event %s",
+                              (unsigned long long) seed, round, names [i], b.text);
             for (int p = 0; p < N_PATTERNS; p++) {
                 bool expected = pattern_ref_match (patterns [p], ev);
                 if (got [p] != expected)
