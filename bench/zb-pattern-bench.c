@@ -43,6 +43,7 @@
 #include "../tests/support/pattern_ref.h"
 
 static const char *prog = "zb-pattern-bench";
+static bool break_check = false;       //  --break-check: the check must fail
 
 static void
 usage (FILE *out)
@@ -65,6 +66,8 @@ usage (FILE *out)
         "  -s, --seed N       seed of the data set and rules (default 20261126)\n"
         "  -q, --quick        a quick correctness run: 1000 events, 5 and 200 rules,\n"
         "                     every event checked, one timed run\n"
+        "      --break-check  flip one answer of the reference: the run must then exit 1\n"
+        "                     (the test suite proves the check with it)\n"
         "  -h, --help         this help\n"
         "  -V, --version      print the version\n"
         "Examples:\n"
@@ -717,6 +720,8 @@ s_check (const s_kind_t *kind, zb_patterns_t *set, pattern_ref_t **refs, char **
         }
         for (int r = 0; r < n_rules && differences < 5; r++) {
             bool expected = pattern_ref_match (refs [r], ref_event);
+            if (break_check && e == 0 && r == 0)
+                expected = !expected;
             if (got [r] == expected)
                 continue;
             differences++;
@@ -882,6 +887,7 @@ main (int argc, char **argv)
         { "runs", required_argument, NULL, 'n' },
         { "seed", required_argument, NULL, 's' },
         { "quick", no_argument, NULL, 'q' },
+        { "break-check", no_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -923,6 +929,7 @@ main (int argc, char **argv)
                 }
                 break;
             case 'q': quick = true; break;
+            case 'B': break_check = true; break;
             case 'h': usage (stdout); return 0;
             case 'V': printf ("%s %s\n", prog, ZB_VERSION); return 0;
             default:

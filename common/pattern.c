@@ -1268,7 +1268,7 @@ s_split_ab (s_index_t *ix, s_path_t *path)
             v [eager++] = alt;
         }
     }
-    path->ab_lazy = (s_list_t) { v + eager, n - eager };
+    path->ab_lazy = (s_list_t) { v? v + eager: NULL, n - eager };
     path->ab.n = eager;
     for (uint32_t i = eager; i < n; i++)
         ix->conds [ix->alts [v [i]].cond].lazy = true;
