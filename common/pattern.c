@@ -54,7 +54,13 @@
     as above; every alt found is a hit on its condition, recorded (once per
     scope) with the event SCOPE the value sits in. anything-but: the
     exclusions found for the value stamp their alts, then the path's
-    anything-but alts not stamped are hits. Then the branches anchored on a
+    anything-but alts not stamped are hits, but only those of conditions
+    that anchor branches (whose branches are then candidates: they nearly
+    all match). The others are LAZY: the walk keeps the path's values and
+    what each excluded, and a candidate branch that needs such a condition
+    works its hits out then (s_materialize), so ten thousand anything-but
+    filters beside narrower fields cost nothing to an event none of those
+    fields selects. Then the branches anchored on a
     hit condition, and the always candidates, are verified: every other
     condition that needs a value was hit, no exists:false condition saw a
     value, arrays are consistent. A pattern is reported once however many
@@ -74,6 +80,11 @@
     above; otherwise a small backtracking search picks one hit scope per
     condition, pairwise compatible, and checks that each exists:false
     condition sees no value in a scope compatible with the chosen ones.
+
+    The walk reads either a decoded msgpack_object (zb_patterns_match) or
+    the packed bytes in place (zb_patterns_match_packed: subtrees no
+    pattern names are skipped header by header, never decoded; scalars
+    become msgpack_objects on the stack, as msgpack_unpack makes them).
 
     The index is rebuilt from the compiled patterns on the first match after
     any add or remove. */

@@ -67,9 +67,13 @@
     Cost: matching walks the event once, looks each value up in one index
     built from all patterns and checks only the patterns filed under what it
     found (see pattern.c): the work grows with the patterns that (nearly)
-    match, not with the number of patterns. Wildcards that start and end
-    with '*' are tried one by one, and patterns made only of {"exists":
-    false} fields are checked for every event.
+    match, not with the number of patterns. anything-but beside a narrower
+    field is checked only for the patterns that field selects; a pattern
+    that is only anything-but fields matches nearly every event, so costs
+    a step per event (listing it). Wildcards that start and end with '*'
+    are tried one by one, and patterns made only of {"exists": false}
+    fields are checked for every event. bench/zb-pattern-bench measures it
+    (docs/BENCHMARKS.md).
     Not thread-safe: one matcher per thread (matching updates scratch state). */
 #ifndef ZB_PATTERN_H_INCLUDED
 #define ZB_PATTERN_H_INCLUDED
