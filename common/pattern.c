@@ -54,7 +54,13 @@
     as above; every alt found is a hit on its condition, recorded (once per
     scope) with the event SCOPE the value sits in. anything-but: the
     exclusions found for the value stamp their alts, then the path's
-    anything-but alts not stamped are hits. Then the branches anchored on a
+    anything-but alts not stamped are hits, but only those of conditions
+    that anchor branches (whose branches are then candidates: they nearly
+    all match). The others are LAZY: the walk keeps the path's values and
+    what each excluded, and a candidate branch that needs such a condition
+    works its hits out then (s_materialize), so ten thousand anything-but
+    filters beside narrower fields cost nothing to an event none of those
+    fields selects. Then the branches anchored on a
     hit condition, and the always candidates, are verified: every other
     condition that needs a value was hit, no exists:false condition saw a
     value, arrays are consistent. A pattern is reported once however many
@@ -74,6 +80,11 @@
     above; otherwise a small backtracking search picks one hit scope per
     condition, pairwise compatible, and checks that each exists:false
     condition sees no value in a scope compatible with the chosen ones.
+
+    The walk reads either a decoded msgpack_object (zb_patterns_match) or
+    the packed bytes in place (zb_patterns_match_packed: subtrees no
+    pattern names are skipped header by header, never decoded; scalars
+    become msgpack_objects on the stack, as msgpack_unpack makes them).
 
     The index is rebuilt from the compiled patterns on the first match after
     any add or remove. */
@@ -140,9 +151,12 @@ typedef struct {
     uint32_t parent;
     uint32_t flags;
     uint64_t child_lens;        //  bit n: a child key of n bytes (63: 63 or more)
+    uint32_t kid_off;           //  up to S_SMALL_KIDS children: kids [kid_off ..
+    uint32_t n_kids;            //  kid_off + n_kids), else the children table
     const char *key;
     size_t key_len;
-    s_list_t exists, ab, wild;
+    s_list_t exists, ab, wild;  //  ab: anything-but alts hit as values come
+    s_list_t ab_lazy;           //  anything-but alts checked when a branch asks
     s_list_t pre, pre_ci, suf, suf_ci, ab_pre, ab_suf, cidr4, cidr6;
     s_segtree_t ranges;
 } s_path_t;
@@ -164,11 +178,21 @@ typedef struct {
     uint32_t child;             //  0: empty slot (the root is never a child)
 } s_child_t;
 
+//  A child of a path with few children: compared in place, no hashing
+#define S_SMALL_KIDS 8
+typedef struct {
+    uint64_t head;              //  the key's first 8 bytes, zero-padded
+    uint32_t len;
+    uint32_t child;
+} s_kid_t;
+
 typedef struct {
     uint32_t cond;
     const zb_wild_t *wild;      //  a wildcard to check before the hit counts
     const zb_excl_t *excl;      //  anything-but with wildcard exclusions
     uint32_t n_excl;
+    bool ab;                    //  an anything-but
+    bool lazy;                  //  ... of a lazy condition
 } s_alt_t;
 
 //  A condition: one field of one or more branches (identical fields of all
@@ -178,6 +202,10 @@ typedef struct {
     bool can_absent;            //  {"exists": false} is one of the alternatives
     uint32_t n_refs;            //  branches that use it
     uint32_t breadth;           //  how much it tends to match: see s_breadth
+    uint32_t alt_first;         //  its alts: [alt_first, alt_first + alt_n)
+    uint32_t alt_n;
+    bool has_ab;                //  an alternative is an anything-but
+    bool lazy;                  //  has_ab, and no branch is anchored on it
 } s_cond_t;
 
 typedef struct {
@@ -194,6 +222,7 @@ typedef struct {
     s_child_t *children;
     uint32_t children_mask;     //  capacity - 1
     uint32_t n_children;
+    s_kid_t *kids;
     //  Values
     s_entry_t *entries;
     uint32_t entries_mask;
@@ -221,6 +250,11 @@ typedef struct {
     uint64_t *path_stamp;       //  P_OCC paths: a value was seen
     int32_t *path_head;         //  their values' scopes: list in occs
     uint64_t *excl_stamp;       //  per alt, per value: excluded
+    uint64_t *excl_gen;         //  lazy alts: the values that excluded them,
+    int32_t *excl_head;         //  a list in excls
+    uint64_t *abo_stamp;        //  paths with lazy alts: the values seen,
+    int32_t *abo_head;          //  a list in abos
+    uint64_t *mat_stamp;        //  lazy conditions: hits worked out
 } s_index_t;
 
 typedef struct {
@@ -232,6 +266,20 @@ typedef struct {
     uint32_t off;               //  into trail, in pairs
     uint32_t len;
 } s_scope_t;
+
+//  A value met at a path with lazy anything-but alts
+typedef struct {
+    msgpack_object obj;         //  a copy: the packed walk's objects are on its stack
+    uint64_t value;             //  its leaf_gen
+    uint32_t scope;
+    int32_t next;
+} s_abo_t;
+
+//  A value that excluded a lazy alt
+typedef struct {
+    uint64_t value;             //  its leaf_gen
+    int32_t next;
+} s_excl_link_t;
 
 #define S_MAX_WALK_DEPTH 64
 
@@ -249,6 +297,10 @@ struct zb_patterns_t {
     size_t n_hits, cap_hits;
     s_link_t *occs;
     size_t n_occs, cap_occs;
+    s_abo_t *abos;
+    size_t n_abos, cap_abos;
+    s_excl_link_t *excls;
+    size_t n_excls, cap_excls;
     uint32_t *hit_conds;        //  conditions hit by this event
     size_t n_hit_conds, cap_hit_conds;
     s_scope_t *scopes;
@@ -461,6 +513,57 @@ s_child (const s_index_t *ix, uint32_t parent, const char *key, size_t len)
     }
 }
 
+static inline uint64_t
+s_key_head (const char *key, size_t len)
+{
+    uint64_t head = 0;
+    if (len)
+        memcpy (&head, key, len < 8? len: 8);
+    return head;
+}
+
+//  s_child at matching time: in place for paths with few children
+static inline uint32_t
+s_child_fast (const s_index_t *ix, uint32_t parent, const char *key, size_t len)
+{
+    const s_path_t *p = &ix->paths [parent];
+    if (p->n_kids > S_SMALL_KIDS)
+        return s_child (ix, parent, key, len);
+    uint64_t head = s_key_head (key, len);
+    const s_kid_t *kid = ix->kids + p->kid_off;
+    for (uint32_t i = 0; i < p->n_kids; i++, kid++)
+        if (kid->head == head && kid->len == len
+        &&  (len <= 8 || memcmp (ix->paths [kid->child].key + 8, key + 8, len - 8) == 0))
+            return kid->child;
+    return 0;
+}
+
+//  The in-place children lists, once every path is known
+static bool
+s_build_kids (s_index_t *ix)
+{
+    ix->kids = malloc ((ix->n_paths? ix->n_paths: 1) * sizeof (s_kid_t));
+    if (!ix->kids)
+        return false;
+    for (uint32_t p = 0; p < ix->n_paths; p++)
+        ix->paths [p].n_kids = 0;
+    for (uint32_t p = 1; p < ix->n_paths; p++)
+        ix->paths [ix->paths [p].parent].n_kids++;
+    uint32_t off = 0;
+    for (uint32_t p = 0; p < ix->n_paths; p++) {
+        ix->paths [p].kid_off = off;
+        off += ix->paths [p].n_kids;
+        ix->paths [p].n_kids = 0;
+    }
+    for (uint32_t p = 1; p < ix->n_paths; p++) {
+        s_path_t *parent = &ix->paths [ix->paths [p].parent];
+        ix->kids [parent->kid_off + parent->n_kids++] = (s_kid_t) {
+            s_key_head (ix->paths [p].key, ix->paths [p].key_len), (uint32_t) ix->paths [p].key_len, p
+        };
+    }
+    return true;
+}
+
 static bool
 s_children_insert (s_index_t *ix, uint64_t hash, uint32_t parent, uint32_t child)
 {
@@ -586,6 +689,8 @@ s_add_alt (s_index_t *ix, s_build_t *b, uint32_t path, uint32_t cond, const zb_a
         case ZB_OP_EXISTS:
             return s_tuple (b, path, K_EXISTS, "", 0, id);
         case ZB_OP_ANYTHING_BUT:
+            a->ab = true;
+            ix->conds [cond].has_ab = true;
             for (size_t i = 0; i < alt->n_excl; i++) {
                 const zb_excl_t *x = &alt->excl [i];
                 bool ok = true;
@@ -889,6 +994,7 @@ s_index_destroy (s_index_t **ix_p)
     }
     free (ix->paths);
     free (ix->children);
+    free (ix->kids);
     free (ix->entries);
     free (ix->lists);
     free (ix->alts);
@@ -906,6 +1012,11 @@ s_index_destroy (s_index_t **ix_p)
     free (ix->path_stamp);
     free (ix->path_head);
     free (ix->excl_stamp);
+    free (ix->excl_gen);
+    free (ix->excl_head);
+    free (ix->abo_stamp);
+    free (ix->abo_head);
+    free (ix->mat_stamp);
     free (ix);
     *ix_p = NULL;
 }
@@ -1054,13 +1165,14 @@ s_condition (s_index_t *ix, s_build_t *b, s_dedup_t *d, uint32_t path, const zb_
     ||  !s_grow32 ((void **) &ix->conds, &ix->cap_conds, ix->n_conds + 1, sizeof (s_cond_t)))
         return UINT32_MAX;
     uint32_t cond = ix->n_conds++;
-    ix->conds [cond] = (s_cond_t) { path, field->can_absent, 1, s_breadth (field) };
+    ix->conds [cond] = (s_cond_t) { path, field->can_absent, 1, s_breadth (field), ix->n_alts, 0, false, false };
     d->table [i] = (s_sig_entry_t) { hash, off, d->sig.len, cond, true };
     d->n++;
     ix->paths [path].flags |= P_LEAF | (field->can_absent? P_OCC: 0);
     for (size_t a = 0; a < field->n_alts; a++)
         if (!s_add_alt (ix, b, path, cond, &field->alts [a]))
             return UINT32_MAX;
+    ix->conds [cond].alt_n = ix->n_alts - ix->conds [cond].alt_first;
     return cond;
 }
 
@@ -1146,6 +1258,33 @@ s_anchor (s_index_t *ix)
     return true;
 }
 
+//  anything-but alts of a condition no branch is anchored on are LAZY: the
+//  walk does not hit them one by one (that would cost every value at the
+//  path a step per such alt, whether any branch needs it or not); it keeps
+//  the path's values and the exclusions each value found, and a branch
+//  being verified works out the hits of its lazy conditions (s_materialize).
+//  The others (conditions that anchor branches) are hit as values come: the
+//  branches they anchor are candidates, so that work is paid per candidate.
+static void
+s_split_ab (s_index_t *ix, s_path_t *path)
+{
+    uint32_t *v = (uint32_t *) path->ab.v;
+    uint32_t n = path->ab.n, eager = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        s_alt_t *a = &ix->alts [v [i]];
+        a->lazy = ix->anchored_off [a->cond + 1] == ix->anchored_off [a->cond];
+        if (!a->lazy) {         //  eager ones first, lazy after
+            uint32_t alt = v [i];
+            v [i] = v [eager];
+            v [eager++] = alt;
+        }
+    }
+    path->ab_lazy = (s_list_t) { v? v + eager: NULL, n - eager };
+    path->ab.n = eager;
+    for (uint32_t i = eager; i < n; i++)
+        ix->conds [ix->alts [v [i]].cond].lazy = true;
+}
+
 static bool
 s_zalloc (void **ptr, size_t n, size_t size)
 {
@@ -1185,7 +1324,7 @@ s_index_build (zb_patterns_t *self)
     free (dedup.sig.bytes);
     free (dedup.sigs.bytes);
     free (dedup.table);
-    ok = ok && s_anchor (ix) && s_build_table (ix, &b) && s_build_ranges (ix, &b);
+    ok = ok && s_anchor (ix) && s_build_table (ix, &b) && s_build_ranges (ix, &b) && s_build_kids (ix);
     if (ok)
         for (uint32_t p = 1; p < ix->n_paths; p++) {
             s_path_t *path = &ix->paths [p];
@@ -1200,6 +1339,7 @@ s_index_build (zb_patterns_t *self)
             path->ab_suf = s_find_list (ix, p, K_LEN_AB_SUF);
             path->cidr4 = s_find_list (ix, p, K_LEN_CIDR4);
             path->cidr6 = s_find_list (ix, p, K_LEN_CIDR6);
+            s_split_ab (ix, path);
         }
     ok = ok
       && s_zalloc ((void **) &ix->cond_stamp, ix->n_conds, sizeof (uint64_t))
@@ -1208,7 +1348,12 @@ s_index_build (zb_patterns_t *self)
       && s_zalloc ((void **) &ix->pattern_stamp, ix->n_patterns, sizeof (uint64_t))
       && s_zalloc ((void **) &ix->path_stamp, ix->n_paths, sizeof (uint64_t))
       && s_zalloc ((void **) &ix->path_head, ix->n_paths, sizeof (int32_t))
-      && s_zalloc ((void **) &ix->excl_stamp, ix->n_alts, sizeof (uint64_t));
+      && s_zalloc ((void **) &ix->excl_stamp, ix->n_alts, sizeof (uint64_t))
+      && s_zalloc ((void **) &ix->excl_gen, ix->n_alts, sizeof (uint64_t))
+      && s_zalloc ((void **) &ix->excl_head, ix->n_alts, sizeof (int32_t))
+      && s_zalloc ((void **) &ix->abo_stamp, ix->n_paths, sizeof (uint64_t))
+      && s_zalloc ((void **) &ix->abo_head, ix->n_paths, sizeof (int32_t))
+      && s_zalloc ((void **) &ix->mat_stamp, ix->n_conds, sizeof (uint64_t));
     if (ok && max_conds > self->cap_search) {
         free (self->chosen);
         free (self->deferred);
@@ -1273,8 +1418,23 @@ s_apply (zb_patterns_t *self, s_list_t list, s_mode_t mode, uint32_t scope,
 {
     for (uint32_t i = 0; i < list.n; i++) {
         uint32_t alt = list.v [i];
-        if (mode == S_EXCLUDE)
-            self->ix->excl_stamp [alt] = self->leaf_gen;
+        if (mode == S_EXCLUDE) {
+            s_index_t *ix = self->ix;
+            ix->excl_stamp [alt] = self->leaf_gen;
+            if (ix->alts [alt].lazy) {
+                if (ix->excl_gen [alt] != self->gen) {
+                    ix->excl_gen [alt] = self->gen;
+                    ix->excl_head [alt] = -1;
+                }
+                if (!s_grow ((void **) &self->excls, &self->cap_excls, self->n_excls + 1,
+                             sizeof (s_excl_link_t))) {
+                    s_oom (self);
+                    return;
+                }
+                self->excls [self->n_excls] = (s_excl_link_t) { self->leaf_gen, ix->excl_head [alt] };
+                ix->excl_head [alt] = (int32_t) self->n_excls++;
+            }
+        }
         else {
             const zb_wild_t *wild = self->ix->alts [alt].wild;
             if (!wild || zb_wild_match (wild, s, len))
@@ -1401,6 +1561,19 @@ s_leaf_string (zb_patterns_t *self, const s_path_t *p, uint32_t path, const char
     }
 }
 
+//  Does a wildcard exclusion of an anything-but alt exclude the value?
+static inline bool
+s_wild_excluded (const s_alt_t *a, const msgpack_object *obj)
+{
+    if (!a->n_excl || obj->type != MSGPACK_OBJECT_STR)
+        return false;
+    for (uint32_t k = 0; k < a->n_excl; k++)
+        if (a->excl [k].kind == ZB_EXCL_WILDCARD
+        &&  zb_wild_match (a->excl [k].wild, obj->via.str.ptr, obj->via.str.size))
+            return true;
+    return false;
+}
+
 //  anything-but: exclusions of this value stamp their alts; the others hit.
 static void
 s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msgpack_object *obj,
@@ -1409,6 +1582,20 @@ s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msg
     self->leaf_gen++;
     const char *s = NULL;
     size_t len = 0;
+    if (p->ab_lazy.n) {
+        //  Kept for the lazy alts: see s_materialize
+        s_index_t *ix = self->ix;
+        if (ix->abo_stamp [path] != self->gen) {
+            ix->abo_stamp [path] = self->gen;
+            ix->abo_head [path] = -1;
+        }
+        if (!s_grow ((void **) &self->abos, &self->cap_abos, self->n_abos + 1, sizeof (s_abo_t))) {
+            s_oom (self);
+            return;
+        }
+        self->abos [self->n_abos] = (s_abo_t) { *obj, self->leaf_gen, scope, ix->abo_head [path] };
+        ix->abo_head [path] = (int32_t) self->n_abos++;
+    }
     if (obj->type == MSGPACK_OBJECT_STR) {
         s = obj->via.str.ptr;
         len = obj->via.str.size;
@@ -1434,16 +1621,34 @@ s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msg
     const s_index_t *ix = self->ix;
     for (uint32_t i = 0; i < p->ab.n; i++) {
         uint32_t alt = p->ab.v [i];
-        if (ix->excl_stamp [alt] == self->leaf_gen)
-            continue;
-        const s_alt_t *a = &ix->alts [alt];
-        bool excluded = false;
-        if (s)
-            for (uint32_t k = 0; k < a->n_excl && !excluded; k++)
-                if (a->excl [k].kind == ZB_EXCL_WILDCARD)
-                    excluded = zb_wild_match (a->excl [k].wild, s, len);
-        if (!excluded)
+        if (ix->excl_stamp [alt] != self->leaf_gen && !s_wild_excluded (&ix->alts [alt], obj))
             s_hit (self, alt, scope);
+    }
+}
+
+//  The hits of a lazy condition: its anything-but alts against every value
+//  kept at its path (the other alts were hit during the walk). Once per
+//  event; the cost is the condition's alts times the values at the path.
+static void
+s_materialize (zb_patterns_t *self, uint32_t c)
+{
+    s_index_t *ix = self->ix;
+    ix->mat_stamp [c] = self->gen;
+    const s_cond_t *cond = &ix->conds [c];
+    if (ix->abo_stamp [cond->path] != self->gen)
+        return;                 //  no value there
+    for (uint32_t alt = cond->alt_first; alt < cond->alt_first + cond->alt_n; alt++) {
+        if (!ix->alts [alt].ab)
+            continue;
+        for (int32_t o = ix->abo_head [cond->path]; o >= 0; o = self->abos [o].next) {
+            const s_abo_t *abo = &self->abos [o];
+            bool excluded = false;
+            if (ix->excl_gen [alt] == self->gen)
+                for (int32_t x = ix->excl_head [alt]; x >= 0 && !excluded; x = self->excls [x].next)
+                    excluded = self->excls [x].value == abo->value;
+            if (!excluded && !s_wild_excluded (&ix->alts [alt], &abo->obj))
+                s_hit (self, alt, abo->scope);
+        }
     }
 }
 
@@ -1531,7 +1736,7 @@ s_leaf (zb_patterns_t *self, uint32_t path, const msgpack_object *obj, uint32_t 
         default:
             break;
     }
-    if (p->ab.n)
+    if (p->ab.n || p->ab_lazy.n)
         s_anything_but (self, p, path, obj, is_num? numkey: NULL, scope);
 }
 
@@ -1581,7 +1786,7 @@ s_walk (zb_patterns_t *self, const msgpack_object *obj, uint32_t path, uint32_t 
             uint32_t len = kv->key.via.str.size;
             if (!(p->child_lens & (1ULL << (len < 63? len: 63))))
                 continue;       //  no pattern names a key that long here
-            uint32_t child = s_child (ix, path, kv->key.via.str.ptr, kv->key.via.str.size);
+            uint32_t child = s_child_fast (ix, path, kv->key.via.str.ptr, kv->key.via.str.size);
             if (child)
                 s_walk (self, &kv->val, child, scope, base, 0, depth + 1);
         }
@@ -1601,6 +1806,279 @@ s_walk (zb_patterns_t *self, const msgpack_object *obj, uint32_t path, uint32_t 
     else
     if (p->flags & P_LEAF)
         s_leaf (self, path, obj, scope);
+}
+
+//  --------------------------------------------------------------------------
+//  Matching: the walk over packed msgpack (zb_patterns_match_packed). The
+//  same walk as s_walk, reading the bytes in place: subtrees no pattern
+//  names are skipped header by header, never decoded; scalars become
+//  msgpack_objects on the stack, as msgpack_unpack would make them.
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+    bool bad;                   //  truncated or not msgpack
+} s_cursor_t;
+
+typedef enum { S_SCALAR, S_MAP, S_ARRAY } s_head_t;
+
+static inline uint64_t
+s_be (const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p [i];
+    return v;
+}
+
+//  Bytes available for n more
+static inline bool
+s_need (s_cursor_t *c, size_t n)
+{
+    if ((size_t) (c->end - c->p) < n) {
+        c->bad = true;
+        return false;
+    }
+    return true;
+}
+
+//  Reads one header: a map or an array (count of entries / elements) or a
+//  whole scalar (in obj). false when the data ends or is not msgpack.
+static bool
+s_head (s_cursor_t *c, s_head_t *head, uint32_t *count, msgpack_object *obj)
+{
+    if (!s_need (c, 1))
+        return false;
+    uint8_t b = *c->p++;
+    *head = S_SCALAR;
+    size_t len = 0, size = 0;       //  body bytes, length field bytes
+    int kind = -1;                  //  str 0, bin 1, ext 2
+    if ((b & 0xe0) == 0xa0) {       //  fixstr: most keys and values
+        len = b & 0x1f;
+        if (!s_need (c, len))
+            return false;
+        obj->type = MSGPACK_OBJECT_STR;
+        obj->via.str.ptr = (const char *) c->p;
+        obj->via.str.size = (uint32_t) len;
+        c->p += len;
+        return true;
+    }
+    if (b <= 0x7f) {
+        obj->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        obj->via.u64 = b;
+        return true;
+    }
+    if (b >= 0xe0) {
+        obj->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        obj->via.i64 = (int8_t) b;
+        return true;
+    }
+    if ((b & 0xf0) == 0x80 || (b & 0xf0) == 0x90) {
+        *head = (b & 0xf0) == 0x80? S_MAP: S_ARRAY;
+        *count = b & 0x0f;
+        return true;
+    }
+    if ((b & 0xe0) == 0xa0) {
+        kind = 0;
+        len = b & 0x1f;
+    }
+    else
+    switch (b) {
+        case 0xc0: obj->type = MSGPACK_OBJECT_NIL; return true;
+        case 0xc2: case 0xc3:
+            obj->type = MSGPACK_OBJECT_BOOLEAN;
+            obj->via.boolean = b == 0xc3;
+            return true;
+        case 0xc4: case 0xc5: case 0xc6: kind = 1; size = (size_t) 1 << (b - 0xc4); break;
+        case 0xc7: case 0xc8: case 0xc9: kind = 2; size = (size_t) 1 << (b - 0xc7); break;
+        case 0xca: case 0xcb: {
+            int n = b == 0xca? 4: 8;
+            if (!s_need (c, (size_t) n))
+                return false;
+            uint64_t bits = s_be (c->p, n);
+            c->p += n;
+            if (n == 4) {
+                uint32_t u = (uint32_t) bits;
+                float f;
+                memcpy (&f, &u, 4);
+                obj->type = MSGPACK_OBJECT_FLOAT32;
+                obj->via.f64 = f;
+            }
+            else {
+                double d;
+                memcpy (&d, &bits, 8);
+                obj->type = MSGPACK_OBJECT_FLOAT64;
+                obj->via.f64 = d;
+            }
+            return true;
+        }
+        case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+            int n = 1 << (b - 0xcc);
+            if (!s_need (c, (size_t) n))
+                return false;
+            obj->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            obj->via.u64 = s_be (c->p, n);
+            c->p += n;
+            return true;
+        }
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+            int n = 1 << (b - 0xd0);
+            if (!s_need (c, (size_t) n))
+                return false;
+            uint64_t u = s_be (c->p, n);
+            c->p += n;
+            int64_t v = n == 1? (int8_t) u: n == 2? (int16_t) u: n == 4? (int32_t) u: (int64_t) u;
+            //  msgpack_unpack: a signed encoding of a value >= 0 is positive
+            obj->type = v < 0? MSGPACK_OBJECT_NEGATIVE_INTEGER: MSGPACK_OBJECT_POSITIVE_INTEGER;
+            if (v < 0)
+                obj->via.i64 = v;
+            else
+                obj->via.u64 = (uint64_t) v;
+            return true;
+        }
+        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+            kind = 2;
+            len = (size_t) 1 << (b - 0xd4);
+            break;
+        case 0xd9: case 0xda: case 0xdb: kind = 0; size = (size_t) 1 << (b - 0xd9); break;
+        case 0xdc: case 0xdd: case 0xde: case 0xdf: {
+            int n = (b == 0xdc || b == 0xde)? 2: 4;
+            if (!s_need (c, (size_t) n))
+                return false;
+            *head = b <= 0xdd? S_ARRAY: S_MAP;
+            *count = (uint32_t) s_be (c->p, n);
+            c->p += n;
+            return true;
+        }
+        default:                //  0xc1: never used
+            c->bad = true;
+            return false;
+    }
+    if (size) {
+        if (!s_need (c, size))
+            return false;
+        len = (size_t) s_be (c->p, (int) size);
+        c->p += size;
+    }
+    if (kind == 2)
+        len++;                  //  the ext type byte
+    if (!s_need (c, len))
+        return false;
+    obj->type = kind == 0? MSGPACK_OBJECT_STR: kind == 1? MSGPACK_OBJECT_BIN: MSGPACK_OBJECT_EXT;
+    obj->via.str.ptr = (const char *) c->p;
+    obj->via.str.size = (uint32_t) len;
+    c->p += len;
+    return true;
+}
+
+//  Skips n objects, however nested (no recursion).
+static bool
+s_skip (s_cursor_t *c, uint64_t n)
+{
+    while (n) {
+        //  Every object takes one byte at least: more pending than bytes
+        //  left is data that cannot be complete
+        if (n > (uint64_t) (c->end - c->p)) {
+            c->bad = true;
+            return false;
+        }
+        //  The common one-byte headers first
+        uint8_t b = *c->p;
+        if ((b & 0xe0) == 0xa0) {                   //  fixstr
+            size_t len = b & 0x1f;
+            if ((size_t) (c->end - c->p) < len + 1) {
+                c->bad = true;
+                return false;
+            }
+            c->p += len + 1;
+            n--;
+            continue;
+        }
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            c->p++;                                 //  fixint, nil, bool
+            n--;
+            continue;
+        }
+        if ((b & 0xe0) == 0x80) {                   //  fixmap, fixarray
+            c->p++;
+            n = n - 1 + (uint64_t) (b & 0x0f) * ((b & 0xf0) == 0x80? 2: 1);
+            continue;
+        }
+        s_head_t head;
+        uint32_t count;
+        msgpack_object obj;
+        if (!s_head (c, &head, &count, &obj))
+            return false;
+        n--;
+        if (head == S_MAP)
+            n += 2 * (uint64_t) count;
+        else
+        if (head == S_ARRAY)
+            n += count;
+    }
+    return true;
+}
+
+//  The value at the cursor, at path (as s_walk)
+static void
+s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope,
+               uint32_t base, uint32_t n_pending, uint32_t depth)
+{
+    s_head_t head;
+    uint32_t count;
+    msgpack_object obj;
+    if (self->oom || !s_head (c, &head, &count, &obj))
+        return;
+    const s_index_t *ix = self->ix;
+    const s_path_t *p = &ix->paths [path];
+    if (head == S_MAP) {
+        if (depth >= S_MAX_WALK_DEPTH || !(p->flags & P_CHILDREN)) {
+            s_skip (c, 2 * (uint64_t) count);
+            return;
+        }
+        if (n_pending) {
+            scope = s_new_scope (self, scope, base, n_pending);
+            base += n_pending;
+        }
+        for (uint32_t i = 0; i < count && !c->bad && !self->oom; i++) {
+            s_head_t key_head;
+            uint32_t key_count;
+            msgpack_object key;
+            if (!s_head (c, &key_head, &key_count, &key))
+                return;
+            if (key_head != S_SCALAR) {     //  a map or array as a key: skipped
+                s_skip (c, (key_head == S_MAP? 2: 1) * (uint64_t) key_count + 1);
+                continue;
+            }
+            uint32_t child = 0;
+            if (key.type == MSGPACK_OBJECT_STR) {
+                uint32_t len = key.via.str.size;
+                if (p->child_lens & (1ULL << (len < 63? len: 63)))
+                    child = s_child_fast (ix, path, key.via.str.ptr, len);
+            }
+            if (child)
+                s_walk_packed (self, c, child, scope, base, 0, depth + 1);
+            else
+                s_skip (c, 1);
+        }
+    }
+    else
+    if (head == S_ARRAY) {
+        if (depth >= S_MAX_WALK_DEPTH || !(p->flags & (P_CHILDREN | P_LEAF))) {
+            s_skip (c, count);
+            return;
+        }
+        uint32_t id = self->n_arrays++;
+        uint32_t slot = base + n_pending;
+        for (uint32_t i = 0; i < count && !c->bad && !self->oom; i++) {
+            self->pending [2 * slot] = id;
+            self->pending [2 * slot + 1] = i;
+            s_walk_packed (self, c, path, scope, base, n_pending + 1, depth + 1);
+        }
+    }
+    else
+    if ((p->flags & P_LEAF) && depth < S_MAX_WALK_DEPTH)
+        s_leaf (self, path, &obj, scope);
 }
 
 //  --------------------------------------------------------------------------
@@ -1686,6 +2164,11 @@ s_verify (zb_patterns_t *self, uint32_t b)
     const s_index_t *ix = self->ix;
     const s_branch_t *branch = &ix->branches [b];
     const uint32_t *conds = ix->branch_conds + branch->first;
+    for (uint32_t k = 0; k < branch->n; k++)
+        if (ix->conds [conds [k]].lazy && ix->mat_stamp [conds [k]] != self->gen)
+            s_materialize (self, conds [k]);
+    if (self->oom)
+        return false;
     for (uint32_t k = 0; k < branch->n_must; k++)
         if (ix->cond_stamp [conds [k]] != self->gen)
             return false;
@@ -1733,6 +2216,8 @@ zb_patterns_destroy (zb_patterns_t **self_p)
     zhashx_destroy (&self->by_name);
     free (self->hits);
     free (self->occs);
+    free (self->abos);
+    free (self->excls);
     free (self->hit_conds);
     free (self->scopes);
     free (self->trail);
@@ -1821,36 +2306,39 @@ zb_patterns_size (zb_patterns_t *self)
     return self->n_progs;
 }
 
-size_t
-zb_patterns_match (zb_patterns_t *self, const msgpack_object *event,
-                   const char **names, size_t max_names)
+//  Index built, per-event state reset; false when there is nothing to match
+static bool
+s_match_begin (zb_patterns_t *self)
 {
-    assert (self);
-    if (!event || event->type != MSGPACK_OBJECT_MAP || self->n_progs == 0)
-        return 0;
+    if (self->n_progs == 0)
+        return false;
     if (self->dirty || !self->ix) {
         s_index_destroy (&self->ix);
         self->ix = s_index_build (self);
         if (!self->ix)
-            return 0;
+            return false;
         self->dirty = false;
     }
-    s_index_t *ix = self->ix;
     self->gen++;
     self->oom = false;
     self->n_hits = self->n_occs = self->n_hit_conds = self->n_trail = 0;
+    self->n_abos = self->n_excls = 0;
     self->n_arrays = 0;
     if (!s_grow ((void **) &self->scopes, &self->cap_scopes, 1, sizeof (s_scope_t)))
-        return 0;
+        return false;
     self->scopes [0] = (s_scope_t) { 0, 0 };
     self->n_scopes = 1;
+    return true;
+}
 
-    s_walk (self, event, 0, 0, 0, 0, 0);
+//  After the walk: the branches anchored on a condition hit, then those
+//  that need no value, verified
+static size_t
+s_match_end (zb_patterns_t *self, const char **names, size_t max_names)
+{
     if (self->oom)
         return 0;
-
-    //  Candidates: the branches anchored on a condition hit, then those
-    //  that need no value
+    s_index_t *ix = self->ix;
     size_t count = 0;
     for (size_t i = 0; i <= self->n_hit_conds; i++) {
         const uint32_t *list;
@@ -1875,5 +2363,33 @@ zb_patterns_match (zb_patterns_t *self, const msgpack_object *event,
             count++;
         }
     }
-    return count;
+    return self->oom? 0: count;
+}
+
+size_t
+zb_patterns_match (zb_patterns_t *self, const msgpack_object *event,
+                   const char **names, size_t max_names)
+{
+    assert (self);
+    if (!event || event->type != MSGPACK_OBJECT_MAP || !s_match_begin (self))
+        return 0;
+    s_walk (self, event, 0, 0, 0, 0, 0);
+    return s_match_end (self, names, max_names);
+}
+
+size_t
+zb_patterns_match_packed (zb_patterns_t *self, const void *data, size_t size,
+                          const char **names, size_t max_names)
+{
+    assert (self);
+    const uint8_t *bytes = data;
+    //  A map: fixmap, map 16, map 32
+    if (!data || size == 0 || !((bytes [0] & 0xf0) == 0x80 || bytes [0] == 0xde || bytes [0] == 0xdf)
+    ||  !s_match_begin (self))
+        return 0;
+    s_cursor_t cursor = { bytes, bytes + size, false };
+    s_walk_packed (self, &cursor, 0, 0, 0, 0, 0);
+    if (cursor.bad)
+        return 0;
+    return s_match_end (self, names, max_names);
 }

@@ -67,9 +67,13 @@
     Cost: matching walks the event once, looks each value up in one index
     built from all patterns and checks only the patterns filed under what it
     found (see pattern.c): the work grows with the patterns that (nearly)
-    match, not with the number of patterns. Wildcards that start and end
-    with '*' are tried one by one, and patterns made only of {"exists":
-    false} fields are checked for every event.
+    match, not with the number of patterns. anything-but beside a narrower
+    field is checked only for the patterns that field selects; a pattern
+    that is only anything-but fields matches nearly every event, so costs
+    a step per event (listing it). Wildcards that start and end with '*'
+    are tried one by one, and patterns made only of {"exists": false}
+    fields are checked for every event. bench/zb-pattern-bench measures it
+    (docs/BENCHMARKS.md).
     Not thread-safe: one matcher per thread (matching updates scratch state). */
 #ifndef ZB_PATTERN_H_INCLUDED
 #define ZB_PATTERN_H_INCLUDED
@@ -110,5 +114,13 @@ size_t zb_patterns_size (zb_patterns_t *self);
 //  the result is 0.
 size_t zb_patterns_match (zb_patterns_t *self, const msgpack_object *event,
                           const char **names, size_t max_names);
+
+//  The same on the packed event: data holds one msgpack map (size bytes;
+//  bytes after the map are ignored), read in place. Only what the patterns
+//  name is decoded, the rest is skipped, so this costs less than
+//  msgpack_unpack followed by zb_patterns_match. Data that is truncated or
+//  not msgpack matches nothing (0).
+size_t zb_patterns_match_packed (zb_patterns_t *self, const void *data, size_t size,
+                                 const char **names, size_t max_names);
 
 #endif

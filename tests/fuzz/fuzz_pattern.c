@@ -15,7 +15,11 @@
     - another pattern never changes whether "fixed" matches an event;
     - the same text under two names matches the same events;
     - matching twice gives the same answer (the matcher keeps scratch state);
-    - removing "fuzz" changes nothing for the others. */
+    - removing "fuzz" changes nothing for the others;
+    - zb_patterns_match_packed on the packed event gives the same names as
+      zb_patterns_match on the unpacked one; on the raw bytes after the NUL
+      (whatever they are) it returns only names of the set, each once, and
+      agrees with zb_patterns_match when msgpack_unpack takes those bytes. */
 
 #include <json-c/json.h>
 #include <msgpack.h>
@@ -115,6 +119,48 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
 //  Which of "fixed", "fuzz", "fuzz2" matched; traps on anything else.
 enum { FIXED = 1, FUZZ = 2, FUZZ2 = 4 };
 
+static unsigned s_match (zb_patterns_t *set, const msgpack_object *event);
+
+//  The names zb_patterns_match_packed gives for the packed bytes, as bits
+static unsigned
+s_match_packed (zb_patterns_t *set, const void *data, size_t size)
+{
+    const char *names [MAX_NAMES];
+    size_t n = zb_patterns_match_packed (set, data, size, names, MAX_NAMES);
+    FUZZ_CHECK (n <= zb_patterns_size (set), "packed: %zu matches from %zu patterns", n,
+                zb_patterns_size (set));
+    unsigned seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned bit = streq (names [i], "fixed") ? FIXED
+                     : streq (names [i], "fuzz") ? FUZZ
+                     : streq (names [i], "fuzz2") ? FUZZ2 : 0;
+        FUZZ_CHECK (bit, "packed: matched a name not in the set: %s", names [i]);
+        FUZZ_CHECK (!(seen & bit), "packed: %s matched twice", names [i]);
+        seen |= bit;
+    }
+    return seen;
+}
+
+//  Raw bytes: never a crash; the same answer as unpacked when they unpack
+static void
+s_match_raw (zb_patterns_t *set, const uint8_t *data, size_t size)
+{
+    unsigned packed = s_match_packed (set, data, size);
+    //  msgpack-c allocates what an array 32 or map 32 header claims before
+    //  reading it (up to 4G entries): compare only without those bytes
+    if (memchr (data, 0xdd, size) || memchr (data, 0xdf, size))
+        return;
+    msgpack_unpacked raw;
+    msgpack_unpacked_init (&raw);
+    size_t off = 0;
+    msgpack_unpack_return rc = msgpack_unpack_next (&raw, (const char *) data, size, &off);
+    if ((rc == MSGPACK_UNPACK_SUCCESS || rc == MSGPACK_UNPACK_EXTRA_BYTES)
+    &&  raw.data.type == MSGPACK_OBJECT_MAP)
+        FUZZ_CHECK (s_match (set, &raw.data) == packed,
+                    "zb_patterns_match_packed differs from zb_patterns_match on raw bytes");
+    msgpack_unpacked_destroy (&raw);
+}
+
 static unsigned
 s_match (zb_patterns_t *set, const msgpack_object *event)
 {
@@ -148,10 +194,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
     //  Events: the fixed ones, and the input's when it brings one
     const msgpack_object *events [FIXED_EVENTS + 1];
+    const msgpack_sbuffer *packed [FIXED_EVENTS + 1];
     int expected [FIXED_EVENTS + 1];        //  "fixed" matches: 1, 0, or -1 unknown
     int count = 0;
     for (int e = 0; e < FIXED_EVENTS; e++) {
         events [count] = &s_events [e].data;
+        packed [count] = &s_event_buf [e];
         expected [count++] = s_fixed_matches [e];
     }
     msgpack_unpacked input_event;
@@ -160,6 +208,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
                                   &s_input_buf, &input_event)
     &&  input_event.data.type == MSGPACK_OBJECT_MAP) {
         events [count] = &input_event.data;
+        packed [count] = &s_input_buf;
         expected [count++] = -1;
     }
 
@@ -199,12 +248,16 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
                     "the same text refused under a second name: %s", err);
         for (int e = 0; e < count; e++) {
             unsigned m = s_match (set, events [e]);
+            FUZZ_CHECK (s_match_packed (set, packed [e]->data, packed [e]->size) == m,
+                        "zb_patterns_match_packed differs from zb_patterns_match on event %d", e);
             FUZZ_CHECK (!!(m & FUZZ) == !!(m & FUZZ2),
                         "the same pattern under two names: fuzz %d, fuzz2 %d on event %d",
                         !!(m & FUZZ), !!(m & FUZZ2), e);
             FUZZ_CHECK ((m & (FIXED | FUZZ)) == with_fuzz [e],
                         "a second copy changed the others' matches on event %d", e);
         }
+        if (nul)
+            s_match_raw (set, nul + 1, size - pattern_len - 1);
         FUZZ_CHECK (zb_patterns_remove (set, "fuzz") == 0, "remove of an added pattern");
         FUZZ_CHECK (zb_patterns_remove (set, "fuzz") == -1, "second remove");
         for (int e = 0; e < count; e++) {

@@ -64,6 +64,11 @@ t_matches (const char *pattern, const char *event)
     assert_true (n <= 1);
     if (n == 1)
         assert_string_equal (names [0], "p");
+    //  The packed walk agrees
+    size_t packed = zb_patterns_match_packed (set, ev.sbuf.data, ev.sbuf.size, names, 4);
+    if (packed != n)
+        fail_msg ("zb_patterns_match says %zu, zb_patterns_match_packed %zu:\n  pattern %s\n  event   %s",
+                  n, packed, pattern, event);
     t_event_fini (&ev);
     zb_patterns_destroy (&set);
     return n == 1;
@@ -112,12 +117,16 @@ t_match_set (zb_patterns_t *set, const char *event)
     static char out [4096];
     t_event_t ev;
     t_event_init (&ev, event);
-    const char *names [256];
+    const char *names [256], *packed [256];
     size_t n = zb_patterns_match (set, &ev.result.data, names, 256);
     assert_true (n <= 256);
     qsort (names, n, sizeof (char *), t_cmp_str);
+    //  The packed walk agrees
+    assert_int_equal (zb_patterns_match_packed (set, ev.sbuf.data, ev.sbuf.size, packed, 256), n);
+    qsort (packed, n, sizeof (char *), t_cmp_str);
     out [0] = 0;
     for (size_t i = 0; i < n; i++) {
+        assert_string_equal (names [i], packed [i]);
         if (i)
             strcat (out, " ");
         strcat (out, names [i]);

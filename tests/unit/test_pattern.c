@@ -687,6 +687,140 @@ test_shared_conditions (void **state)
     zb_patterns_destroy (&set);
 }
 
+
+//  --------------------------------------------------------------------------
+//  anything-but as a filter beside a narrower field: evaluated lazily, when
+//  a branch asks (pattern.c), with the same answers
+
+static void
+test_anything_but_as_a_filter (void **state)
+{
+    (void) state;
+    zb_patterns_t *set = zb_patterns_new ();
+    char name [16], pattern [256];
+    //  Many distinct anything-but conditions on one path, each beside an
+    //  exact customer: the customer anchors, the anything-but filters
+    for (int i = 0; i < 300; i++) {
+        snprintf (name, sizeof (name), "c%03d", i);
+        snprintf (pattern, sizeof (pattern),
+                  "{\"customer\": [\"C%d\"], \"store\": [{\"anything-but\": [\"s%d\", \"s%d\"]}]}",
+                  i, i % 7, i % 5);
+        t_add (set, name, pattern);
+    }
+    t_add (set, "wild", "{\"customer\": [\"C1\"], \"sku\": [{\"anything-but\": {\"wildcard\": \"X*-9\"}}]}");
+    t_add (set, "items", "{\"customer\": [\"C2\"], \"items\": {\"sku\": [{\"anything-but\": {\"prefix\": \"A\"}}],"
+           " \"qty\": [{\"numeric\": [\">\", 2]}]}}");
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C3\", \"store\": \"s1\"}"), "c003");
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C3\", \"store\": \"s3\"}"), "");
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C3\", \"store\": null}"), "c003");
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C3\", \"store\": 3}"), "c003");
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C3\"}"), "");
+    //  Several values: one not excluded is enough
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C3\", \"store\": [\"s3\", \"s4\"]}"), "c003");
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C3\", \"store\": [\"s3\", \"s3\"]}"), "");
+    //  Wildcard exclusions
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C1\", \"sku\": \"X1-9\"}"), "");
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C1\", \"sku\": \"X1-8\", \"store\": \"s9\"}"),
+                         "c001 wild");
+    //  Array consistency: the sku and the qty of one item
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C2\", \"items\": [{\"sku\": \"A1\", \"qty\": 5},"
+                                           " {\"sku\": \"B1\", \"qty\": 1}]}"), "");
+    assert_string_equal (t_match_set (set, "{\"customer\": \"C2\", \"items\": [{\"sku\": \"A1\", \"qty\": 1},"
+                                           " {\"sku\": \"B1\", \"qty\": 3}]}"), "items");
+    zb_patterns_destroy (&set);
+}
+
+//  --------------------------------------------------------------------------
+//  zb_patterns_match_packed on what msgpack_unpack would not take
+
+static size_t
+s_packed (zb_patterns_t *set, const void *data, size_t size)
+{
+    const char *names [8];
+    return zb_patterns_match_packed (set, data, size, names, 8);
+}
+
+static void
+test_packed_garbage (void **state)
+{
+    (void) state;
+    zb_patterns_t *set = zb_patterns_new ();
+    t_add (set, "p", "{\"a\": [1], \"b\": {\"c\": [\"x\"]}}");
+    t_add (set, "q", "{\"d\": [{\"exists\": false}]}");
+    t_event_t ev;
+    t_event_init (&ev, "{\"z\": [1, {\"y\": [[2]]}], \"a\": 1, \"b\": {\"c\": [\"x\", \"w\"], \"e\": {}}}");
+    assert_int_equal (s_packed (set, ev.sbuf.data, ev.sbuf.size), 2);
+    //  Bytes after the map are ignored
+    char longer [256];
+    memcpy (longer, ev.sbuf.data, ev.sbuf.size);
+    memset (longer + ev.sbuf.size, 0xc1, 8);
+    assert_int_equal (s_packed (set, longer, ev.sbuf.size + 8), 2);
+    //  Every truncation matches nothing, and reads nothing past the end
+    //  (ASan checks: each copy is exactly that long)
+    for (size_t len = 0; len < ev.sbuf.size; len++) {
+        char *copy = malloc (len? len: 1);
+        memcpy (copy, ev.sbuf.data, len);
+        assert_int_equal (s_packed (set, copy, len), 0);
+        free (copy);
+    }
+    //  Not a map, NULL, the never-used byte, counts beyond the data
+    assert_int_equal (s_packed (set, NULL, 4), 0);
+    assert_int_equal (s_packed (set, "\x91\x01", 2), 0);
+    assert_int_equal (s_packed (set, "\xa1x", 2), 0);
+    assert_int_equal (s_packed (set, "\x81\xa1\x61\xc1", 4), 0);
+    assert_int_equal (s_packed (set, "\xdf\xff\xff\xff\xff\xa1\x61\x01", 8), 0);
+    assert_int_equal (s_packed (set, "\x82\xa1\x7a\xdd\xff\xff\xff\xff", 8), 0);
+    assert_int_equal (s_packed (set, "\x81\xa1\x7a\xdb\xff\xff\xff\xff", 8), 0);
+    //  Keys that are not strings, bin and ext values, signed encodings of
+    //  positive numbers, float32: as msgpack_unpack makes them
+    static const unsigned char odd [] = {
+        0x86,
+        0x01, 0xa1, 'x',                            //  1: "x"
+        0x91, 0x01, 0xc0,                           //  [1]: nil (a key that is an array)
+        0xa1, 'a', 0xd0, 0x01,                      //  "a": int8 1
+        0xa1, 'd', 0xc4, 0x01, 0x00,                //  "d": bin (no value: exists false holds)
+        0xa1, 'b', 0x81, 0xa1, 'c', 0xd4, 0x01, 0x02,   //  "b": {"c": fixext1}
+        0xa1, 'e', 0xca, 0x40, 0x20, 0x00, 0x00,    //  "e": float32 2.5
+    };
+    t_add (set, "e", "{\"e\": [2.5]}");
+    t_add (set, "neg", "{\"e\": [{\"numeric\": [\"<\", 0]}]}");
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    size_t off = 0;
+    assert_int_equal (msgpack_unpack_next (&unpacked, (const char *) odd, sizeof (odd), &off), MSGPACK_UNPACK_SUCCESS);
+    const char *names [8];
+    size_t n = zb_patterns_match (set, &unpacked.data, names, 8);
+    assert_int_equal (n, 2);                    //  q and e (p: b.c is an ext, no value)
+    assert_int_equal (s_packed (set, odd, sizeof (odd)), n);
+    msgpack_unpacked_destroy (&unpacked);
+    //  Random bytes behind a map header: no crash, and the same answer as
+    //  msgpack_unpack when it takes them
+    uint64_t rng = 88172645463325252ULL;
+    for (int round = 0; round < 20000; round++) {
+        unsigned char buf [24];
+        size_t len = 1 + (size_t) (round % 23);
+        buf [0] = (unsigned char) (0x81 + round % 3);
+        for (size_t i = 1; i < len; i++) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            buf [i] = (unsigned char) (i % 2? 0xa1: rng);
+        }
+        unsigned char *copy = malloc (len);
+        memcpy (copy, buf, len);
+        size_t packed = s_packed (set, copy, len);
+        msgpack_unpacked_init (&unpacked);
+        off = 0;
+        msgpack_unpack_return rc = msgpack_unpack_next (&unpacked, (const char *) copy, len, &off);
+        if (rc == MSGPACK_UNPACK_SUCCESS || rc == MSGPACK_UNPACK_EXTRA_BYTES)
+            assert_int_equal (packed, zb_patterns_match (set, &unpacked.data, names, 8));
+        msgpack_unpacked_destroy (&unpacked);
+        free (copy);
+    }
+    t_event_fini (&ev);
+    zb_patterns_destroy (&set);
+}
+
 int
 main (void)
 {
@@ -711,6 +845,8 @@ main (void)
         cmocka_unit_test (test_non_json_values),
         cmocka_unit_test (test_many_patterns),
         cmocka_unit_test (test_shared_conditions),
+        cmocka_unit_test (test_anything_but_as_a_filter),
+        cmocka_unit_test (test_packed_garbage),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -127,6 +127,9 @@ s_run_case (const char *pattern, const char *event, const char *expect)
             if (n > 1 || (n == 1 && !matched))
                 result = "matcher returned an unexpected set of names";
             else
+            if (zb_patterns_match_packed (set, sbuf.data, sbuf.size, names, 4) != n)
+                result = "zb_patterns_match_packed disagrees with zb_patterns_match";
+            else
             if (matched != (strcmp (expect, "match") == 0))
                 result = matched? "matched": "did not match";
             msgpack_unpacked_destroy (&unpacked);
