@@ -688,20 +688,26 @@ s_rules_prepare (zb_broker_t *self, size_t off, size_t size, zb_str_t when)
 {
     if (!self->rules || zb_rules_size (self->rules) == 0)
         return 0;
-    msgpack_zone_clear (&self->rule_zone);
-    msgpack_object event;
-    size_t used = 0;
-    if (msgpack_unpack (self->event_buf.data + off, size, &used, &self->rule_zone, &event)
-        != MSGPACK_UNPACK_SUCCESS)
-        return -1;              //  we packed it: only memory can be missing
-    size_t n = zb_rules_match (self->rules, &event, self->matched, self->max_rules);
+    //  Matched on the packed bytes in place; unpacked only for a transformer
+    size_t n = zb_rules_match_packed (self->rules, self->event_buf.data + off, size,
+                                      self->matched, self->max_rules);
     msgpack_sbuffer_clear (&self->rule_buf);
+    msgpack_object event;
+    bool unpacked = false;
     for (size_t i = 0; i < n; i++) {
         zb_rule_t *rule = self->matched [i];
         self->rule_off [i] = SIZE_MAX;
         self->rule_len [i] = 0;
         if (!rule->transformer)
             continue;
+        if (!unpacked) {
+            msgpack_zone_clear (&self->rule_zone);
+            size_t used = 0;
+            if (msgpack_unpack (self->event_buf.data + off, size, &used, &self->rule_zone, &event)
+                != MSGPACK_UNPACK_SUCCESS)
+                return -1;      //  we packed it: only memory can be missing
+            unpacked = true;
+        }
         zb_transform_context_t context = {
             .rule_name = { rule->name, strlen (rule->name) },
             .rule_arn = { rule->arn, rule->arn_len },

@@ -433,12 +433,10 @@ zb_rules_at (zb_rules_t *self, size_t index)
     return index < self->size ? self->rules [index] : NULL;
 }
 
-size_t
-zb_rules_match (zb_rules_t *self, const msgpack_object *event, zb_rule_t **out, size_t max)
+//  The matched names to rules
+static size_t
+s_matched (zb_rules_t *self, size_t n, zb_rule_t **out, size_t max)
 {
-    if (self->size == 0)
-        return 0;
-    size_t n = zb_patterns_match (self->patterns, event, self->names, self->max_rules);
     if (n > self->max_rules)
         n = self->max_rules;
     size_t count = 0;
@@ -448,6 +446,24 @@ zb_rules_match (zb_rules_t *self, const msgpack_object *event, zb_rule_t **out, 
             out [count++] = rule;
     }
     return count;
+}
+
+size_t
+zb_rules_match (zb_rules_t *self, const msgpack_object *event, zb_rule_t **out, size_t max)
+{
+    if (self->size == 0)
+        return 0;
+    return s_matched (self, zb_patterns_match (self->patterns, event, self->names, self->max_rules),
+                      out, max);
+}
+
+size_t
+zb_rules_match_packed (zb_rules_t *self, const void *data, size_t size, zb_rule_t **out, size_t max)
+{
+    if (self->size == 0)
+        return 0;
+    return s_matched (self, zb_patterns_match_packed (self->patterns, data, size, self->names,
+                                                      self->max_rules), out, max);
 }
 
 const char *

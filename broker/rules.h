@@ -71,6 +71,10 @@ zb_rule_t *zb_rules_at (zb_rules_t *self, size_t index);
 //  written to out; returns how many matched.
 size_t zb_rules_match (zb_rules_t *self, const msgpack_object *event, zb_rule_t **out, size_t max);
 
+//  The same on the packed envelope, read in place (zb_patterns_match_packed).
+size_t zb_rules_match_packed (zb_rules_t *self, const void *data, size_t size,
+                              zb_rule_t **out, size_t max);
+
 //  Where rules are kept: the file's path, or "memory".
 const char *zb_rules_where (zb_rules_t *self);
 
