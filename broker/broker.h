@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "auth.h"
 #include "journal.h"
 
 typedef struct {
@@ -28,6 +29,9 @@ typedef struct {
     bool verbose;               //  log every subscription and bad request, periodic counters
     zb_journal_config_t journal;    //  journal.dir NULL: the memory backend
     uint64_t heartbeat_ms;      //  $heartbeat interval (> 0)
+    zb_auth_config_t auth;      //  CURVE, authorization, rate limit (auth.h)
+    uint64_t max_control_msg;   //  ZMQ_MAXMSGSIZE of the control socket
+    uint64_t max_subscription;  //  ZMQ_MAXMSGSIZE of the publish socket (subscriptions)
 } zb_broker_config_t;
 
 //  Journal defaults (the zb-broker flags of the same names)
@@ -37,6 +41,8 @@ typedef struct {
 #define ZB_DEFAULT_RETAIN_MB        1024
 #define ZB_DEFAULT_DEDUP_WINDOW     300
 #define ZB_DEFAULT_HEARTBEAT_MS     1000
+#define ZB_DEFAULT_MAX_CONTROL_MSG  (1024 * 1024)
+#define ZB_DEFAULT_MAX_SUBSCRIPTION 4096
 
 //  The documented defaults (zb.h).
 zb_broker_config_t zb_broker_config_default (void);
