@@ -817,8 +817,8 @@ zb_auth_tick (zb_auth_t *self, zb_auth_peer_fn *close_peer, void *arg)
     if (readable)
         readable = s_scan (self, &signature, allowed);
     if (!readable)
-        zsys_warning ("zb-broker: curve-allow directory %s cannot be read: no key is "
-                      "allowed until it can", self->allow_dir);
+        fprintf (stderr, "zb-broker: curve-allow directory %s cannot be read: no key is "
+                 "allowed until it can\n", self->allow_dir);
     self->signature = signature;
     self->have_signature = readable;
     //  zauth's own store notices only some changes (count, size, newest
@@ -836,8 +836,8 @@ zb_auth_tick (zb_auth_t *self, zb_auth_peer_fn *close_peer, void *arg)
     zhashx_destroy (&self->allowed);
     self->allowed = allowed;
     self->stats.keys = zhashx_size (allowed);
-    zsys_info ("zb-broker: curve-allow %s reloaded: %zu keys allowed (%zu added, %zu removed)",
-               self->allow_dir, zhashx_size (allowed), added, removed);
+    fprintf (stderr, "zb-broker: curve-allow %s reloaded: %zu keys allowed (%zu added, "
+             "%zu removed)\n", self->allow_dir, zhashx_size (allowed), added, removed);
     if (removed == 0)
         return 0;
     //  The control connections of removed keys: their replays end now
