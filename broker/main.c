@@ -73,12 +73,30 @@ s_usage (FILE *out)
 "                           deduplication (default %d)\n"
 "      --heartbeat-ms N     $heartbeat interval, %d..%d (default %d)\n"
 "\n"
+"Security (docs/SECURITY.md):\n"
+"      --curve-cert PATH    the broker's secret certificate (zbctl keygen NAME writes\n"
+"                           NAME and NAME_secret): CURVE on every socket\n"
+"      --curve-allow DIR    directory of the allowed clients' public certificates;\n"
+"                           keys added or removed take effect within a second,\n"
+"                           connections of removed keys are cut\n"
+"      --insecure           allow plain text on non-loopback endpoints (without\n"
+"                           CURVE the broker refuses to bind them)\n"
+"      --rate-limit N       entries per second per client (key, or connection\n"
+"                           without CURVE), 0 = none (default 0); beyond it\n"
+"                           entries get ThrottlingException\n"
+"      --rate-burst N       token bucket size (default: the rate)\n"
+"      --max-control-msg B  largest control frame, %d..%d (default %d)\n"
+"      --max-subscription B largest subscription message, %d..%d (default %d)\n"
+"\n"
 "      --config FILE        zconfig file with a \"broker\" section; keys: ingest,\n"
 "                           publish, control, account, region, max-entries,\n"
 "                           max-event-size, max-topics, data-dir, memory (true or\n"
 "                           false), memory-events, sync, retain-hours, retain-mb,\n"
-"                           journal-max-mb, dedup-window, heartbeat-ms. Flags\n"
-"                           override the file.\n"
+"                           journal-max-mb, dedup-window, heartbeat-ms, curve-cert,\n"
+"                           curve-allow, insecure, rate-limit, rate-burst,\n"
+"                           max-control-msg, max-subscription; and an\n"
+"                           \"authorization\" section (per client key: source,\n"
+"                           detail-type, topic). Flags override the file.\n"
 "  -v, --verbose            log every subscription and bad request, counters every 10 s\n"
 "  -h, --help               this help\n"
 "  -V, --version            print the version\n"
@@ -99,10 +117,14 @@ s_usage (FILE *out)
 "  " PROG " --data-dir /var/lib/zbridge --retain-hours 24 --retain-mb 4096\n"
 "  " PROG " --sync os --dedup-window 600\n"
 "  " PROG " --memory --memory-events 200000 --heartbeat-ms 250\n"
+"  " PROG " -i tcp://0.0.0.0:5555 -p tcp://0.0.0.0:5556 -c tcp://0.0.0.0:5557 \\\n"
+"      --curve-cert /etc/zbridge/broker_secret --curve-allow /etc/zbridge/clients\n"
 "\n"
 "A config file (zconfig: four spaces of indent per level):\n"
 "  broker\n"
 "      ingest = tcp://0.0.0.0:5555\n"
+"      curve-cert = /etc/zbridge/broker_secret\n"
+"      curve-allow = /etc/zbridge/clients\n"
 "      max-event-size = 65536\n"
 "      data-dir = /var/lib/zbridge\n"
 "      retain-hours = 72\n",
@@ -113,7 +135,9 @@ s_usage (FILE *out)
              ZB_DEFAULT_RETAIN_HOURS, ZB_DEFAULT_RETAIN_MB,
              JOURNAL_MAX_MB_MIN, SIZE_MB_LIMIT, JOURNAL_MAX_MB_MIN,
              DEDUP_WINDOW_LIMIT, ZB_DEFAULT_DEDUP_WINDOW,
-             HEARTBEAT_MS_MIN, HEARTBEAT_MS_LIMIT, ZB_DEFAULT_HEARTBEAT_MS);
+             HEARTBEAT_MS_MIN, HEARTBEAT_MS_LIMIT, ZB_DEFAULT_HEARTBEAT_MS,
+             MAX_CONTROL_MSG_MIN, MAX_CONTROL_MSG_LIMIT, ZB_DEFAULT_MAX_CONTROL_MSG,
+             MAX_SUBSCRIPTION_MIN, MAX_SUBSCRIPTION_LIMIT, ZB_DEFAULT_MAX_SUBSCRIPTION);
 }
 
 //  A setting as given by a flag or the file, before it is checked.
