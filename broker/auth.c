@@ -365,10 +365,18 @@ s_scan (zb_auth_t *self, uint64_t *signature, zhashx_t *allowed)
 bool
 zb_auth_endpoint_safe (const char *endpoint)
 {
-    if (strncmp (endpoint, "ipc://", 6) == 0 || strncmp (endpoint, "inproc://", 9) == 0)
+    //  Transports that can reach beyond the machine; the others (ipc, inproc,
+    //  and names libzmq does not know, whose bind fails) are local
+    static const char *network [] = {
+        "tcp://", "ws://", "wss://", "pgm://", "epgm://", "norm://", "udp://", "tipc://",
+        "vmci://", NULL };
+    bool remote = false;
+    for (int i = 0; network [i] && !remote; i++)
+        remote = strncmp (endpoint, network [i], strlen (network [i])) == 0;
+    if (!remote)
         return true;
     if (strncmp (endpoint, "tcp://", 6) != 0)
-        return false;
+        return false;               //  only tcp is ever loopback here
     const char *host = endpoint + 6;
     //  tcp://source;host:port binds host
     const char *semi = strchr (host, ';');

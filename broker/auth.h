@@ -60,8 +60,10 @@ bool zb_auth_curve (zb_auth_t *self);
 //  A one-line description for the ready line: "curve (N keys allowed)", "off".
 const char *zb_auth_describe (zb_auth_t *self);
 
-//  True when a socket may bind endpoint without CURVE: ipc://, inproc://,
-//  and tcp:// on 127.0.0.0/8 or [::1].
+//  True when a socket may bind endpoint without CURVE: tcp:// on 127.0.0.0/8
+//  or [::1], and transports that do not leave the machine (ipc://, inproc://;
+//  an unknown one is left to fail at the bind). False for tcp elsewhere and
+//  every other network transport (ws, wss, pgm, epgm, norm, udp, tipc, vmci).
 bool zb_auth_endpoint_safe (const char *endpoint);
 
 //  Make a socket a CURVE server (before it binds). Nothing without CURVE.

@@ -21,11 +21,13 @@ test_plain_text_only_on_loopback (void **state)
 {
     (void) state;
     const char *safe [] = { "tcp://127.0.0.1:5555", "tcp://127.1.2.3:1", "tcp://[::1]:5555",
-                            "ipc:///tmp/x", "inproc://x", "tcp://10.0.0.1;127.0.0.1:5" };
+                            "ipc:///tmp/x", "inproc://x", "tcp://10.0.0.1;127.0.0.1:5",
+                            "nonsense://x" };
     const char *unsafe [] = { "tcp://0.0.0.0:5555", "tcp://*:5555", "tcp://[::]:5555",
                               "tcp://localhost:5555", "tcp://eth0:5555", "tcp://127.0.0.1x:5",
                               "tcp://127.0.0.1", "tcp://1270.0.0.1:5", "tcp://192.0.2.1:5",
-                              "ws://127.0.0.1:5", "tcp://127.0.0.1;10.0.0.1:5", "" };
+                              "ws://127.0.0.1:5", "tcp://127.0.0.1;10.0.0.1:5", "udp://*:5",
+                              "epgm://eth0;239.1.1.1:5" };
     for (size_t i = 0; i < sizeof safe / sizeof safe [0]; i++)
         assert_true (zb_auth_endpoint_safe (safe [i]));
     for (size_t i = 0; i < sizeof unsafe / sizeof unsafe [0]; i++)
