@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "broker.h"
 #include "event.h"
 #include "journal.h"
@@ -62,7 +63,6 @@
 //  client that has this many unread (it pipelines without reading): room for
 //  deep windows, bounded memory (a 100-entry reply is about 7 KB).
 #define ZB_REPLY_HWM        10000
-#define ZB_CONTROL_MAXMSG   (1024 * 1024)
 #define ZB_LINGER_MS        500         //  to flush replies and events at exit
 #define ZB_ZONE_CHUNK       (256 * 1024)
 #define ZB_LOG_BUDGET       20          //  log lines per second when not verbose
@@ -79,6 +79,7 @@
 #define ZB_REPLAY_IDLE_MS   60000       //  a session without credit this long is closed
 #define ZB_PRUNE_BATCH      5000        //  records per zb_journal_prune call
 #define ZB_PRUNE_MS         20          //  time spent pruning per tick, at most
+#define ZB_AUTH_TICK_MS     250         //  the allow directory is looked at this often
 
 //  Frames we keep of a request after the identity: [""]? command corr body
 #define ZB_KEEP_FRAMES      4
@@ -165,6 +166,10 @@ struct zb_broker_t {
 
     zloop_t *loop;
     bool wake;                          //  zb_wake_install succeeded
+    zb_auth_t *auth;                    //  CURVE, authorization, rate limit (auth.h)
+    zb_client_t client;                 //  the sender of the request being handled
+    int64_t max_subscription;
+    uint64_t publish_rebuilds;          //  publish socket re-created (keys removed)
     zb_topics_t *topics;
     zb_uuidgen_t *uuidgen;
 
@@ -789,6 +794,8 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     char err [ZB_ERRLEN] = "";
     zb_entry_t entry;
     zb_code_t code = zb_entry_parse (obj, &entry, err, sizeof err);
+    if (code == ZB_OK)
+        code = zb_auth_entry (&self->client, entry.source, entry.detail_type, err, sizeof err);
 
     char time_text [ZB_TIME_MAX];
     zb_str_t when = { NULL, 0 };
@@ -966,8 +973,20 @@ s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
     pr->corr = corr;
     pr->first = self->nresults;
     pr->count = count;
-    for (uint32_t i = 0; i < count; i++)
-        s_pass_entry (self, &root.via.array.ptr [i], &self->results [self->nresults++]);
+    //  The rate limit: the entries beyond what the client may send now are
+    //  throttled (not stored: it resends them, with their idempotency keys)
+    size_t admitted = zb_auth_admit (self->auth, &self->client, count);
+    for (uint32_t i = 0; i < count; i++) {
+        result_t *result = &self->results [self->nresults++];
+        if (i < admitted)
+            s_pass_entry (self, &root.via.array.ptr [i], result);
+        else {
+            char err [ZB_ERRLEN];
+            snprintf (err, sizeof err, "rate limit of %" PRIu64 " entries/s exceeded; retry later",
+                      zb_auth_rate_limit (self->auth));
+            s_entry_fail (self, result, &root.via.array.ptr [i], ZB_E_THROTTLED, err);
+        }
+    }
 done:
     msgpack_zone_clear (&self->zone);
 }
@@ -1195,7 +1214,7 @@ s_stats (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_msg_
 {
     msgpack_packer *pk = &self->reply_pk;
     msgpack_sbuffer_clear (&self->reply_buf);
-    msgpack_pack_map (pk, 13);
+    msgpack_pack_map (pk, 14);
     zb_pack_cstr (pk, "version");
     zb_pack_cstr (pk, ZB_VERSION);
     zb_pack_cstr (pk, "uptime_ms");
@@ -1220,6 +1239,26 @@ s_stats (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_msg_
     msgpack_pack_uint64 (pk, zb_replay_sessions (self->replay));
     zb_pack_cstr (pk, "journal");
     s_pack_journal (self, pk);
+    zb_auth_stats_t auth;
+    zb_auth_stats (self->auth, &auth);
+    zb_pack_cstr (pk, "security");
+    msgpack_pack_map (pk, 8);
+    zb_pack_cstr (pk, "curve");
+    if (zb_auth_curve (self->auth)) msgpack_pack_true (pk); else msgpack_pack_false (pk);
+    zb_pack_cstr (pk, "keys");
+    msgpack_pack_uint64 (pk, auth.keys);
+    zb_pack_cstr (pk, "denied");
+    msgpack_pack_uint64 (pk, auth.denied);
+    zb_pack_cstr (pk, "throttled");
+    msgpack_pack_uint64 (pk, auth.throttled);
+    zb_pack_cstr (pk, "forbidden_subscriptions");
+    msgpack_pack_uint64 (pk, auth.forbidden_subscriptions);
+    zb_pack_cstr (pk, "reloads");
+    msgpack_pack_uint64 (pk, auth.reloads);
+    zb_pack_cstr (pk, "publish_rebuilds");
+    msgpack_pack_uint64 (pk, self->publish_rebuilds);
+    zb_pack_cstr (pk, "rate_limit");
+    msgpack_pack_uint64 (pk, zb_auth_rate_limit (self->auth));
     zb_pack_cstr (pk, "topics");
     size_t size = zb_topics_size (self->topics);
     msgpack_pack_map (pk, size);
@@ -1307,7 +1346,14 @@ s_pass_request (zb_broker_t *self, pass_req_t *pr)
     }
     char err [ZB_ERRLEN];
     zmq_msg_t *command, *corr, *body;
-    if (s_envelope (req, &pr->delimiter, &command, &corr, &body, err, sizeof err) == -1) {
+    int envelope = s_envelope (req, &pr->delimiter, &command, &corr, &body, err, sizeof err);
+    char denied [ZB_ERRLEN];
+    if (zb_auth_client (self->auth, &req->identity, &req->part [0], &self->client,
+                        denied, sizeof denied) == -1) {
+        s_pass_error (self, pr, envelope == 0 ? corr : NULL, "AccessDenied", "%s", denied);
+        return;
+    }
+    if (envelope == -1) {
         s_pass_error (self, pr, NULL, "MalformedRequest", "%s", err);
         return;
     }
@@ -1600,12 +1646,25 @@ s_handle_control (zb_broker_t *self, request_t *req)
     char err [ZB_ERRLEN];
     bool delimiter;
     zmq_msg_t *command, *corr, *body;
-    if (s_envelope (req, &delimiter, &command, &corr, &body, err, sizeof err) == -1) {
+    int envelope = s_envelope (req, &delimiter, &command, &corr, &body, err, sizeof err);
+    char denied [ZB_ERRLEN];
+    if (zb_auth_client (self->auth, &req->identity, &req->part [0], &self->client,
+                        denied, sizeof denied) == -1) {
+        s_reply_error (self, sock, req, delimiter, envelope == 0 ? corr : NULL, "AccessDenied",
+                       "%s", denied);
+        return;
+    }
+    if (envelope == -1) {
         s_reply_error (self, sock, req, delimiter, NULL, "MalformedRequest", "%s", err);
         return;
     }
     if (s_frame_is (command, ZB_CMD_REPLAY)) {
         const char *code;
+        if (zb_auth_replay (self->auth, &self->client, body, err, sizeof err) == -1) {
+            s_reply_error (self, sock, req, delimiter, corr, "NotAuthorizedForTopic", "%s", err);
+            return;
+        }
+        zb_auth_remember_peer (self->auth, &self->client);
         if (zb_replay_open (self->replay, &req->identity, delimiter, corr, body, &code,
                             err, sizeof err) == -1)
             s_reply_error (self, sock, req, delimiter, corr, code, "%s", err);
@@ -1624,6 +1683,12 @@ s_handle_control (zb_broker_t *self, request_t *req)
     }
     if (s_frame_is (command, ZB_CMD_RULE_PUT) || s_frame_is (command, ZB_CMD_RULE_GET)
     ||  s_frame_is (command, ZB_CMD_RULE_LIST) || s_frame_is (command, ZB_CMD_RULE_DELETE)) {
+        //  Anyone allowed in may read the rules; changing them takes "rules = true"
+        if ((s_frame_is (command, ZB_CMD_RULE_PUT) || s_frame_is (command, ZB_CMD_RULE_DELETE))
+        &&  zb_auth_rules (&self->client, err, sizeof err) == -1) {
+            s_reply_error (self, sock, req, delimiter, corr, "AccessDenied", "%s", err);
+            return;
+        }
         s_rule_command (self, req, delimiter, command, corr, body);
         return;
     }
@@ -1743,6 +1808,10 @@ s_on_subscription (zb_broker_t *self, const uint8_t *data, size_t size)
     }
 }
 
+static void s_publish_rebuild (zb_broker_t *self, const char *why);
+static zsock_t *s_socket (zb_auth_t *auth, int type, const char *name, const char *endpoint,
+                          int64_t maxmsgsize, int sndhwm, char *ep, char *err, size_t errlen);
+
 static int
 s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
 {
@@ -1751,6 +1820,7 @@ s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
     zb_broker_t *self = (zb_broker_t *) arg;
     zmq_msg_t msg;
     zmq_msg_init (&msg);
+    bool forbidden = false;
     for (int n = 0; n < ZB_SUB_DRAIN; n++) {
         if (zmq_msg_recv (&msg, self->publish_h, ZMQ_DONTWAIT) == -1)
             break;
@@ -1763,9 +1833,22 @@ s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
             s_log (self, true, "ignored a multipart message from a subscriber");
             continue;
         }
+        const char *key;
+        if (!zb_auth_subscription (self->auth, &msg, &key)) {
+            char text [64];
+            s_printable ((const uint8_t *) zmq_msg_data (&msg) + 1, zmq_msg_size (&msg) - 1,
+                         text, sizeof text);
+            s_log (self, false, "client key %s subscribed to '%s', which it may not read: "
+                   "cutting every publish connection", key ? key : "(none)", text);
+            zb_auth_count_forbidden (self->auth);
+            forbidden = true;
+            continue;
+        }
         s_on_subscription (self, (const uint8_t *) zmq_msg_data (&msg), zmq_msg_size (&msg));
     }
     zmq_msg_close (&msg);
+    if (forbidden)
+        s_publish_rebuild (self, "forbidden subscription");
     return 0;
 }
 
@@ -1879,6 +1962,80 @@ s_on_maintenance (zloop_t *loop, int timer_id, void *arg)
 }
 
 //  --------------------------------------------------------------------------
+//  Security: keys removed from the allow directory lose their connections
+
+//  Every subscriber goes: the publish socket is closed and bound again on the
+//  same endpoint. ZAP runs only at a handshake, and an XPUB cannot drop one
+//  peer or refuse one subscription safely (docs/SECURITY.md), so this is how
+//  a removed key (or one that subscribed to what it may not read) stops
+//  receiving. The others reconnect by themselves, subscribe again, and the
+//  journal fills what they missed meanwhile (heartbeats show the gap).
+static void
+s_publish_rebuild (zb_broker_t *self, const char *why)
+{
+    int zero = 0;
+    zmq_setsockopt (self->publish_h, ZMQ_LINGER, &zero, sizeof zero);
+    zloop_reader_end (self->loop, self->publish);
+    zmq_unbind (self->publish_h, self->publish_ep);
+    zsock_destroy (&self->publish);
+    self->publish_h = NULL;
+    char err [ZB_ERRLEN];
+    self->publish = s_socket (self->auth, ZMQ_XPUB, "publish", self->publish_ep,
+                              self->max_subscription, ZB_PUBLISH_HWM, self->publish_ep,
+                              err, sizeof err);
+    if (!self->publish) {
+        //  Nothing can be published any more: stop rather than ack unpublished
+        //  events silently (they are stored; a restart serves them)
+        s_log (self, false, "cannot re-create the publish socket (%s): stopping", err);
+        zsys_interrupted = 1;
+        return;
+    }
+    self->publish_h = zsock_resolve (self->publish);
+    if (zloop_reader (self->loop, self->publish, s_on_publish, self) == -1) {
+        s_log (self, false, "cannot watch the new publish socket: stopping");
+        zsys_interrupted = 1;
+        return;
+    }
+    //  Every subscription went with the old socket
+    for (size_t i = zb_topics_size (self->topics); i-- > 0; ) {
+        zb_topic_t *topic = zb_topics_at (self->topics, i);
+        char name [ZB_MAX_DETAIL_TYPE + 1];
+        size_t len = topic->len;
+        memcpy (name, topic->name, len);
+        while (topic && topic->subscribers > 0) {
+            zb_topics_unsubscribe (self->topics, name, len);
+            topic = zb_topics_lookup (self->topics, name, len);
+        }
+    }
+    self->prefix_subscriptions = 0;
+    self->publish_rebuilds++;
+    s_log (self, false, "publish socket re-created on %s (%s): subscribers reconnect",
+           self->publish_ep, why);
+}
+
+static void
+s_close_peer (void *arg, const void *identity, size_t len)
+{
+    zb_broker_t *self = (zb_broker_t *) arg;
+    size_t closed = zb_replay_close_peer (self->replay, identity, len, "AccessDenied",
+                                          "client key removed from the allow directory");
+    if (closed)
+        s_log (self, false, "closed %zu replay session%s of a removed key", closed,
+               closed == 1 ? "" : "s");
+}
+
+static int
+s_on_auth (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    zb_broker_t *self = (zb_broker_t *) arg;
+    if (zb_auth_tick (self->auth, s_close_peer, self) == 1)
+        s_publish_rebuild (self, "a key was removed from the allow directory");
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
 //  SIGINT/SIGTERM: the wake pipe (wake.h) makes zmq_poll return however late
 //  the signal lands; zloop then sees zsys_interrupted and stops. We run only
 //  when the handler we chained to did not set it.
@@ -1921,13 +2078,15 @@ zb_broker_config_default (void)
         .heartbeat_ms = ZB_DEFAULT_HEARTBEAT_MS,
         .max_rules = 300,
         .max_pattern_size = 2048,
+        .max_control_msg = ZB_DEFAULT_MAX_CONTROL_MSG,
+        .max_subscription = ZB_DEFAULT_MAX_SUBSCRIPTION,
     };
 }
 
 //  Create a socket, set its options and bind it; the bound endpoint goes to ep.
 static zsock_t *
-s_socket (int type, const char *name, const char *endpoint, int64_t maxmsgsize, int sndhwm,
-          char *ep, char *err, size_t errlen)
+s_socket (zb_auth_t *auth, int type, const char *name, const char *endpoint, int64_t maxmsgsize,
+          int sndhwm, char *ep, char *err, size_t errlen)
 {
     zsock_t *sock = zsock_new (type);
     if (!sock) {
@@ -1945,7 +2104,14 @@ s_socket (int type, const char *name, const char *endpoint, int64_t maxmsgsize, 
         int on = 1;
         zmq_setsockopt (handle, ZMQ_XPUB_VERBOSER, &on, sizeof on);
     }
-    if (zmq_bind (handle, endpoint) == -1) {
+    zb_auth_server_apply (auth, sock, name);
+    //  A socket re-created on the same endpoint (s_publish_rebuild) may find
+    //  it still held for a moment by the old one, closing in the I/O thread
+    int rc, tries = 0;
+    while ((rc = zmq_bind (handle, endpoint)) == -1 && zmq_errno () == EADDRINUSE
+           && strstr (endpoint, ":*") == NULL && ++tries < 50 && ep [0])
+        zclock_sleep (20);
+    if (rc == -1) {
         snprintf (err, errlen, "cannot bind %s to %s: %s", name, endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&sock);
         return NULL;
@@ -2101,15 +2267,25 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
     self->account_len = strlen (self->account);
     self->region_len = strlen (self->region);
 
+    //  CURVE (and zauth) before any socket binds
+    bool usage;                 //  main.c checked the settings: any failure here is 1
+    self->auth = zb_auth_new (&config->auth, &usage, err, errlen);
+    if (!self->auth) {
+        zb_broker_destroy (&self);
+        return NULL;
+    }
+    self->max_subscription = (int64_t) config->max_subscription;
     int64_t ingest_max = (int64_t) (config->max_entries * config->max_event_size) + 65536;
-    self->ingest = s_socket (ZMQ_ROUTER, "ingest", config->ingest, ingest_max, ZB_REPLY_HWM,
-                             self->ingest_ep, err, errlen);
+    self->ingest = s_socket (self->auth, ZMQ_ROUTER, "ingest", config->ingest, ingest_max,
+                             ZB_REPLY_HWM, self->ingest_ep, err, errlen);
     if (self->ingest)
-        self->publish = s_socket (ZMQ_XPUB, "publish", config->publish, 0, ZB_PUBLISH_HWM,
+        self->publish = s_socket (self->auth, ZMQ_XPUB, "publish", config->publish,
+                                  self->max_subscription, ZB_PUBLISH_HWM,
                                   self->publish_ep, err, errlen);
     if (self->publish)
-        self->control = s_socket (ZMQ_ROUTER, "control", config->control, ZB_CONTROL_MAXMSG,
-                                  ZB_CONTROL_HWM, self->control_ep, err, errlen);
+        self->control = s_socket (self->auth, ZMQ_ROUTER, "control", config->control,
+                                  (int64_t) config->max_control_msg, ZB_CONTROL_HWM,
+                                  self->control_ep, err, errlen);
     if (!self->control) {
         zb_broker_destroy (&self);
         return NULL;
@@ -2136,7 +2312,8 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
     ||  zloop_reader (self->loop, self->publish, s_on_publish, self) == -1
     ||  zloop_timer (self->loop, 1000, 0, s_on_timer, self) == -1
     ||  zloop_timer (self->loop, (size_t) config->heartbeat_ms, 0, s_on_heartbeat, self) == -1
-    ||  zloop_timer (self->loop, 1000, 0, s_on_maintenance, self) == -1) {
+    ||  zloop_timer (self->loop, 1000, 0, s_on_maintenance, self) == -1
+    ||  zloop_timer (self->loop, ZB_AUTH_TICK_MS, 0, s_on_auth, self) == -1) {
         snprintf (err, errlen, "cannot set up the event loop");
         zb_broker_destroy (&self);
         return NULL;
@@ -2182,6 +2359,7 @@ zb_broker_destroy (zb_broker_t **self_p)
     free (self->matched);
     free (self->rule_off);
     free (self->rule_len);
+    zb_auth_destroy (&self->auth);
     free (self->journal_where);
     free (self->pass);
     free (self->results);

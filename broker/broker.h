@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "auth.h"
 #include "journal.h"
 
 //  A rule given in the config file (the broker's control socket adds more).
@@ -39,6 +40,9 @@ typedef struct {
     uint64_t max_pattern_size;  //  bytes of a rule's pattern text (0: no limit)
     const zb_rule_spec_t *rules;    //  put at start, after the kept ones
     size_t nrules;
+    zb_auth_config_t auth;      //  CURVE, authorization, rate limit (auth.h)
+    uint64_t max_control_msg;   //  ZMQ_MAXMSGSIZE of the control socket
+    uint64_t max_subscription;  //  ZMQ_MAXMSGSIZE of the publish socket (subscriptions)
 } zb_broker_config_t;
 
 //  Journal defaults (the zb-broker flags of the same names)
@@ -48,6 +52,8 @@ typedef struct {
 #define ZB_DEFAULT_RETAIN_MB        1024
 #define ZB_DEFAULT_DEDUP_WINDOW     300
 #define ZB_DEFAULT_HEARTBEAT_MS     1000
+#define ZB_DEFAULT_MAX_CONTROL_MSG  (1024 * 1024)
+#define ZB_DEFAULT_MAX_SUBSCRIPTION 4096
 
 //  The documented defaults (zb.h).
 zb_broker_config_t zb_broker_config_default (void);

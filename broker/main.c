@@ -34,6 +34,11 @@
 #define HEARTBEAT_MS_LIMIT      3600000
 #define MAX_RULES_LIMIT         100000
 #define MAX_PATTERN_SIZE_LIMIT  (1024 * 1024)
+#define RATE_LIMIT_MAX          100000000   //  entries per second
+#define MAX_CONTROL_MSG_MIN     4096
+#define MAX_CONTROL_MSG_LIMIT   (64 * 1024 * 1024)
+#define MAX_SUBSCRIPTION_MIN    256
+#define MAX_SUBSCRIPTION_LIMIT  (1024 * 1024)
 
 static void
 s_usage (FILE *out)
@@ -79,13 +84,31 @@ s_usage (FILE *out)
 "                           only while the broker runs); the config file's \"rules\"\n"
 "                           section puts its rules at every start.\n"
 "\n"
+"Security (docs/SECURITY.md):\n"
+"      --curve-cert PATH    the broker's secret certificate (zbctl keygen NAME writes\n"
+"                           NAME and NAME_secret): CURVE on every socket\n"
+"      --curve-allow DIR    directory of the allowed clients' public certificates;\n"
+"                           keys added or removed take effect within a second,\n"
+"                           connections of removed keys are cut\n"
+"      --insecure           allow plain text on non-loopback endpoints (without\n"
+"                           CURVE the broker refuses to bind them)\n"
+"      --rate-limit N       entries per second per client (key, or connection\n"
+"                           without CURVE), 0 = none (default 0); beyond it\n"
+"                           entries get ThrottlingException\n"
+"      --rate-burst N       token bucket size (default: the rate)\n"
+"      --max-control-msg B  largest control frame, %d..%d (default %d)\n"
+"      --max-subscription B largest subscription message, %d..%d (default %d)\n"
+"\n"
 "      --config FILE        zconfig file with a \"broker\" section; keys: ingest,\n"
 "                           publish, control, account, region, max-entries,\n"
 "                           max-event-size, max-topics, data-dir, memory (true or\n"
 "                           false), memory-events, sync, retain-hours, retain-mb,\n"
 "                           journal-max-mb, dedup-window, heartbeat-ms, max-rules,\n"
-"                           max-pattern-size. Flags override the file. A \"rules\"\n"
-"                           section names rules (see below).\n"
+"                           max-pattern-size, curve-cert, curve-allow, insecure,\n"
+"                           rate-limit, rate-burst, max-control-msg,\n"
+"                           max-subscription; a \"rules\" section names rules (see\n"
+"                           below) and an \"authorization\" section (per client key:\n"
+"                           source, detail-type, topic). Flags override the file.\n"
 "  -v, --verbose            log every subscription and bad request, counters every 10 s\n"
 "  -h, --help               this help\n"
 "  -V, --version            print the version\n"
@@ -106,10 +129,14 @@ s_usage (FILE *out)
 "  " PROG " --data-dir /var/lib/zbridge --retain-hours 24 --retain-mb 4096\n"
 "  " PROG " --sync os --dedup-window 600\n"
 "  " PROG " --memory --memory-events 200000 --heartbeat-ms 250\n"
+"  " PROG " -i tcp://0.0.0.0:5555 -p tcp://0.0.0.0:5556 -c tcp://0.0.0.0:5557 \\\n"
+"      --curve-cert /etc/zbridge/broker_secret --curve-allow /etc/zbridge/clients\n"
 "\n"
 "A config file (zconfig: four spaces of indent per level):\n"
 "  broker\n"
 "      ingest = tcp://0.0.0.0:5555\n"
+"      curve-cert = /etc/zbridge/broker_secret\n"
+"      curve-allow = /etc/zbridge/clients\n"
 "      max-event-size = 65536\n"
 "      data-dir = /var/lib/zbridge\n"
 "      retain-hours = 72\n"
@@ -127,7 +154,9 @@ s_usage (FILE *out)
              JOURNAL_MAX_MB_MIN, SIZE_MB_LIMIT, JOURNAL_MAX_MB_MIN,
              DEDUP_WINDOW_LIMIT, ZB_DEFAULT_DEDUP_WINDOW,
              HEARTBEAT_MS_MIN, HEARTBEAT_MS_LIMIT, ZB_DEFAULT_HEARTBEAT_MS,
-             MAX_RULES_LIMIT, ZB_DEFAULT_MAX_RULES, ZB_PATTERN_DEFAULT_MAX_SIZE);
+             MAX_RULES_LIMIT, ZB_DEFAULT_MAX_RULES, ZB_PATTERN_DEFAULT_MAX_SIZE,
+             MAX_CONTROL_MSG_MIN, MAX_CONTROL_MSG_LIMIT, ZB_DEFAULT_MAX_CONTROL_MSG,
+             MAX_SUBSCRIPTION_MIN, MAX_SUBSCRIPTION_LIMIT, ZB_DEFAULT_MAX_SUBSCRIPTION);
 }
 
 //  A setting as given by a flag or the file, before it is checked.
@@ -142,13 +171,16 @@ enum { S_INGEST, S_PUBLISH, S_CONTROL, S_ACCOUNT, S_REGION,
        S_MAX_ENTRIES, S_MAX_EVENT_SIZE, S_MAX_TOPICS,
        S_DATA_DIR, S_MEMORY, S_MEMORY_EVENTS, S_SYNC, S_RETAIN_HOURS, S_RETAIN_MB,
        S_JOURNAL_MAX_MB, S_DEDUP_WINDOW, S_HEARTBEAT_MS, S_MAX_RULES, S_MAX_PATTERN_SIZE,
-       S_COUNT };
+       S_CURVE_CERT, S_CURVE_ALLOW, S_INSECURE, S_RATE_LIMIT, S_RATE_BURST,
+       S_MAX_CONTROL_MSG, S_MAX_SUBSCRIPTION, S_COUNT };
 
 static const char *const s_keys [S_COUNT] = {
     "ingest", "publish", "control", "account", "region",
     "max-entries", "max-event-size", "max-topics",
     "data-dir", "memory", "memory-events", "sync", "retain-hours", "retain-mb",
-    "journal-max-mb", "dedup-window", "heartbeat-ms", "max-rules", "max-pattern-size"
+    "journal-max-mb", "dedup-window", "heartbeat-ms", "max-rules", "max-pattern-size",
+    "curve-cert", "curve-allow", "insecure", "rate-limit", "rate-burst",
+    "max-control-msg", "max-subscription"
 };
 
 //  True when the setting came from a flag (not from the config file).
@@ -226,7 +258,9 @@ s_load_config (const char *path, setting_t settings [S_COUNT], zconfig_t **root_
             fprintf (stderr, PROG ": %s: unknown key broker/%s (known: ingest, publish, "
                      "control, account, region, max-entries, max-event-size, max-topics, "
                      "data-dir, memory, memory-events, sync, retain-hours, retain-mb, "
-                     "journal-max-mb, dedup-window, heartbeat-ms, max-rules, max-pattern-size)\n",
+                     "journal-max-mb, dedup-window, heartbeat-ms, max-rules, max-pattern-size, "
+                     "curve-cert, curve-allow, insecure, rate-limit, rate-burst, max-control-msg, "
+                     "max-subscription)\n",
                      path, name);
             return -1;
         }
@@ -375,6 +409,76 @@ s_journal_settings (setting_t settings [S_COUNT], zb_broker_config_t *config)
     return 0;
 }
 
+//  CURVE, authorization, rate limit and socket limits into config; then the
+//  safe default: no plain-text endpoint beyond loopback unless --insecure.
+//  0, or -1 after an error message.
+static int
+s_security_settings (setting_t settings [S_COUNT], zconfig_t *root, const char *config_path,
+                     zb_broker_config_t *config)
+{
+    zb_auth_config_t *auth = &config->auth;
+    bool insecure = false;
+    setting_t *s = &settings [S_INSECURE];
+    if (s->value) {
+        if (streq (s->value, "true"))
+            insecure = true;
+        else
+        if (!streq (s->value, "false")) {
+            fprintf (stderr, PROG ": %s: '%s' is not true or false\n", s->origin, s->value);
+            return -1;
+        }
+    }
+    for (int k = S_CURVE_CERT; k <= S_CURVE_ALLOW; k++) {
+        s = &settings [k];
+        if (s->value && (*s->value == 0 || strlen (s->value) > 4000)) {
+            fprintf (stderr, PROG ": %s: '%s' is not a path\n", s->origin, s->value);
+            return -1;
+        }
+    }
+    auth->curve_cert = settings [S_CURVE_CERT].value;
+    auth->curve_allow = settings [S_CURVE_ALLOW].value;
+    if (!auth->curve_cert != !auth->curve_allow) {
+        fprintf (stderr, PROG ": %s needs %s as well (CURVE takes the broker's secret "
+                 "certificate and the directory of allowed client certificates)\n",
+                 auth->curve_cert ? settings [S_CURVE_CERT].origin : settings [S_CURVE_ALLOW].origin,
+                 auth->curve_cert ? "curve-allow" : "curve-cert");
+        return -1;
+    }
+    auth->authorization = root ? zconfig_locate (root, "authorization") : NULL;
+    auth->config_path = config_path;
+    auth->verbose = config->verbose;
+    if ((settings [S_RATE_LIMIT].value
+         && s_parse_number (&settings [S_RATE_LIMIT], 0, RATE_LIMIT_MAX, &auth->rate_limit) == -1)
+    ||  (settings [S_RATE_BURST].value
+         && s_parse_number (&settings [S_RATE_BURST], 1, RATE_LIMIT_MAX, &auth->rate_burst) == -1)
+    ||  (settings [S_MAX_CONTROL_MSG].value
+         && s_parse_number (&settings [S_MAX_CONTROL_MSG], MAX_CONTROL_MSG_MIN, MAX_CONTROL_MSG_LIMIT,
+                            &config->max_control_msg) == -1)
+    ||  (settings [S_MAX_SUBSCRIPTION].value
+         && s_parse_number (&settings [S_MAX_SUBSCRIPTION], MAX_SUBSCRIPTION_MIN,
+                            MAX_SUBSCRIPTION_LIMIT, &config->max_subscription) == -1))
+        return -1;
+    if (auth->rate_burst && !auth->rate_limit) {
+        fprintf (stderr, PROG ": %s needs rate-limit\n", settings [S_RATE_BURST].origin);
+        return -1;
+    }
+    if (auth->curve_cert || insecure)
+        return 0;
+    const char *endpoints [] = { config->ingest, config->publish, config->control };
+    const char *names [] = { "ingest", "publish", "control" };
+    for (int i = 0; i < 3; i++) {
+        if (!zb_auth_endpoint_safe (endpoints [i])) {
+            fprintf (stderr, PROG ": refusing to bind %s to %s in plain text: anyone who can "
+                     "reach it could publish and read every event. Enable CURVE with "
+                     "--curve-cert BROKER_secret --curve-allow DIR (zbctl keygen makes the "
+                     "certificates; docs/SECURITY.md), bind a loopback address, or pass "
+                     "--insecure to accept the risk\n", names [i], endpoints [i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -412,6 +516,14 @@ main (int argc, char *argv [])
         { "heartbeat-ms",   required_argument, NULL, OPT_JOURNAL + S_HEARTBEAT_MS },
         { "max-rules",      required_argument, NULL, OPT_JOURNAL + S_MAX_RULES },
         { "max-pattern-size", required_argument, NULL, OPT_JOURNAL + S_MAX_PATTERN_SIZE },
+        //  Security settings (docs/SECURITY.md), the same way
+        { "curve-cert",     required_argument, NULL, OPT_JOURNAL + S_CURVE_CERT },
+        { "curve-allow",    required_argument, NULL, OPT_JOURNAL + S_CURVE_ALLOW },
+        { "insecure",       no_argument,       NULL, OPT_JOURNAL + S_INSECURE },
+        { "rate-limit",     required_argument, NULL, OPT_JOURNAL + S_RATE_LIMIT },
+        { "rate-burst",     required_argument, NULL, OPT_JOURNAL + S_RATE_BURST },
+        { "max-control-msg", required_argument, NULL, OPT_JOURNAL + S_MAX_CONTROL_MSG },
+        { "max-subscription", required_argument, NULL, OPT_JOURNAL + S_MAX_SUBSCRIPTION },
         { "verbose",        no_argument,       NULL, 'v' },
         { "help",           no_argument,       NULL, 'h' },
         { "version",        no_argument,       NULL, 'V' },
@@ -442,8 +554,15 @@ main (int argc, char *argv [])
             case OPT_JOURNAL + S_HEARTBEAT_MS:
             case OPT_JOURNAL + S_MAX_RULES:
             case OPT_JOURNAL + S_MAX_PATTERN_SIZE:
+            case OPT_JOURNAL + S_CURVE_CERT:
+            case OPT_JOURNAL + S_CURVE_ALLOW:
+            case OPT_JOURNAL + S_RATE_LIMIT:
+            case OPT_JOURNAL + S_RATE_BURST:
+            case OPT_JOURNAL + S_MAX_CONTROL_MSG:
+            case OPT_JOURNAL + S_MAX_SUBSCRIPTION:
                 settings [opt - OPT_JOURNAL].value = optarg;
                 break;
+            case OPT_JOURNAL + S_INSECURE: settings [S_INSECURE].value = "true"; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf (PROG " %s\n", ZB_VERSION); return 0;
             default:
@@ -494,6 +613,8 @@ main (int argc, char *argv [])
     &&  s_load_rules (config_path, root, &rules, &config.nrules) == -1)
         status = 2;
     config.rules = rules;
+    if (status == 0 && s_security_settings (settings, root, config_path, &config) == -1)
+        status = 2;
 
     if (status == 0) {
         char err [512];

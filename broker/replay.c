@@ -565,6 +565,25 @@ zb_replay_cancel (zb_replay_t *self, zmq_msg_t *identity, zmq_msg_t *corr)
     return 0;
 }
 
+size_t
+zb_replay_close_peer (zb_replay_t *self, const void *identity, size_t identity_len,
+                      const char *code, const char *message)
+{
+    assert (self);
+    size_t closed = 0;
+    for (size_t i = 0; i < self->count; i++) {
+        session_t *s = self->sessions [i];
+        if (!s->closed && s->identity_len == identity_len
+        &&  memcmp (s->identity, identity, identity_len) == 0) {
+            s_send_error (self, s, code, message);
+            s->closed = true;           //  even when the error could not be sent
+            closed++;
+        }
+    }
+    s_compact (self);
+    return closed;
+}
+
 //  --------------------------------------------------------------------------
 //  Serving
 

@@ -69,6 +69,11 @@ int zb_replay_credit (zb_replay_t *self, zmq_msg_t *identity, zmq_msg_t *corr,
 //  CANCEL: close the session without a reply. 0 when it was open, -1 when not.
 int zb_replay_cancel (zb_replay_t *self, zmq_msg_t *identity, zmq_msg_t *corr);
 
+//  Close every session of one client connection with ERROR code/message
+//  (its key was removed from the allow directory). Returns how many.
+size_t zb_replay_close_peer (zb_replay_t *self, const void *identity, size_t identity_len,
+                             const char *code, const char *message);
+
 //  Send what the sessions' credit allows, one turn.
 zb_replay_state_t zb_replay_serve (zb_replay_t *self);
 

@@ -49,6 +49,7 @@
 #include "event.h"
 #include "pattern.h"
 #include "replay_client.h"
+#include "curve.h"
 #include "rfc3339.h"
 #include "wire.h"
 
@@ -179,7 +180,8 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         "      --name NAME     checkpoint name (default: %s)\n"
         "      --credit N      replay credit window, 1..%d (default %d)\n"
         "  -h, --help          show this help\n"
-        "  -V, --version       show the version\n\n",
+        "  -V, --version       show the version\n"
+        ZB_CURVE_CLIENT_HELP "\n",
         spec->topics? spec->name: "none; required with --state-dir", ZB_MAX_CREDIT,
         CONSUMER_CREDIT);
     if (spec->topics) {
@@ -349,7 +351,8 @@ s_parse_args (consumer_t *self, int argc, char **argv)
         { "name",      required_argument, NULL, OPT_NAME }, \
         { "credit",    required_argument, NULL, OPT_CREDIT }, \
         { "help",      no_argument,       NULL, 'h' }, \
-        { "version",   no_argument,       NULL, 'V' }
+        { "version",   no_argument,       NULL, 'V' }, \
+        ZB_CURVE_CLIENT_OPTIONS
     static const struct option fixed_options [] = {
         COMMON_OPTIONS,
         { NULL, 0, NULL, 0 }
@@ -456,6 +459,12 @@ s_parse_args (consumer_t *self, int argc, char **argv)
                                                "not '%s'", ZB_MAX_CREDIT, optarg);
                 self->credit = (uint32_t) value;
                 break;
+            case ZB_CURVE_OPT_SERVER:
+            case ZB_CURVE_OPT_CERT:
+            case ZB_CURVE_OPT_MAXMSG:
+                if (zb_curve_client_option (prog, opt, optarg) != 0)
+                    return 2;
+                break;
             case 'h':
                 s_usage (spec, stdout);
                 return 0;
@@ -468,6 +477,8 @@ s_parse_args (consumer_t *self, int argc, char **argv)
     }
     if (optind < argc)
         return zb_cli_usage_error (prog, "unexpected argument '%s'", argv [optind]);
+    if ((rc = zb_curve_client_setup (prog)) != 0)
+        return rc;
     if (self->pattern_text) {
         rc = s_pattern_compile (self);
         if (rc >= 0)

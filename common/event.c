@@ -26,6 +26,9 @@ zb_code_name (zb_code_t code)
         case ZB_E_ENTRY_TOO_LARGE:  return "EntryTooLarge";
         case ZB_E_LIMIT_EXCEEDED:   return "LimitExceeded";
         case ZB_E_INTERNAL:         return "InternalFailure";
+        case ZB_E_NOT_AUTHORIZED_SOURCE:        return "NotAuthorizedForSource";
+        case ZB_E_NOT_AUTHORIZED_DETAIL_TYPE:   return "NotAuthorizedForDetailType";
+        case ZB_E_THROTTLED:        return "ThrottlingException";
     }
     return "InternalFailure";
 }

@@ -23,6 +23,9 @@ typedef enum {
     ZB_E_ENTRY_TOO_LARGE,       //  "EntryTooLarge"
     ZB_E_LIMIT_EXCEEDED,        //  "LimitExceeded"
     ZB_E_INTERNAL,              //  "InternalFailure" (retryable)
+    ZB_E_NOT_AUTHORIZED_SOURCE, //  "NotAuthorizedForSource" (docs/SECURITY.md)
+    ZB_E_NOT_AUTHORIZED_DETAIL_TYPE,    //  "NotAuthorizedForDetailType"
+    ZB_E_THROTTLED,             //  "ThrottlingException" (retryable)
 } zb_code_t;
 
 //  The code's wire name, e.g. "InvalidArgument".

@@ -14,6 +14,7 @@
 
 #include "event.h"
 #include "replay_client.h"
+#include "curve.h"
 #include "wire.h"
 
 #define REPLAY_FRAMES       5           //  frames of an EVENT
@@ -58,6 +59,7 @@ zb_replay_client_new (const char *endpoint, uint32_t credit, char *err, size_t e
     zsock_set_linger (self->sock, 0);
     //  A replay window arrives faster than we print it
     zsock_set_rcvhwm (self->sock, ZB_MAX_CREDIT + 1000);
+    zb_curve_client_apply (self->sock);     //  CURVE keys, maximum frame size
     if (zsock_connect (self->sock, "%s", endpoint) == -1) {
         snprintf (err, errlen, "cannot connect to '%s': %s", endpoint,
                   zmq_strerror (zmq_errno ()));

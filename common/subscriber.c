@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "subscriber.h"
+#include "curve.h"
 #include "wire.h"
 
 //  Events may arrive in bursts far above libzmq's default high-water mark of
@@ -32,7 +33,17 @@
 //  Longest topic frame we subscribe to: detail-type bytes plus the NUL.
 #define SUBSCRIBER_TOPIC_MAX    (ZB_MAX_DETAIL_TYPE * 4 + 2)
 
+//  A SUB socket of libzmq 4.3 reconnects by itself, but does not always send
+//  its subscriptions again to a publisher that closed its socket (libzmq issue
+//  4057): a broker restart, or the broker cutting every subscriber because a
+//  key was removed (docs/SECURITY.md). A subscriber of heartbeats that hears
+//  nothing for this long sends its subscriptions again (unsubscribe, then
+//  subscribe, so that a connection that had them keeps each once).
+#define SUBSCRIBER_SILENCE_MS   3000
+
 struct zb_subscriber_t {
+    zlistx_t *subscriptions;    //  zframe_t: every subscription, to send again
+    int64_t heard;              //  zclock_mono of the last message (or resend)
     zsock_t *sock;
     void *handle;               //  raw libzmq socket of sock
     zhashx_t *last_seq;         //  topic (C string) -> uint64_t * last topic_seq
@@ -68,6 +79,7 @@ zb_subscriber_new (const char *endpoint, char *err, size_t errlen)
         return NULL;
     }
     zsock_set_rcvhwm (self->sock, SUBSCRIBER_RCVHWM);
+    zb_curve_client_apply (self->sock);     //  CURVE keys, maximum frame size
     if (zsock_connect (self->sock, "%s", endpoint) == -1) {
         snprintf (err, errlen, "cannot connect to '%s': %s", endpoint,
                   zmq_strerror (zmq_errno ()));
@@ -76,6 +88,10 @@ zb_subscriber_new (const char *endpoint, char *err, size_t errlen)
         return NULL;
     }
     self->handle = zsock_resolve (self->sock);
+    self->subscriptions = zlistx_new ();
+    assert (self->subscriptions);
+    zlistx_set_destructor (self->subscriptions, (zlistx_destructor_fn *) zframe_destroy);
+    self->heard = zclock_mono ();
     self->last_seq = zhashx_new ();
     assert (self->last_seq);
     zhashx_set_destructor (self->last_seq, s_free_item);
@@ -105,9 +121,35 @@ zb_subscriber_destroy (zb_subscriber_t **self_p)
     msgpack_zone_destroy (&self->zone);
     zhashx_destroy (&self->last_seq);
     zhashx_destroy (&self->reserved);
+    zlistx_destroy (&self->subscriptions);
     zsock_destroy (&self->sock);
     free (self);
     *self_p = NULL;
+}
+
+//  Subscribe, and remember the subscription to send it again after silence.
+static int
+s_subscribe (zb_subscriber_t *self, const void *frame, size_t len)
+{
+    int rc = zmq_setsockopt (self->handle, ZMQ_SUBSCRIBE, frame, len);
+    if (rc == 0)
+        zlistx_add_end (self->subscriptions, zframe_new (frame, len));
+    return rc;
+}
+
+//  Nothing heard for SUBSCRIBER_SILENCE_MS although heartbeats should come:
+//  send every subscription again (see SUBSCRIBER_SILENCE_MS).
+static void
+s_check_silence (zb_subscriber_t *self)
+{
+    if (!self->heartbeats || zclock_mono () - self->heard < SUBSCRIBER_SILENCE_MS)
+        return;
+    for (zframe_t *f = (zframe_t *) zlistx_first (self->subscriptions); f;
+         f = (zframe_t *) zlistx_next (self->subscriptions)) {
+        zmq_setsockopt (self->handle, ZMQ_UNSUBSCRIBE, zframe_data (f), zframe_size (f));
+        zmq_setsockopt (self->handle, ZMQ_SUBSCRIBE, zframe_data (f), zframe_size (f));
+    }
+    self->heard = zclock_mono ();
 }
 
 int
@@ -123,7 +165,7 @@ zb_subscriber_subscribe (zb_subscriber_t *self, const char *detail_type)
     //  are delivered like any other
     if (detail_type [0] == ZB_RESERVED_PREFIX && strcmp (detail_type, ZB_HEARTBEAT_TOPIC) != 0)
         zhashx_insert (self->reserved, detail_type, (void *) 1);
-    return zmq_setsockopt (self->handle, ZMQ_SUBSCRIBE, frame, len);
+    return s_subscribe (self, frame, len);
 }
 
 int
@@ -131,7 +173,7 @@ zb_subscriber_subscribe_prefix (zb_subscriber_t *self, const char *prefix)
 {
     assert (self);
     assert (prefix);
-    return zmq_setsockopt (self->handle, ZMQ_SUBSCRIBE, prefix, strlen (prefix));
+    return s_subscribe (self, prefix, strlen (prefix));
 }
 
 int
@@ -282,6 +324,7 @@ zb_subscriber_recv (zb_subscriber_t *self, zb_delivery_t *d, int timeout_ms,
         if (zmq_msg_recv (&self->frame [0], self->handle, ZMQ_DONTWAIT) == -1) {
             if (zmq_errno () != EAGAIN)
                 return 0;       //  EINTR (a signal) or ETERM (shutting down)
+            s_check_silence (self);
             long wait = -1;
             if (deadline >= 0) {
                 wait = (long) (deadline - zclock_mono ());
@@ -295,6 +338,7 @@ zb_subscriber_recv (zb_subscriber_t *self, zb_delivery_t *d, int timeout_ms,
             continue;
         }
         size_t nframes = s_recv_rest (self);
+        self->heard = zclock_mono ();
         const char *topic = (const char *) zmq_msg_data (&self->frame [0]);
         size_t topic_len = zmq_msg_size (&self->frame [0]);
         if (topic_len > 1 && topic [0] == ZB_RESERVED_PREFIX && topic [topic_len - 1] == 0

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include "curve.h"
 #include "wire.h"
 
 //  Send one frame, retrying when a signal interrupts libzmq. Once the first
@@ -199,6 +200,7 @@ zb_wire_call (const char *endpoint, const char *command,
     zmq_setsockopt (sock, ZMQ_LINGER, &zero, sizeof zero);
     //  Never block on send, whatever the peer does
     zmq_setsockopt (sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
+    zb_curve_client_apply (dealer);         //  CURVE keys, maximum frame size
     if (zmq_connect (sock, endpoint) == -1) {
         snprintf (err, errlen, "cannot connect to %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&dealer);

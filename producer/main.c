@@ -48,6 +48,7 @@
 #include "event.h"
 #include "generator.h"
 #include "window.h"
+#include "curve.h"
 #include "wire.h"
 
 #define PROG "zb-producer"
@@ -220,8 +221,10 @@ s_usage (FILE *out)
         "                        same entries, same idempotency keys (default 1000)\n"
         "      --retries N       resends of one request before its entries count as\n"
         "                        failed (default 10); InternalFailure entries are\n"
-        "                        resent too, after a pause growing from 100 ms to 5 s\n"
+        "                        resent too, after a pause growing from 100 ms to 5 s;\n"
+        "                        so are ThrottlingException ones (the broker's rate limit)\n"
         "  -q, --quiet           no progress line\n"
+        ZB_CURVE_CLIENT_HELP
         "  -h, --help            show this help\n"
         "  -V, --version         show the version\n\n"
         "At the end one JSON line goes to stdout:\n"
@@ -257,6 +260,7 @@ s_parse_args (producer_t *self, int argc, char **argv)
         { "retry-ms",  required_argument, NULL, OPT_RETRY_MS },
         { "retries",   required_argument, NULL, OPT_RETRIES },
         { "quiet",     no_argument,       NULL, 'q' },
+        ZB_CURVE_CLIENT_OPTIONS,
         { "help",      no_argument,       NULL, 'h' },
         { "version",   no_argument,       NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -337,6 +341,12 @@ s_parse_args (producer_t *self, int argc, char **argv)
             case 'q':
                 self->quiet = true;
                 break;
+            case ZB_CURVE_OPT_SERVER:
+            case ZB_CURVE_OPT_CERT:
+            case ZB_CURVE_OPT_MAXMSG:
+                if (zb_curve_client_option (PROG, opt, optarg) != 0)
+                    return 2;
+                break;
             case 'h':
                 s_usage (stdout);
                 return 0;
@@ -349,6 +359,9 @@ s_parse_args (producer_t *self, int argc, char **argv)
     }
     if (optind < argc)
         return zb_cli_usage_error (PROG, "unexpected argument '%s'", argv [optind]);
+    int rc = zb_curve_client_setup (PROG);
+    if (rc != 0)
+        return rc;
     return -1;
 }
 
@@ -513,6 +526,7 @@ s_handle_reply (producer_t *self)
     const char *status = (const char *) zmq_msg_data (&reply.status);
     size_t *retry = self->retry_scratch;
     size_t nretry = 0;
+    size_t throttled = 0;
 
     if (zb_reply_is_ok (&reply)) {
         const msgpack_object *results = body_ok? zb_map_get (&body, "results"): NULL;
@@ -541,6 +555,12 @@ s_handle_reply (producer_t *self)
                 else
                 if (zb_str_eq (zb_map_get (result, "code"), "InternalFailure"))
                     retry [nretry++] = i;
+                else
+                if (zb_str_eq (zb_map_get (result, "code"), "ThrottlingException")) {
+                    //  Over the broker's rate limit: not stored, resent later
+                    retry [nretry++] = i;
+                    throttled++;
+                }
                 else {
                     self->failed++;
                     s_entry_error (self, result, lines, i);
@@ -573,7 +593,8 @@ s_handle_reply (producer_t *self)
     }
     zb_reply_close (&reply);
     if (nretry)
-        s_retry_later (self, slot, retry, nretry, lines, "InternalFailure");
+        s_retry_later (self, slot, retry, nretry, lines,
+                       throttled == nretry ? "ThrottlingException" : "InternalFailure");
     else
         s_release (self, slot);
 }
@@ -991,6 +1012,7 @@ s_setup (producer_t *self)
     zsock_set_rcvhwm (self->sock, hwm);
     zsock_set_sndtimeo (self->sock, self->timeout_s? (int) self->timeout_s * 1000: -1);
     zsock_set_linger (self->sock, 0);
+    zb_curve_client_apply (self->sock);     //  CURVE keys, maximum frame size
     if (zsock_connect (self->sock, "%s", self->endpoint) != 0) {
         s_fail (self, "cannot connect to '%s': %s", self->endpoint, zmq_strerror (zmq_errno ()));
         s_log ("%s", self->error);

@@ -13,18 +13,24 @@
         rule get NAME [--json] | rule list [--prefix P] [--json] | rule delete NAME
                              the broker's rules (RULE-PUT, RULE-GET, RULE-LIST,
                              RULE-DELETE on the control socket)
+        keygen NAME          write a CURVE key pair: NAME (public certificate)
+                             and NAME_secret in the current directory (local)
 
     The global options may also follow the command. Exit status: 0 success,
     1 the broker did not answer, answered ERROR or rejected the entry, 2 usage.
     test-pattern: 0 match, 1 no match, 2 usage or an invalid pattern or event. */
 
 #include <czmq.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "codec.h"
+#include "curve.h"
 #include "event.h"
 #include "pattern.h"
 #include "wire.h"
@@ -61,7 +67,8 @@ enum {
     { "ingest",  required_argument, NULL, OPT_INGEST }, \
     { "timeout", required_argument, NULL, OPT_TIMEOUT }, \
     { "help",    no_argument,       NULL, 'h' }, \
-    { "version", no_argument,       NULL, 'V' }
+    { "version", no_argument,       NULL, 'V' }, \
+    ZB_CURVE_CLIENT_OPTIONS
 
 static const struct option s_global_options [] = {
     GLOBAL_OPTIONS, { NULL, 0, NULL, 0 }
@@ -87,6 +94,9 @@ static const struct option s_put_options [] = {
     { "resources",   required_argument, NULL, OPT_RESOURCES },
     { "time",        required_argument, NULL, OPT_TIME },
     { NULL, 0, NULL, 0 }
+};
+static const struct option s_keygen_options [] = {
+    GLOBAL_OPTIONS, { NULL, 0, NULL, 0 }
 };
 static const struct option s_test_pattern_options [] = {
     GLOBAL_OPTIONS,
@@ -115,7 +125,8 @@ s_usage (FILE *out)
         "      --ingest EP      broker ingest endpoint (default " ZB_DEFAULT_INGEST ")\n"
         "      --timeout MS     how long to wait for a reply (default 2000)\n"
         "  -h, --help           show this help\n"
-        "  -V, --version        show the version\n\n"
+        "  -V, --version        show the version\n"
+        ZB_CURVE_CLIENT_HELP "\n"
         "Commands:\n"
         "  ping                 PING the control socket:\n"
         "                       prints \"ok seq=N version=V uptime=Xs\"\n"
@@ -143,6 +154,11 @@ s_usage (FILE *out)
         "  rule list [--prefix P] [--json]\n"
         "                       every rule (whose name starts with P), one per line\n"
         "  rule delete NAME     remove a rule\n\n"
+        "  keygen NAME          write a new CURVE key pair in the current directory:\n"
+        "                       NAME (the public certificate: give it to the broker's\n"
+        "                       --curve-allow directory, or to clients as --curve-server)\n"
+        "                       and NAME_secret (mode 0600: --curve-cert of its owner);\n"
+        "                       never overwrites a file; prints the public key\n\n"
         "Exit status: 0 success; 1 no reply, an ERROR reply or a rejected entry; 2 usage.\n"
         "test-pattern: 0 the event matches, 1 it does not, 2 an invalid pattern or event.\n\n"
         "Examples:\n"
@@ -150,6 +166,8 @@ s_usage (FILE *out)
         "  " PROG " --control tcp://10.0.0.5:5557 stats\n"
         "  " PROG " stats --json\n"
         "  " PROG " journal\n"
+        "  " PROG " keygen store-7     # then: cp store-7 /etc/zbridge/clients/\n"
+        "  " PROG " --curve-server broker --curve-cert store-7_secret ping\n"
         "  " PROG " put --source store-7 --detail-type sales-events \\\n"
         "        --detail '{\"store_id\":\"store_1\",\"sales\":12.5}' --resources shelf-3,till-1\n"
         "  " PROG " rule put big-sales \\\n"
@@ -199,6 +217,12 @@ s_parse (zbctl_t *self, int argc, char **argv, const struct option *options,
             case OPT_EVENT:       self->event = optarg; break;
             case OPT_TRANSFORM:   self->transform = optarg; break;
             case OPT_PREFIX:      self->prefix = optarg; break;
+            case ZB_CURVE_OPT_SERVER:
+            case ZB_CURVE_OPT_CERT:
+            case ZB_CURVE_OPT_MAXMSG:
+                if (zb_curve_client_option (PROG, opt, optarg) != 0)
+                    return 2;
+                break;
             case 'h':
                 s_usage (stdout);
                 return 0;
@@ -698,6 +722,50 @@ s_rule (zbctl_t *self, int argc, char **argv)
     return rc;
 }
 
+//  keygen NAME: NAME and NAME_secret (zcert_save's format), never overwriting.
+static int
+s_keygen (const char *name)
+{
+    size_t len = strlen (name);
+    bool ok = len > 0 && len <= 200 && name [0] != '.' && name [0] != '-';
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (name [i] >= 'a' && name [i] <= 'z') || (name [i] >= 'A' && name [i] <= 'Z')
+          || (name [i] >= '0' && name [i] <= '9') || strchr ("._-", name [i]);
+    if (!ok)
+        return zb_cli_usage_error (PROG, "keygen wants a file name of 1 to 200 characters "
+                                   "A-Z a-z 0-9 . _ - (not starting with '.' or '-'), not '%s'",
+                                   name);
+    char secret [256];
+    snprintf (secret, sizeof secret, "%s_secret", name);
+    if (access (name, F_OK) == 0 || access (secret, F_OK) == 0)
+        return zb_cli_error (PROG, "keygen: %s or %s exists already: not overwriting a key",
+                             name, secret);
+    zcert_t *cert = zcert_new ();
+    if (!cert)
+        return zb_cli_error (PROG, "keygen: cannot make a key pair (libzmq without CURVE?)");
+    zcert_set_meta (cert, "name", "%s", name);
+    zcert_set_meta (cert, "created-by", "zbctl keygen");
+    int rc = zcert_save_public (cert, name);
+    if (rc == 0) {
+        //  Only its owner may read the secret key
+        mode_t old = umask (077);
+        rc = zcert_save_secret (cert, secret);
+        umask (old);
+        if (rc == 0)
+            chmod (secret, 0600);
+    }
+    if (rc != 0) {
+        int err = errno;
+        zcert_destroy (&cert);
+        return zb_cli_error (PROG, "keygen: cannot write %s / %s: %s", name, secret,
+                             strerror (err));
+    }
+    printf ("%s\n", zcert_public_txt (cert));
+    fprintf (stderr, PROG ": wrote %s (public) and %s (secret, mode 0600)\n", name, secret);
+    zcert_destroy (&cert);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -711,7 +779,7 @@ main (int argc, char **argv)
         return rc;
     if (optind >= argc)
         return zb_cli_usage_error (PROG, "give a command: ping, stats, journal, put, "
-                                   "test-pattern or rule");
+                                   "test-pattern, rule or keygen");
     const char *command = argv [optind];
     //  The command's own options (and the global ones again) follow it
     int sub_argc = argc - optind;
@@ -722,16 +790,28 @@ main (int argc, char **argv)
         streq (command, "journal")? s_journal_options:
         streq (command, "put")? s_put_options:
         streq (command, "test-pattern")? s_test_pattern_options:
-        streq (command, "rule")? s_rule_options: NULL;
+        streq (command, "rule")? s_rule_options:
+        streq (command, "keygen")? s_keygen_options: NULL;
     if (!options)
         return zb_cli_usage_error (PROG, "unknown command '%s' (commands: ping, stats, "
-                                   "journal, put, test-pattern, rule)", command);
+                                   "journal, put, test-pattern, rule, keygen)", command);
     rc = s_parse (&self, sub_argc, sub_argv, options, false, command);
     if (rc >= 0)
         return rc;
     if (streq (command, "rule")) {
+        if ((rc = zb_curve_client_setup (PROG)) != 0)
+            return rc;
         zsys_init ();
         return s_rule (&self, sub_argc - optind, sub_argv + optind);
+    }
+    if (streq (command, "keygen")) {
+        if (optind >= sub_argc)
+            return zb_cli_usage_error (PROG, "keygen wants a NAME (it writes NAME and "
+                                       "NAME_secret)");
+        if (optind + 1 < sub_argc)
+            return zb_cli_usage_error (PROG, "unexpected argument '%s' after keygen NAME",
+                                       sub_argv [optind + 1]);
+        return s_keygen (sub_argv [optind]);
     }
     if (optind < sub_argc)
         return zb_cli_usage_error (PROG, "unexpected argument '%s' after %s", sub_argv [optind],
@@ -739,6 +819,8 @@ main (int argc, char **argv)
 
     if (streq (command, "test-pattern"))
         return s_test_pattern (&self);
+    if ((rc = zb_curve_client_setup (PROG)) != 0)
+        return rc;
     zsys_init ();
     if (streq (command, "ping"))
         rc = s_ping (&self);

@@ -65,6 +65,18 @@ class ZbTimeout(Exception):
     """No reply (or no event) within the timeout."""
 
 
+def set_curve(sock, curve):
+    """CURVE client keys on a socket before it connects: curve is (the broker's
+    public key, this client's public key, its secret key), Z85 text or bytes;
+    None leaves the socket plain (docs/SECURITY.md)."""
+    if curve is None:
+        return
+    server, public, secret = (k.encode() if isinstance(k, str) else k for k in curve)
+    sock.curve_serverkey = server
+    sock.curve_publickey = public
+    sock.curve_secretkey = secret
+
+
 def pack(value):
     return msgpack.packb(value, use_bin_type=True)
 
@@ -128,13 +140,14 @@ class Client:
 
     Correlation ids are a uint64 request counter, 8 bytes big-endian, unless given."""
 
-    def __init__(self, endpoint, timeout=5.0, req=False, ctx=None):
+    def __init__(self, endpoint, timeout=5.0, req=False, ctx=None, curve=None):
         self.ctx = ctx or zmq.Context.instance()
         self.endpoint = endpoint
         self.timeout = timeout
         self.req = req
         self.sock = self.ctx.socket(zmq.REQ if req else zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        set_curve(self.sock, curve)
         self.sock.connect(endpoint)
         self.counter = 0
         self.pending = {}           # corr -> (command, user tag) of requests in flight
@@ -362,13 +375,14 @@ class Client:
 class Subscriber:
     """A SUB socket on the broker's publish endpoint."""
 
-    def __init__(self, endpoint, ctx=None, rcvhwm=None):
+    def __init__(self, endpoint, ctx=None, rcvhwm=None, curve=None):
         self.ctx = ctx or zmq.Context.instance()
         self.endpoint = endpoint
         self.sock = self.ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         if rcvhwm is not None:
             self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        set_curve(self.sock, curve)
         self.sock.connect(endpoint)
         self.last_topic_seq = {}    # topic -> last topic_seq seen
         self.missed = 0
