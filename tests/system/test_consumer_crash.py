@@ -86,7 +86,9 @@ def test_killed_consumer_resumes_from_its_checkpoint(zb, prog, name, topics):
     assert overlap < 2500, "run 2 repeated %d events of run 1" % overlap
     # the checkpoint is rewritten, not accumulated next to temp files
     final = [f for f in os.listdir(state) if f != os.path.basename(ckpt)]
-    assert not final or final == leftovers, "stray files in the state dir: %s" % final
+    # (the kill may have left a temporary file that run 2 then replaced: a subset)
+    assert set(final) <= set(leftovers), \
+        "stray files in the state dir: %s (after the kill: %s)" % (final, leftovers)
 
 
 def test_zb_consumer_needs_a_name_with_state_dir(zb):
