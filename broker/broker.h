@@ -39,6 +39,7 @@ typedef struct {
     uint64_t max_pattern_size;  //  bytes of a rule's pattern text (0: no limit)
     const zb_rule_spec_t *rules;    //  put at start, after the kept ones
     size_t nrules;
+    const char *metrics;        //  ADDR:PORT of the Prometheus endpoint, or NULL (off)
 } zb_broker_config_t;
 
 //  Journal defaults (the zb-broker flags of the same names)
@@ -68,6 +69,9 @@ void zb_broker_destroy (zb_broker_t **self_p);
 const char *zb_broker_ingest_endpoint (zb_broker_t *self);
 const char *zb_broker_publish_endpoint (zb_broker_t *self);
 const char *zb_broker_control_endpoint (zb_broker_t *self);
+
+//  The metrics URL (http://ADDR:PORT/metrics, the port bound), or NULL when off.
+const char *zb_broker_metrics_url (zb_broker_t *self);
 
 //  Where the journal is: its data directory, or "memory".
 const char *zb_broker_journal_where (zb_broker_t *self);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "metrics.h"
 #include "cli.h"
 #include "pattern.h"
 #include "rules.h"
@@ -79,12 +80,19 @@ s_usage (FILE *out)
 "                           only while the broker runs); the config file's \"rules\"\n"
 "                           section puts its rules at every start.\n"
 "\n"
+"Monitoring:\n"
+"      --metrics ADDR:PORT  serve Prometheus metrics (text format 0.0.4) over HTTP\n"
+"                           at http://ADDR:PORT/metrics (off by default; e.g.\n"
+"                           127.0.0.1:9100, [::1]:9100, 0.0.0.0:9100; port 0: a\n"
+"                           free one, shown in the ready line)\n"
+"\n"
 "      --config FILE        zconfig file with a \"broker\" section; keys: ingest,\n"
 "                           publish, control, account, region, max-entries,\n"
 "                           max-event-size, max-topics, data-dir, memory (true or\n"
 "                           false), memory-events, sync, retain-hours, retain-mb,\n"
 "                           journal-max-mb, dedup-window, heartbeat-ms, max-rules,\n"
-"                           max-pattern-size. Flags override the file. A \"rules\"\n"
+"                           max-pattern-size, metrics. Flags override the file.\n"
+"                           A \"rules\"\n"
 "                           section names rules (see below).\n"
 "  -v, --verbose            log every subscription and bad request, counters every 10 s\n"
 "  -h, --help               this help\n"
@@ -93,10 +101,14 @@ s_usage (FILE *out)
 "Endpoints are ZeroMQ endpoints; a tcp port of * picks a free one (the ready line\n"
 "shows it). Once all sockets are bound and the journal is open it logs:\n"
 "  " PROG ": ready ingest=EP publish=EP control=EP journal=DIR|memory\n"
+"(and metrics=URL with --metrics).\n"
 "With a data directory, seq and every topic_seq continue where the last run\n"
-"stopped. SIGINT or SIGTERM stops it, logging the final counters. Exit status: 0\n"
-"after a signal, 1 when a socket cannot be bound or the journal cannot be\n"
-"opened, 2 for a bad flag or config file.\n"
+"stopped. SIGINT or SIGTERM stops it, logging the final counters.\n"
+"\n"
+"Exit status:\n"
+"  0  stopped by SIGINT or SIGTERM\n"
+"  1  a socket or the metrics port cannot be bound, the journal cannot be opened\n"
+"  2  a bad flag, flag value or config file\n"
 "\n"
 "Examples:\n"
 "  " PROG "\n"
@@ -106,6 +118,7 @@ s_usage (FILE *out)
 "  " PROG " --data-dir /var/lib/zbridge --retain-hours 24 --retain-mb 4096\n"
 "  " PROG " --sync os --dedup-window 600\n"
 "  " PROG " --memory --memory-events 200000 --heartbeat-ms 250\n"
+"  " PROG " --metrics 127.0.0.1:9100     # then: curl http://127.0.0.1:9100/metrics\n"
 "\n"
 "A config file (zconfig: four spaces of indent per level):\n"
 "  broker\n"
@@ -142,13 +155,14 @@ enum { S_INGEST, S_PUBLISH, S_CONTROL, S_ACCOUNT, S_REGION,
        S_MAX_ENTRIES, S_MAX_EVENT_SIZE, S_MAX_TOPICS,
        S_DATA_DIR, S_MEMORY, S_MEMORY_EVENTS, S_SYNC, S_RETAIN_HOURS, S_RETAIN_MB,
        S_JOURNAL_MAX_MB, S_DEDUP_WINDOW, S_HEARTBEAT_MS, S_MAX_RULES, S_MAX_PATTERN_SIZE,
-       S_COUNT };
+       S_METRICS, S_COUNT };
 
 static const char *const s_keys [S_COUNT] = {
     "ingest", "publish", "control", "account", "region",
     "max-entries", "max-event-size", "max-topics",
     "data-dir", "memory", "memory-events", "sync", "retain-hours", "retain-mb",
-    "journal-max-mb", "dedup-window", "heartbeat-ms", "max-rules", "max-pattern-size"
+    "journal-max-mb", "dedup-window", "heartbeat-ms", "max-rules", "max-pattern-size",
+    "metrics"
 };
 
 //  True when the setting came from a flag (not from the config file).
@@ -226,7 +240,8 @@ s_load_config (const char *path, setting_t settings [S_COUNT], zconfig_t **root_
             fprintf (stderr, PROG ": %s: unknown key broker/%s (known: ingest, publish, "
                      "control, account, region, max-entries, max-event-size, max-topics, "
                      "data-dir, memory, memory-events, sync, retain-hours, retain-mb, "
-                     "journal-max-mb, dedup-window, heartbeat-ms, max-rules, max-pattern-size)\n",
+                     "journal-max-mb, dedup-window, heartbeat-ms, max-rules, max-pattern-size, "
+                     "metrics)\n",
                      path, name);
             return -1;
         }
@@ -412,6 +427,7 @@ main (int argc, char *argv [])
         { "heartbeat-ms",   required_argument, NULL, OPT_JOURNAL + S_HEARTBEAT_MS },
         { "max-rules",      required_argument, NULL, OPT_JOURNAL + S_MAX_RULES },
         { "max-pattern-size", required_argument, NULL, OPT_JOURNAL + S_MAX_PATTERN_SIZE },
+        { "metrics",        required_argument, NULL, OPT_JOURNAL + S_METRICS },
         { "verbose",        no_argument,       NULL, 'v' },
         { "help",           no_argument,       NULL, 'h' },
         { "version",        no_argument,       NULL, 'V' },
@@ -442,6 +458,7 @@ main (int argc, char *argv [])
             case OPT_JOURNAL + S_HEARTBEAT_MS:
             case OPT_JOURNAL + S_MAX_RULES:
             case OPT_JOURNAL + S_MAX_PATTERN_SIZE:
+            case OPT_JOURNAL + S_METRICS:
                 settings [opt - OPT_JOURNAL].value = optarg;
                 break;
             case 'h': s_usage (stdout); return 0;
@@ -489,6 +506,15 @@ main (int argc, char *argv [])
     &&  s_parse_number (&settings [S_MAX_PATTERN_SIZE], 0, MAX_PATTERN_SIZE_LIMIT,
                         &config.max_pattern_size) == -1)
         status = 2;
+    if (status == 0 && settings [S_METRICS].value) {
+        char err [300];
+        if (zb_metrics_check_address (settings [S_METRICS].value, err, sizeof err) == -1) {
+            fprintf (stderr, PROG ": %s: %s\n", settings [S_METRICS].origin, err);
+            status = 2;
+        }
+        else
+            config.metrics = settings [S_METRICS].value;
+    }
     zb_rule_spec_t *rules = NULL;
     if (status == 0 && root
     &&  s_load_rules (config_path, root, &rules, &config.nrules) == -1)
@@ -501,9 +527,11 @@ main (int argc, char *argv [])
         if (!broker)
             status = zb_cli_error (PROG, "%s", err);
         else {
-            fprintf (stderr, PROG ": ready ingest=%s publish=%s control=%s journal=%s\n",
+            const char *metrics = zb_broker_metrics_url (broker);
+            fprintf (stderr, PROG ": ready ingest=%s publish=%s control=%s journal=%s%s%s\n",
                      zb_broker_ingest_endpoint (broker), zb_broker_publish_endpoint (broker),
-                     zb_broker_control_endpoint (broker), zb_broker_journal_where (broker));
+                     zb_broker_control_endpoint (broker), zb_broker_journal_where (broker),
+                     metrics ? " metrics=" : "", metrics ? metrics : "");
             if (zb_broker_run (broker) != 0)
                 status = 1;
             zb_broker_destroy (&broker);
