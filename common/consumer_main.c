@@ -193,6 +193,11 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         "broker's sequence order, each at most once. Events missed on the live stream\n"
         "(a gap in a topic's sequence, a heartbeat ahead of us) are read back from the\n"
         "broker's journal; events the journal no longer holds are reported on stderr.\n\n"
+        "Exit status:\n"
+        "  0  --count events received, or stopped by SIGINT/SIGTERM\n"
+        "  1  a runtime failure: an endpoint that is not a ZeroMQ endpoint, a checkpoint\n"
+        "     that cannot be opened or read, stdout that cannot be written\n"
+        "  2  a usage error: unknown option, bad value, no subscription given\n\n"
         "Examples:\n");
     if (spec->topics) {
         fprintf (out, "  %s\n", spec->name);
