@@ -361,10 +361,11 @@ s_scrape (zb_metrics_t *self, struct MHD_Connection *connection)
         if (pthread_cond_timedwait (&self->rendered_cond, &self->lock, &deadline) == ETIMEDOUT)
             break;
     }
+    static const char not_yet [] = "the broker has not rendered its metrics yet; retry\n";
     enum MHD_Result result;
     if (self->published.size == 0)
         result = s_respond (connection, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
-                            "the broker has not rendered its metrics yet; retry\n", 51, NULL);
+                            not_yet, sizeof not_yet - 1, NULL);
     else
         result = s_respond (connection, MHD_HTTP_OK, ZB_METRICS_CONTENT_TYPE,
                             self->published.data, self->published.size, NULL);
