@@ -15,6 +15,7 @@ struct zb_peers_t {
     zloop_t *loop;
     watch_t watch [ZB_PEERS_MAX_SOCKETS];
     size_t count;
+    unsigned generation;            //  of the monitor endpoints
     zhashx_t *active;               //  hex identity -> last seen (ms, as a pointer)
     uint8_t last [256];             //  the last identity seen, and when
     size_t last_len;
@@ -51,6 +52,31 @@ s_on_monitor (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
+//  Monitor socket into watch [index]. 0, or -1 with err.
+static int
+s_watch (zb_peers_t *self, size_t index, void *socket, char *err, size_t errlen)
+{
+    watch_t *watch = &self->watch [index];
+    //  A fresh endpoint each time: a re-watched socket's old monitor may linger
+    char endpoint [80];
+    snprintf (endpoint, sizeof endpoint, "inproc://zb-peers-%p-%zu-%u", (void *) self, index,
+              ++self->generation);
+    watch->socket = NULL;
+    watch->connections = 0;
+    if (zmq_socket_monitor (socket, endpoint, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == -1) {
+        snprintf (err, errlen, "cannot monitor a socket: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    watch->socket = socket;
+    watch->pair = zsock_new (ZMQ_PAIR);
+    if (!watch->pair || zsock_connect (watch->pair, "%s", endpoint) == -1
+    ||  zloop_reader (self->loop, watch->pair, s_on_monitor, watch) == -1) {
+        snprintf (err, errlen, "cannot read a socket monitor: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
 zb_peers_t *
 zb_peers_new (zloop_t *loop, void *const *sockets, size_t count, char *err, size_t errlen)
 {
@@ -61,26 +87,25 @@ zb_peers_new (zloop_t *loop, void *const *sockets, size_t count, char *err, size
     self->active = zhashx_new ();
     assert (self->active);
     for (size_t i = 0; i < count; i++) {
-        watch_t *watch = &self->watch [i];
-        char endpoint [64];
-        snprintf (endpoint, sizeof endpoint, "inproc://zb-peers-%p-%zu", (void *) self, i);
-        if (zmq_socket_monitor (sockets [i], endpoint,
-                                ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == -1) {
-            snprintf (err, errlen, "cannot monitor a socket: %s", zmq_strerror (zmq_errno ()));
-            zb_peers_destroy (&self);
-            return NULL;
-        }
-        watch->socket = sockets [i];
         self->count = i + 1;
-        watch->pair = zsock_new (ZMQ_PAIR);
-        if (!watch->pair || zsock_connect (watch->pair, "%s", endpoint) == -1
-        ||  zloop_reader (loop, watch->pair, s_on_monitor, watch) == -1) {
-            snprintf (err, errlen, "cannot read a socket monitor: %s", zmq_strerror (zmq_errno ()));
+        if (s_watch (self, i, sockets [i], err, errlen) == -1) {
             zb_peers_destroy (&self);
             return NULL;
         }
     }
     return self;
+}
+
+int
+zb_peers_rewatch (zb_peers_t *self, size_t index, void *socket, char *err, size_t errlen)
+{
+    assert (self && index < self->count && socket);
+    watch_t *watch = &self->watch [index];
+    if (watch->pair) {
+        zloop_reader_end (self->loop, watch->pair);
+        zsock_destroy (&watch->pair);
+    }
+    return s_watch (self, index, socket, err, errlen);
 }
 
 void
@@ -92,7 +117,8 @@ zb_peers_destroy (zb_peers_t **self_p)
         return;
     for (size_t i = 0; i < self->count; i++) {
         watch_t *watch = &self->watch [i];
-        zmq_socket_monitor (watch->socket, NULL, 0);
+        if (watch->socket)
+            zmq_socket_monitor (watch->socket, NULL, 0);
         if (watch->pair) {
             zloop_reader_end (self->loop, watch->pair);
             zsock_destroy (&watch->pair);

@@ -29,6 +29,11 @@ zb_peers_t *zb_peers_new (zloop_t *loop, void *const *sockets, size_t count,
                           char *err, size_t errlen);
 void zb_peers_destroy (zb_peers_t **self_p);
 
+//  Socket index was closed and replaced by socket (e.g. a publish socket
+//  re-created): watch the new one, from zero connections. The old socket must
+//  not be used again (it is not touched here). 0, or -1 with err.
+int zb_peers_rewatch (zb_peers_t *self, size_t index, void *socket, char *err, size_t errlen);
+
 //  Connections open now on socket index (as given to zb_peers_new).
 uint64_t zb_peers_connections (zb_peers_t *self, size_t index);
 
