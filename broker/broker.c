@@ -45,6 +45,8 @@
 #include "broker.h"
 #include "event.h"
 #include "journal.h"
+#include "metrics.h"
+#include "peers.h"
 #include "replay.h"
 #include "rules.h"
 #include "rfc3339.h"
@@ -197,6 +199,13 @@ struct zb_broker_t {
     uint64_t prefix_subscriptions;      //  held on the publish socket
     uint64_t duplicates;                //  entries answered "duplicate": true
     uint64_t journal_failures;          //  passes the journal could not store
+    uint64_t ingest_bytes;              //  request frames read on the ingest socket
+    uint64_t replay_requests;           //  REPLAY sessions opened
+
+    //  Who is connected (peers.h) and the metrics endpoint (metrics.h, or NULL)
+    zb_peers_t *peers;
+    zb_metrics_t *metrics;
+    unsigned maintenance_ticks;
 
     //  The journal, replay sessions, heartbeats
     zb_journal_t *journal;
@@ -1005,11 +1014,16 @@ s_pass_commit (zb_broker_t *self)
         self->records [r].id.ptr = self->precs [r].id;
     }
     char err [ZB_ERRLEN] = "";
-    if (zb_journal_append (self->journal, self->records, count, err, sizeof err) == 0) {
+    int64_t started = self->metrics ? zclock_usecs () : 0;
+    int rc = zb_journal_append (self->journal, self->records, count, err, sizeof err);
+    if (self->metrics)
+        zb_metrics_observe_commit (self->metrics, (uint64_t) (zclock_usecs () - started) * 1000);
+    if (rc == 0) {
         for (size_t r = 0; r < count; r++) {
             const zb_record_t *rec = &self->records [r];
             zb_topic_t *topic = self->precs [r].topic;
             topic->in++;
+            topic->bytes += rec->event.len;
             if (!self->precs [r].derived)
                 self->entries_in++;
             //  Stored is what counts: an event that cannot be published (the
@@ -1209,12 +1223,91 @@ s_journal (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_ms
              self->reply_buf.data, self->reply_buf.size);
 }
 
+//  STATS "replay_clients": one map per open replay session
+#define ZB_STATS_SESSIONS   100
+
+typedef struct {
+    msgpack_packer *pk;
+    uint64_t head;
+} session_pack_t;
+
+static void
+s_pack_session (void *arg, const zb_replay_session_info_t *info)
+{
+    session_pack_t *sp = (session_pack_t *) arg;
+    msgpack_packer *pk = sp->pk;
+    char client [2 * 255 + 1];
+    static const char hex [] = "0123456789abcdef";
+    size_t len = info->identity_len < 255 ? info->identity_len : 255;
+    for (size_t i = 0; i < len; i++) {
+        client [2 * i] = hex [info->identity [i] >> 4];
+        client [2 * i + 1] = hex [info->identity [i] & 15];
+    }
+    msgpack_pack_map (pk, 6);
+    zb_pack_cstr (pk, "client");
+    msgpack_pack_str_with_body (pk, client, 2 * len);
+    zb_pack_cstr (pk, "next");
+    msgpack_pack_uint64 (pk, info->next);
+    zb_pack_cstr (pk, "to");
+    msgpack_pack_uint64 (pk, info->to);
+    zb_pack_cstr (pk, "sent");
+    msgpack_pack_uint64 (pk, info->sent);
+    zb_pack_cstr (pk, "credit");
+    msgpack_pack_uint64 (pk, info->credit);
+    //  How far behind the broker's head the session reads
+    zb_pack_cstr (pk, "lag");
+    msgpack_pack_uint64 (pk, sp->head >= info->next ? sp->head - info->next + 1 : 0);
+}
+
+static void
+s_count_session (void *arg, const zb_replay_session_info_t *info)
+{
+    (void) info;
+    (*(size_t *) arg)++;
+}
+
+//  The STATS keys about who is connected and catching up.
+static void
+s_pack_peers (zb_broker_t *self, msgpack_packer *pk)
+{
+    uint64_t subscriptions = 0;
+    size_t size = zb_topics_size (self->topics);
+    for (size_t i = 0; i < size; i++)
+        subscriptions += zb_topics_at (self->topics, i)->subscribers;
+    zb_pack_cstr (pk, "bytes_in");
+    msgpack_pack_uint64 (pk, self->ingest_bytes);
+    zb_pack_cstr (pk, "subscriptions");
+    msgpack_pack_uint64 (pk, subscriptions);
+    zb_pack_cstr (pk, "producers_active");
+    msgpack_pack_uint64 (pk, zb_peers_active (self->peers, zclock_mono ()));
+    zb_pack_cstr (pk, "connections");
+    msgpack_pack_map (pk, 3);
+    zb_pack_cstr (pk, "ingest");
+    msgpack_pack_uint64 (pk, zb_peers_connections (self->peers, 0));
+    zb_pack_cstr (pk, "publish");
+    msgpack_pack_uint64 (pk, zb_peers_connections (self->peers, 1));
+    zb_pack_cstr (pk, "control");
+    msgpack_pack_uint64 (pk, zb_peers_connections (self->peers, 2));
+    zb_pack_cstr (pk, "replay_requests");
+    msgpack_pack_uint64 (pk, self->replay_requests);
+    zb_pack_cstr (pk, "replay_events");
+    msgpack_pack_uint64 (pk, zb_replay_events_sent (self->replay));
+    zb_pack_cstr (pk, "replay_clients");
+    size_t sessions = 0;
+    zb_replay_each (self->replay, ZB_STATS_SESSIONS, s_count_session, &sessions);
+    msgpack_pack_array (pk, sessions);
+    session_pack_t sp = { pk, self->seq };
+    zb_replay_each (self->replay, ZB_STATS_SESSIONS, s_pack_session, &sp);
+}
+#define ZB_STATS_PEER_KEYS  7
+
 static void
 s_stats (zb_broker_t *self, void *sock, request_t *req, bool delimiter, zmq_msg_t *corr)
 {
     msgpack_packer *pk = &self->reply_pk;
     msgpack_sbuffer_clear (&self->reply_buf);
-    msgpack_pack_map (pk, 14);
+    msgpack_pack_map (pk, 14 + ZB_STATS_PEER_KEYS);
+    s_pack_peers (self, pk);
     zb_pack_cstr (pk, "version");
     zb_pack_cstr (pk, ZB_VERSION);
     zb_pack_cstr (pk, "uptime_ms");
@@ -1386,22 +1479,33 @@ s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
     s_pass_start (self);
     size_t count = 0;
     size_t bytes = 0;
+    int64_t first_read = 0;             //  zclock_usecs, for the ack latency
+    int64_t now_ms = zclock_mono ();
     while (count < ZB_DRAIN && bytes < ZB_PASS_BYTES && self->event_buf.size < ZB_PASS_BYTES) {
         pass_req_t *pr = &self->pass [count];
         if (!s_request_recv (self->ingest_h, &pr->req)) {
             s_request_close (&pr->req);
             break;
         }
+        if (count == 0 && self->metrics)
+            first_read = zclock_usecs ();
+        zb_peers_seen (self->peers, zmq_msg_data (&pr->req.identity),
+                       zmq_msg_size (&pr->req.identity), now_ms);
         count++;
         for (size_t i = 0; i < pr->req.frames && i < ZB_KEEP_FRAMES; i++)
             bytes += zmq_msg_size (&pr->req.part [i]);
         s_pass_request (self, pr);
     }
+    self->ingest_bytes += bytes;
     s_pass_commit (self);
     for (size_t i = 0; i < count; i++) {
         pass_req_t *pr = &self->pass [i];
-        if (pr->kind == PASS_PUT)
+        if (pr->kind == PASS_PUT) {
             s_pass_reply_put (self, pr);
+            if (self->metrics)
+                zb_metrics_observe_ack (self->metrics,
+                                        (uint64_t) (zclock_usecs () - first_read) * 1000);
+        }
         else
         if (pr->kind == PASS_PING)
             s_ping (self, self->ingest_h, &pr->req, pr->delimiter, pr->corr);
@@ -1668,6 +1772,8 @@ s_handle_control (zb_broker_t *self, request_t *req)
         if (zb_replay_open (self->replay, &req->identity, delimiter, corr, body, &code,
                             err, sizeof err) == -1)
             s_reply_error (self, sock, req, delimiter, corr, code, "%s", err);
+        else
+            self->replay_requests++;
         return;
     }
     if (s_frame_is (command, ZB_CMD_CREDIT)) {
@@ -1954,6 +2060,8 @@ s_on_maintenance (zloop_t *loop, int timer_id, void *arg)
     if (removed > 0 && self->verbose)
         s_log (self, false, "journal: pruned %" PRIu64 " records, oldest now %" PRIu64,
                removed, zb_journal_oldest (self->journal));
+    if (++self->maintenance_ticks % 10 == 0)
+        zb_peers_active (self->peers, zclock_mono ());      //  forget the idle ones
     size_t expired = zb_replay_expire (self->replay, zclock_mono ());
     if (expired > 0)
         s_log (self, true, "closed %zu idle replay session%s (ERROR Timeout)", expired,
@@ -2009,6 +2117,9 @@ s_publish_rebuild (zb_broker_t *self, const char *why)
     }
     self->prefix_subscriptions = 0;
     self->publish_rebuilds++;
+    //  The connection monitor watched the old socket
+    if (self->peers && zb_peers_rewatch (self->peers, 1, self->publish_h, err, sizeof err) != 0)
+        s_log (self, false, "cannot watch the new publish socket's connections: %s", err);
     s_log (self, false, "publish socket re-created on %s (%s): subscribers reconnect",
            self->publish_ep, why);
 }
@@ -2032,6 +2143,44 @@ s_on_auth (zloop_t *loop, int timer_id, void *arg)
     zb_broker_t *self = (zb_broker_t *) arg;
     if (zb_auth_tick (self->auth, s_close_peer, self) == 1)
         s_publish_rebuild (self, "a key was removed from the allow directory");
+    return 0;
+}
+
+//  Metrics: a scrape waits for a snapshot (metrics.h)
+
+static int
+s_on_metrics (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void) loop;
+    (void) item;
+    zb_broker_t *self = (zb_broker_t *) arg;
+    if (!zb_metrics_pending (self->metrics))
+        return 0;
+    int64_t now = zclock_mono ();
+    zb_metrics_source_t source = {
+        .uptime_ms = s_uptime_ms (self),
+        .seq = self->seq,
+        .requests = self->requests,
+        .requests_failed = self->requests_failed,
+        .entries_in = self->entries_in,
+        .entries_rejected = self->entries_rejected,
+        .ingest_bytes = self->ingest_bytes,
+        .duplicates = self->duplicates,
+        .journal_failures = self->journal_failures,
+        .prefix_subscriptions = self->prefix_subscriptions,
+        .replay_requests = self->replay_requests,
+        .replay_events = zb_replay_events_sent (self->replay),
+        .replay_sessions = zb_replay_sessions (self->replay),
+        .rule_failures = self->rule_failures,
+        .producers_active = zb_peers_active (self->peers, now),
+        .connections = { zb_peers_connections (self->peers, 0),
+                         zb_peers_connections (self->peers, 1),
+                         zb_peers_connections (self->peers, 2) },
+        .topics = self->topics,
+        .journal = self->journal,
+        .rules = self->rules,
+    };
+    zb_metrics_update (self->metrics, &source);
     return 0;
 }
 
@@ -2297,6 +2446,15 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
     int mandatory = 1;
     zmq_setsockopt (self->control_h, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
 
+    //  The metrics endpoint is bound like the sockets, before the journal
+    if (config->metrics) {
+        self->metrics = zb_metrics_new (config->metrics, err, errlen);
+        if (!self->metrics) {
+            zb_broker_destroy (&self);
+            return NULL;
+        }
+    }
+
     //  The journal after the sockets: a broker that cannot bind leaves no
     //  data directory behind
     if (s_journal_open (self, config, err, errlen) == -1
@@ -2317,6 +2475,20 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
         snprintf (err, errlen, "cannot set up the event loop");
         zb_broker_destroy (&self);
         return NULL;
+    }
+    void *watched [3] = { self->ingest_h, self->publish_h, self->control_h };
+    self->peers = zb_peers_new (self->loop, watched, 3, err, errlen);
+    if (!self->peers) {
+        zb_broker_destroy (&self);
+        return NULL;
+    }
+    if (self->metrics) {
+        zmq_pollitem_t item = { NULL, zb_metrics_fd (self->metrics), ZMQ_POLLIN, 0 };
+        if (zloop_poller (self->loop, &item, s_on_metrics, self) == -1) {
+            snprintf (err, errlen, "cannot set up the event loop");
+            zb_broker_destroy (&self);
+            return NULL;
+        }
     }
     //  After the sockets: zsys_init has installed CZMQ's handler to chain to.
     //  Without the wake pipe a signal can wait for the next timer.
@@ -2344,6 +2516,9 @@ zb_broker_destroy (zb_broker_t **self_p)
     zb_broker_t *self = *self_p;
     if (!self)
         return;
+    //  The HTTP thread first: it may wait for the loop's snapshot
+    zb_metrics_destroy (&self->metrics);
+    zb_peers_destroy (&self->peers);
     zloop_destroy (&self->loop);
     if (self->wake)
         zb_wake_uninstall ();
@@ -2399,6 +2574,13 @@ zb_broker_control_endpoint (zb_broker_t *self)
 {
     assert (self);
     return self->control_ep;
+}
+
+const char *
+zb_broker_metrics_url (zb_broker_t *self)
+{
+    assert (self);
+    return self->metrics ? zb_metrics_url (self->metrics) : NULL;
 }
 
 const char *

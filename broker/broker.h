@@ -43,6 +43,7 @@ typedef struct {
     zb_auth_config_t auth;      //  CURVE, authorization, rate limit (auth.h)
     uint64_t max_control_msg;   //  ZMQ_MAXMSGSIZE of the control socket
     uint64_t max_subscription;  //  ZMQ_MAXMSGSIZE of the publish socket (subscriptions)
+    const char *metrics;        //  ADDR:PORT of the Prometheus endpoint, or NULL (off)
 } zb_broker_config_t;
 
 //  Journal defaults (the zb-broker flags of the same names)
@@ -74,6 +75,9 @@ void zb_broker_destroy (zb_broker_t **self_p);
 const char *zb_broker_ingest_endpoint (zb_broker_t *self);
 const char *zb_broker_publish_endpoint (zb_broker_t *self);
 const char *zb_broker_control_endpoint (zb_broker_t *self);
+
+//  The metrics URL (http://ADDR:PORT/metrics, the port bound), or NULL when off.
+const char *zb_broker_metrics_url (zb_broker_t *self);
 
 //  Where the journal is: its data directory, or "memory".
 const char *zb_broker_journal_where (zb_broker_t *self);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "metrics.h"
 #include "cli.h"
 #include "pattern.h"
 #include "rules.h"
@@ -99,6 +100,12 @@ s_usage (FILE *out)
 "      --max-control-msg B  largest control frame, %d..%d (default %d)\n"
 "      --max-subscription B largest subscription message, %d..%d (default %d)\n"
 "\n"
+"Monitoring:\n"
+"      --metrics ADDR:PORT  serve Prometheus metrics (text format 0.0.4) over HTTP\n"
+"                           at http://ADDR:PORT/metrics (off by default; e.g.\n"
+"                           127.0.0.1:9100, [::1]:9100, 0.0.0.0:9100; port 0: a\n"
+"                           free one, shown in the ready line)\n"
+"\n"
 "      --config FILE        zconfig file with a \"broker\" section; keys: ingest,\n"
 "                           publish, control, account, region, max-entries,\n"
 "                           max-event-size, max-topics, data-dir, memory (true or\n"
@@ -106,9 +113,10 @@ s_usage (FILE *out)
 "                           journal-max-mb, dedup-window, heartbeat-ms, max-rules,\n"
 "                           max-pattern-size, curve-cert, curve-allow, insecure,\n"
 "                           rate-limit, rate-burst, max-control-msg,\n"
-"                           max-subscription; a \"rules\" section names rules (see\n"
-"                           below) and an \"authorization\" section (per client key:\n"
-"                           source, detail-type, topic). Flags override the file.\n"
+"                           max-subscription, metrics; a \"rules\" section names\n"
+"                           rules (see below) and an \"authorization\" section (per\n"
+"                           client key: source, detail-type, topic, rules). Flags\n"
+"                           override the file.\n"
 "  -v, --verbose            log every subscription and bad request, counters every 10 s\n"
 "  -h, --help               this help\n"
 "  -V, --version            print the version\n"
@@ -116,10 +124,14 @@ s_usage (FILE *out)
 "Endpoints are ZeroMQ endpoints; a tcp port of * picks a free one (the ready line\n"
 "shows it). Once all sockets are bound and the journal is open it logs:\n"
 "  " PROG ": ready ingest=EP publish=EP control=EP journal=DIR|memory\n"
+"(and metrics=URL with --metrics).\n"
 "With a data directory, seq and every topic_seq continue where the last run\n"
-"stopped. SIGINT or SIGTERM stops it, logging the final counters. Exit status: 0\n"
-"after a signal, 1 when a socket cannot be bound or the journal cannot be\n"
-"opened, 2 for a bad flag or config file.\n"
+"stopped. SIGINT or SIGTERM stops it, logging the final counters.\n"
+"\n"
+"Exit status:\n"
+"  0  stopped by SIGINT or SIGTERM\n"
+"  1  a socket or the metrics port cannot be bound, the journal cannot be opened\n"
+"  2  a bad flag, flag value or config file\n"
 "\n"
 "Examples:\n"
 "  " PROG "\n"
@@ -131,6 +143,7 @@ s_usage (FILE *out)
 "  " PROG " --memory --memory-events 200000 --heartbeat-ms 250\n"
 "  " PROG " -i tcp://0.0.0.0:5555 -p tcp://0.0.0.0:5556 -c tcp://0.0.0.0:5557 \\\n"
 "      --curve-cert /etc/zbridge/broker_secret --curve-allow /etc/zbridge/clients\n"
+"  " PROG " --metrics 127.0.0.1:9100     # then: curl http://127.0.0.1:9100/metrics\n"
 "\n"
 "A config file (zconfig: four spaces of indent per level):\n"
 "  broker\n"
@@ -172,7 +185,7 @@ enum { S_INGEST, S_PUBLISH, S_CONTROL, S_ACCOUNT, S_REGION,
        S_DATA_DIR, S_MEMORY, S_MEMORY_EVENTS, S_SYNC, S_RETAIN_HOURS, S_RETAIN_MB,
        S_JOURNAL_MAX_MB, S_DEDUP_WINDOW, S_HEARTBEAT_MS, S_MAX_RULES, S_MAX_PATTERN_SIZE,
        S_CURVE_CERT, S_CURVE_ALLOW, S_INSECURE, S_RATE_LIMIT, S_RATE_BURST,
-       S_MAX_CONTROL_MSG, S_MAX_SUBSCRIPTION, S_COUNT };
+       S_MAX_CONTROL_MSG, S_MAX_SUBSCRIPTION, S_METRICS, S_COUNT };
 
 static const char *const s_keys [S_COUNT] = {
     "ingest", "publish", "control", "account", "region",
@@ -180,7 +193,7 @@ static const char *const s_keys [S_COUNT] = {
     "data-dir", "memory", "memory-events", "sync", "retain-hours", "retain-mb",
     "journal-max-mb", "dedup-window", "heartbeat-ms", "max-rules", "max-pattern-size",
     "curve-cert", "curve-allow", "insecure", "rate-limit", "rate-burst",
-    "max-control-msg", "max-subscription"
+    "max-control-msg", "max-subscription", "metrics"
 };
 
 //  True when the setting came from a flag (not from the config file).
@@ -260,7 +273,7 @@ s_load_config (const char *path, setting_t settings [S_COUNT], zconfig_t **root_
                      "data-dir, memory, memory-events, sync, retain-hours, retain-mb, "
                      "journal-max-mb, dedup-window, heartbeat-ms, max-rules, max-pattern-size, "
                      "curve-cert, curve-allow, insecure, rate-limit, rate-burst, max-control-msg, "
-                     "max-subscription)\n",
+                     "max-subscription, metrics)\n",
                      path, name);
             return -1;
         }
@@ -524,6 +537,7 @@ main (int argc, char *argv [])
         { "rate-burst",     required_argument, NULL, OPT_JOURNAL + S_RATE_BURST },
         { "max-control-msg", required_argument, NULL, OPT_JOURNAL + S_MAX_CONTROL_MSG },
         { "max-subscription", required_argument, NULL, OPT_JOURNAL + S_MAX_SUBSCRIPTION },
+        { "metrics",        required_argument, NULL, OPT_JOURNAL + S_METRICS },
         { "verbose",        no_argument,       NULL, 'v' },
         { "help",           no_argument,       NULL, 'h' },
         { "version",        no_argument,       NULL, 'V' },
@@ -560,6 +574,7 @@ main (int argc, char *argv [])
             case OPT_JOURNAL + S_RATE_BURST:
             case OPT_JOURNAL + S_MAX_CONTROL_MSG:
             case OPT_JOURNAL + S_MAX_SUBSCRIPTION:
+            case OPT_JOURNAL + S_METRICS:
                 settings [opt - OPT_JOURNAL].value = optarg;
                 break;
             case OPT_JOURNAL + S_INSECURE: settings [S_INSECURE].value = "true"; break;
@@ -608,6 +623,15 @@ main (int argc, char *argv [])
     &&  s_parse_number (&settings [S_MAX_PATTERN_SIZE], 0, MAX_PATTERN_SIZE_LIMIT,
                         &config.max_pattern_size) == -1)
         status = 2;
+    if (status == 0 && settings [S_METRICS].value) {
+        char err [300];
+        if (zb_metrics_check_address (settings [S_METRICS].value, err, sizeof err) == -1) {
+            fprintf (stderr, PROG ": %s: %s\n", settings [S_METRICS].origin, err);
+            status = 2;
+        }
+        else
+            config.metrics = settings [S_METRICS].value;
+    }
     zb_rule_spec_t *rules = NULL;
     if (status == 0 && root
     &&  s_load_rules (config_path, root, &rules, &config.nrules) == -1)
@@ -622,9 +646,11 @@ main (int argc, char *argv [])
         if (!broker)
             status = zb_cli_error (PROG, "%s", err);
         else {
-            fprintf (stderr, PROG ": ready ingest=%s publish=%s control=%s journal=%s\n",
+            const char *metrics = zb_broker_metrics_url (broker);
+            fprintf (stderr, PROG ": ready ingest=%s publish=%s control=%s journal=%s%s%s\n",
                      zb_broker_ingest_endpoint (broker), zb_broker_publish_endpoint (broker),
-                     zb_broker_control_endpoint (broker), zb_broker_journal_where (broker));
+                     zb_broker_control_endpoint (broker), zb_broker_journal_where (broker),
+                     metrics ? " metrics=" : "", metrics ? metrics : "");
             if (zb_broker_run (broker) != 0)
                 status = 1;
             zb_broker_destroy (&broker);

@@ -799,3 +799,22 @@ zb_replay_events_sent (zb_replay_t *self)
     assert (self);
     return self->events_sent;
 }
+
+void
+zb_replay_each (zb_replay_t *self, size_t max,
+                void (*fn) (void *arg, const zb_replay_session_info_t *info), void *arg)
+{
+    assert (self && fn);
+    size_t done = 0;
+    for (size_t i = 0; i < self->count && done < max; i++) {
+        const session_t *s = self->sessions [i];
+        if (s->closed)
+            continue;
+        done++;
+        zb_replay_session_info_t info = {
+            .identity = s->identity, .identity_len = s->identity_len,
+            .next = s->next, .to = s->to, .sent = s->count, .credit = s->credit,
+        };
+        fn (arg, &info);
+    }
+}

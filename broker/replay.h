@@ -81,6 +81,21 @@ zb_replay_state_t zb_replay_serve (zb_replay_t *self);
 //  now_ms is zclock_mono (). Returns how many were closed.
 size_t zb_replay_expire (zb_replay_t *self, int64_t now_ms);
 
+//  One open session, for STATS: its client (the ROUTER identity), the next
+//  seq it will look at, the last of its range, and the events sent so far.
+typedef struct {
+    const uint8_t *identity;
+    size_t identity_len;
+    uint64_t next;
+    uint64_t to;
+    uint64_t sent;
+    uint64_t credit;
+} zb_replay_session_info_t;
+
+//  Call fn for each open session (at most max), in no particular order.
+void zb_replay_each (zb_replay_t *self, size_t max,
+                     void (*fn) (void *arg, const zb_replay_session_info_t *info), void *arg);
+
 //  Sessions open, and events sent in all (for STATS).
 size_t zb_replay_sessions (zb_replay_t *self);
 uint64_t zb_replay_events_sent (zb_replay_t *self);

@@ -25,6 +25,7 @@ typedef struct {
     uint64_t in;                //  entries accepted
     uint64_t out;               //  events published
     uint64_t rejected;          //  entries of this detail-type that failed
+    uint64_t bytes;             //  bytes of the events stored (packed envelopes)
     uint64_t seq;               //  topic_seq of the last event published
     uint64_t subscribers;       //  exact subscriptions currently held
     bool tracked;               //  at least one entry was accepted

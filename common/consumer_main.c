@@ -195,6 +195,11 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         "broker's sequence order, each at most once. Events missed on the live stream\n"
         "(a gap in a topic's sequence, a heartbeat ahead of us) are read back from the\n"
         "broker's journal; events the journal no longer holds are reported on stderr.\n\n"
+        "Exit status:\n"
+        "  0  --count events received, or stopped by SIGINT/SIGTERM\n"
+        "  1  a runtime failure: an endpoint that is not a ZeroMQ endpoint, a checkpoint\n"
+        "     that cannot be opened or read, stdout that cannot be written\n"
+        "  2  a usage error: unknown option, bad value, no subscription given\n\n"
         "Examples:\n");
     if (spec->topics) {
         fprintf (out, "  %s\n", spec->name);
@@ -653,12 +658,46 @@ s_flush (consumer_t *self)
         s_output_error (self);
 }
 
+//  json-c's pretty form of an empty array or object is "[\n  ]": make it "[]".
+//  A raw newline is never inside a JSON string, so this only meets layout.
+static void
+s_pretty_empty (char *text)
+{
+    char *out = text;
+    for (char *in = text; *in; ) {
+        *out++ = *in;
+        if ((*in == '[' || *in == '{') && in [1] == '\n') {
+            char *p = in + 1;
+            while (*p == '\n' || *p == ' ')
+                p++;
+            if (*p == (*in == '[' ? ']' : '}')) {
+                in = p;
+                continue;
+            }
+        }
+        in++;
+    }
+    *out = 0;
+}
+
 //  Print one event; false when it is not JSON-representable.
 static bool
 s_print (consumer_t *self, const zb_delivery_t *d)
 {
-    char err [256];
-    char *text = zb_json_text_from_msgpack (d->event, err, sizeof err);
+    char err [256] = "";
+    char *text = NULL;
+    if (self->spec->pretty) {
+        json_object *json = zb_json_from_msgpack (d->event, err, sizeof err);
+        if (json || !err [0])
+            text = strdup (json? json_object_to_json_string_ext (json, JSON_C_TO_STRING_PRETTY
+                                 | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE)
+                               : "null");
+        json_object_put (json);
+        if (text)
+            s_pretty_empty (text);
+    }
+    else
+        text = zb_json_text_from_msgpack (d->event, err, sizeof err);
     if (!text) {
         self->malformed++;
         if (self->malformed <= CONSUMER_LOG_MALFORMED)

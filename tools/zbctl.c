@@ -1,8 +1,13 @@
-/*  zbctl - talk to a running zbridge broker: health, statistics, one PUT.
+/*  zbctl - talk to a running zbridge broker: health, statistics, one PUT,
+    following events, reading the journal back.
 
-    zbctl [--control EP] [--ingest EP] [--timeout MS] COMMAND [command options]
+    zbctl [--control EP] [--ingest EP] [--publish EP] [--timeout MS] COMMAND [options]
         ping                 PING the control socket
-        stats [--json]       STATS, as a table per topic or as the raw reply in JSON
+        stats [--json] [--watch [SECS]]
+                             STATS, as a table per topic with rates or as the raw
+                             reply in JSON; --watch refreshes until Ctrl-C
+        tail ...             follow events (zbctl_tail.c)
+        replay ...           read the journal, to stdout or into a topic (zbctl_replay.c)
         journal [--json]     JOURNAL: the journal's head, oldest, size, topic heads
         put --source S --detail-type T [--detail JSON] [--resources R1,R2] [--time T]
                              one PUT request of one entry to the ingest socket
@@ -26,6 +31,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -33,16 +39,21 @@
 #include "curve.h"
 #include "event.h"
 #include "pattern.h"
+#include "rfc3339.h"
 #include "wire.h"
+#include "zbctl.h"
 
 #define PROG "zbctl"
 
 typedef struct {
     const char *control;
     const char *ingest;
+    const char *publish;
     int timeout_ms;
     //  stats
     bool json;
+    bool watch;
+    uint64_t watch_s;
     //  put
     const char *source;
     const char *detail_type;
@@ -59,12 +70,13 @@ typedef struct {
 enum {
     OPT_CONTROL = 256, OPT_INGEST, OPT_TIMEOUT, OPT_JSON,
     OPT_SOURCE, OPT_DETAIL_TYPE, OPT_DETAIL, OPT_RESOURCES, OPT_TIME,
-    OPT_PATTERN, OPT_EVENT, OPT_TRANSFORM, OPT_PREFIX
+    OPT_PATTERN, OPT_EVENT, OPT_TRANSFORM, OPT_PREFIX, OPT_PUBLISH, OPT_WATCH
 };
 
 #define GLOBAL_OPTIONS \
     { "control", required_argument, NULL, OPT_CONTROL }, \
     { "ingest",  required_argument, NULL, OPT_INGEST }, \
+    { "publish", required_argument, NULL, OPT_PUBLISH }, \
     { "timeout", required_argument, NULL, OPT_TIMEOUT }, \
     { "help",    no_argument,       NULL, 'h' }, \
     { "version", no_argument,       NULL, 'V' }, \
@@ -79,6 +91,7 @@ static const struct option s_ping_options [] = {
 static const struct option s_stats_options [] = {
     GLOBAL_OPTIONS,
     { "json", no_argument, NULL, OPT_JSON },
+    { "watch", optional_argument, NULL, OPT_WATCH },
     { NULL, 0, NULL, 0 }
 };
 static const struct option s_journal_options [] = {
@@ -118,11 +131,12 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out,
-        "Usage: " PROG " [--control EP] [--ingest EP] [--timeout MS] COMMAND [options]\n"
+        "Usage: " PROG " [--control EP] [--ingest EP] [--publish EP] [--timeout MS] COMMAND [options]\n"
         "Talk to a running zbridge broker.\n\n"
         "Options:\n"
         "      --control EP     broker control endpoint (default " ZB_DEFAULT_CONTROL ")\n"
         "      --ingest EP      broker ingest endpoint (default " ZB_DEFAULT_INGEST ")\n"
+        "      --publish EP     broker publish endpoint, for tail (default " ZB_DEFAULT_PUBLISH ")\n"
         "      --timeout MS     how long to wait for a reply (default 2000)\n"
         "  -h, --help           show this help\n"
         "  -V, --version        show the version\n"
@@ -130,8 +144,22 @@ s_usage (FILE *out)
         "Commands:\n"
         "  ping                 PING the control socket:\n"
         "                       prints \"ok seq=N version=V uptime=Xs\"\n"
-        "  stats [--json]       broker counters, with a table per topic (in, out,\n"
-        "                       rejected, subscribers, seq); --json: the raw reply as JSON\n"
+        "  stats [--json] [--watch [SECS]]\n"
+        "                       broker counters, connections, active producers, catch-up\n"
+        "                       (replays and each replaying client's lag), the journal,\n"
+        "                       and a table per topic (in, out, rejected, subscribers,\n"
+        "                       seq, in/s, out/s); --json: the raw reply as JSON;\n"
+        "                       --watch: refresh every SECS (default 2) like top until\n"
+        "                       Ctrl-C, rates over the last interval (with --json: one\n"
+        "                       line per refresh, with \"rates\" and \"interval_s\")\n"
+        "  tail TOPIC... | --rule NAME | --pattern JSON [--prefix P] [--from WHERE]\n"
+        "       [--json] [-n N]\n"
+        "                       follow events until Ctrl-C, as indented JSON (--json:\n"
+        "                       one line each), with catch-up from the journal\n"
+        "                       (zbctl tail --help)\n"
+        "  replay --from N|seq:N|earliest|time:RFC3339 [--to N] [--topic T]... [--into TOPIC]\n"
+        "                       read the journal (REPLAY): JSON lines on stdout, or put\n"
+        "                       again as detail-type TOPIC (zbctl replay --help)\n"
         "  journal [--json]     the broker's journal: backend, path, head and oldest seq,\n"
         "                       events, bytes, retention, and the last topic_seq per\n"
         "                       topic; --json: the raw reply as JSON\n"
@@ -159,12 +187,22 @@ s_usage (FILE *out)
         "                       --curve-allow directory, or to clients as --curve-server)\n"
         "                       and NAME_secret (mode 0600: --curve-cert of its owner);\n"
         "                       never overwrites a file; prints the public key\n\n"
-        "Exit status: 0 success; 1 no reply, an ERROR reply or a rejected entry; 2 usage.\n"
+        "Exit status:\n"
+        "  0  success\n"
+        "  1  no reply within --timeout (the endpoint is named), an ERROR reply, a\n"
+        "     rejected entry\n"
+        "  2  usage: unknown command or option, bad value\n"
         "test-pattern: 0 the event matches, 1 it does not, 2 an invalid pattern or event.\n\n"
         "Examples:\n"
         "  " PROG " ping\n"
         "  " PROG " --control tcp://10.0.0.5:5557 stats\n"
         "  " PROG " stats --json\n"
+        "  " PROG " stats --watch 5\n"
+        "  " PROG " tail sales-events\n"
+        "  " PROG " tail --rule big-sales --from earliest --json\n"
+        "  " PROG " replay --from earliest --topic sales-events > sales.jsonl\n"
+        "  " PROG " replay --from time:2026-11-26T17:00:00Z --to 5000 --topic sales-events \\\n"
+        "        --into sales-events-replayed\n"
         "  " PROG " journal\n"
         "  " PROG " keygen store-7     # then: cp store-7 /etc/zbridge/clients/\n"
         "  " PROG " --curve-server broker --curve-cert store-7_secret ping\n"
@@ -199,6 +237,13 @@ s_parse (zbctl_t *self, int argc, char **argv, const struct option *options,
         switch (opt) {
             case OPT_CONTROL: self->control = optarg; break;
             case OPT_INGEST:  self->ingest = optarg; break;
+            case OPT_PUBLISH: self->publish = optarg; break;
+            case OPT_WATCH:
+                self->watch = true;
+                if (optarg && !zb_cli_parse_range (optarg, 1, 86400, &self->watch_s))
+                    return zb_cli_usage_error (PROG, "--watch wants seconds from 1 to 86400, "
+                                               "not '%s'", optarg);
+                break;
             case OPT_TIMEOUT: {
                 uint64_t value;
                 if (!zb_cli_parse_range (optarg, 1, 3600 * 1000, &value))
@@ -410,58 +455,213 @@ s_sorted_rows (const msgpack_object *topics, uint32_t *nrows, int *width)
     return rows;
 }
 
-static int
-s_stats (zbctl_t *self)
+//  A topic's row of the previous STATS sample (sorted rows), or NULL
+static const msgpack_object *
+s_previous_row (const msgpack_object_kv *rows, uint32_t nrows, const msgpack_object *key)
 {
+    msgpack_object_kv probe = { .key = *key };
+    const msgpack_object_kv *found = (const msgpack_object_kv *)
+        bsearch (&probe, rows, nrows, sizeof *rows, s_compare_keys);
+    return found? &found->val: NULL;
+}
+
+//  Events per second of a counter between two samples (prev NULL: since start)
+static double
+s_rate (const msgpack_object *now, const msgpack_object *prev, const char *key, double seconds)
+{
+    uint64_t a = s_uint (now, key), b = prev? s_uint (prev, key): 0;
+    return seconds > 0 && a >= b? (double) (a - b) / seconds: 0.0;
+}
+
+//  The previous sample of stats --watch, for rates
+typedef struct {
     msgpack_unpacked reply;
-    int rc = s_call (self, self->control, ZB_CMD_STATS, NULL, 0, &reply);
-    if (rc)
-        return rc;
-    const msgpack_object *stats = &reply.data;
-    if (self->json) {
-        char err [256];
-        char *text = zb_json_text_from_msgpack (stats, err, sizeof err);
-        if (!text) {
-            msgpack_unpacked_destroy (&reply);
-            return zb_cli_error (PROG, "cannot show the STATS reply as JSON: %s", err);
+    bool have;
+    msgpack_object_kv *rows;
+    uint32_t nrows;
+} stats_prev_t;
+
+//  The seconds between two samples, by the broker's own clock (uptime_ms);
+//  without a previous sample (or after a broker restart), since it started
+static double
+s_interval (const msgpack_object *stats, const stats_prev_t *prev, bool *since_start)
+{
+    uint64_t now = s_uint (stats, "uptime_ms");
+    uint64_t then = prev->have? s_uint (&prev->reply.data, "uptime_ms"): 0;
+    *since_start = !prev->have || then > now;
+    return (double) (*since_start? now: now - then) / 1000.0;
+}
+
+//  stats --json: the reply, plus with --watch the rates of the interval
+static int
+s_stats_json (const msgpack_object *stats, const stats_prev_t *prev, bool watch)
+{
+    char err [256];
+    json_object *json = zb_json_from_msgpack (stats, err, sizeof err);
+    if (!json)
+        return zb_cli_error (PROG, "cannot show the STATS reply as JSON: %s", err);
+    if (watch) {
+        bool since_start;
+        double seconds = s_interval (stats, prev, &since_start);
+        json_object *rates = json_object_new_object ();
+        const msgpack_object *topics = zb_map_get (stats, "topics");
+        for (uint32_t i = 0; topics && topics->type == MSGPACK_OBJECT_MAP
+                             && i < topics->via.map.size; i++) {
+            const msgpack_object_kv *kv = &topics->via.map.ptr [i];
+            if (kv->key.type != MSGPACK_OBJECT_STR)
+                continue;
+            const msgpack_object *old = since_start? NULL:
+                s_previous_row (prev->rows, prev->nrows, &kv->key);
+            json_object *rate = json_object_new_object ();
+            json_object_object_add (rate, "in", json_object_new_double (
+                                    s_rate (&kv->val, old, "in", seconds)));
+            json_object_object_add (rate, "out", json_object_new_double (
+                                    s_rate (&kv->val, old, "out", seconds)));
+            char name [ZB_MAX_DETAIL_TYPE * 2 + 1];
+            snprintf (name, sizeof name, "%.*s", (int) kv->key.via.str.size, kv->key.via.str.ptr);
+            json_object_object_add (rates, name, rate);
         }
-        puts (text);
-        free (text);
-        msgpack_unpacked_destroy (&reply);
-        return 0;
+        json_object_object_add (json, "rates", rates);
+        json_object_object_add (json, "interval_s", json_object_new_double (seconds));
     }
+    char *text = zb_json_text (json);
+    json_object_put (json);
+    puts (text);
+    free (text);
+    return 0;
+}
+
+//  The client identity and lag of each replay session (a consumer catching up)
+static void
+s_stats_replay_clients (const msgpack_object *clients)
+{
+    if (!clients || clients->type != MSGPACK_OBJECT_ARRAY || clients->via.array.size == 0)
+        return;
+    printf ("\n%-16s %12s %12s %12s %12s\n", "replay client", "next", "to", "sent", "lag");
+    for (uint32_t i = 0; i < clients->via.array.size; i++) {
+        const msgpack_object *c = &clients->via.array.ptr [i];
+        const msgpack_object *client = zb_map_get (c, "client");
+        printf ("%-16.*s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n",
+                STR_ARGS (client), s_uint (c, "next"), s_uint (c, "to"), s_uint (c, "sent"),
+                s_uint (c, "lag"));
+    }
+}
+
+static void
+s_stats_table (const msgpack_object *stats, const stats_prev_t *prev)
+{
     const msgpack_object *version = zb_map_get (stats, "version");
+    char bytes [32];
+    s_bytes (s_uint (stats, "bytes_in"), bytes, sizeof bytes);
     printf ("broker %.*s  seq %" PRIu64 "  uptime %" PRIu64 "s\n", STR_ARGS (version),
             s_uint (stats, "seq"), s_uint (stats, "uptime_ms") / 1000);
     printf ("requests %" PRIu64 " ok, %" PRIu64 " failed; entries %" PRIu64 " in, %" PRIu64
-            " rejected\n", s_uint (stats, "requests"), s_uint (stats, "requests_failed"),
-            s_uint (stats, "entries_in"), s_uint (stats, "entries_rejected"));
+            " rejected, %" PRIu64 " duplicates; %s received\n", s_uint (stats, "requests"),
+            s_uint (stats, "requests_failed"), s_uint (stats, "entries_in"),
+            s_uint (stats, "entries_rejected"), s_uint (stats, "duplicates"), bytes);
     if (zb_map_get (stats, "prefix_subscriptions"))
         printf ("prefix subscriptions %" PRIu64 "\n", s_uint (stats, "prefix_subscriptions"));
+    const msgpack_object *connections = zb_map_get (stats, "connections");
+    if (connections && connections->type == MSGPACK_OBJECT_MAP)
+        printf ("connections: ingest %" PRIu64 " (%" PRIu64 " producers active in the last "
+                "minute), publish %" PRIu64 " (%" PRIu64 " exact subscriptions), control %"
+                PRIu64 "\n", s_uint (connections, "ingest"), s_uint (stats, "producers_active"),
+                s_uint (connections, "publish"), s_uint (stats, "subscriptions"),
+                s_uint (connections, "control"));
+    if (zb_map_get (stats, "replay_requests"))
+        printf ("catch-up: %" PRIu64 " replay requests, %" PRIu64 " events replayed, %"
+                PRIu64 " sessions open\n", s_uint (stats, "replay_requests"),
+                s_uint (stats, "replay_events"), s_uint (stats, "replay_sessions"));
     const msgpack_object *journal = zb_map_get (stats, "journal");
     if (journal && journal->type == MSGPACK_OBJECT_MAP)
         s_journal_line (journal);
 
+    bool since_start;
+    double seconds = s_interval (stats, prev, &since_start);
     uint32_t nrows;
     int width;
     msgpack_object_kv *rows = s_sorted_rows (zb_map_get (stats, "topics"), &nrows, &width);
     if (nrows == 0)
         printf ("no topics yet\n");
     else {
-        printf ("\n%-*s %12s %12s %10s %12s %12s\n", width, "topic",
-                "in", "out", "rejected", "subscribers", "seq");
+        printf ("\n%-*s %12s %12s %10s %12s %12s %10s %10s\n", width, "topic",
+                "in", "out", "rejected", "subscribers", "seq", "in/s", "out/s");
         for (uint32_t i = 0; i < nrows; i++) {
             const msgpack_object *t = &rows [i].val;
+            const msgpack_object *old = since_start? NULL:
+                s_previous_row (prev->rows, prev->nrows, &rows [i].key);
             int pad = width - (int) rows [i].key.via.str.size;
             printf ("%.*s%*s %12" PRIu64 " %12" PRIu64 " %10" PRIu64 " %12" PRIu64 " %12" PRIu64
-                    "\n", (int) rows [i].key.via.str.size, rows [i].key.via.str.ptr, pad, "",
-                    s_uint (t, "in"), s_uint (t, "out"), s_uint (t, "rejected"),
-                    s_uint (t, "subscribers"), s_uint (t, "seq"));
+                    " %10.1f %10.1f\n", (int) rows [i].key.via.str.size, rows [i].key.via.str.ptr,
+                    pad, "", s_uint (t, "in"), s_uint (t, "out"), s_uint (t, "rejected"),
+                    s_uint (t, "subscribers"), s_uint (t, "seq"),
+                    s_rate (t, old, "in", seconds), s_rate (t, old, "out", seconds));
         }
+        printf ("(rates: %s %.1f s)\n", since_start? "average since the broker started,":
+                                                     "over the last", seconds);
     }
     free (rows);
-    msgpack_unpacked_destroy (&reply);
-    return 0;
+    s_stats_replay_clients (zb_map_get (stats, "replay_clients"));
+}
+
+//  Sleep up to ms, waking for SIGINT/SIGTERM; false when interrupted
+static bool
+s_sleep (int64_t ms)
+{
+    int64_t until = zclock_mono () + ms;
+    while (!zsys_interrupted && zclock_mono () < until) {
+        int64_t left = until - zclock_mono ();
+        zclock_sleep ((int) (left < 100? left: 100));
+    }
+    return !zsys_interrupted;
+}
+
+static int
+s_stats (zbctl_t *self)
+{
+    stats_prev_t prev = { .have = false };
+    bool tty = isatty (STDOUT_FILENO);
+    int rc = 0;
+    while (true) {
+        msgpack_unpacked reply;
+        rc = s_call (self, self->control, ZB_CMD_STATS, NULL, 0, &reply);
+        if (rc) {
+            if (self->watch && zsys_interrupted)
+                rc = 0;                         //  Ctrl-C while waiting: just stop
+            break;
+        }
+        const msgpack_object *stats = &reply.data;
+        if (self->json)
+            rc = s_stats_json (stats, &prev, self->watch);
+        else {
+            if (self->watch && tty)
+                printf ("\033[H\033[2J");       //  like top: home, clear
+            if (self->watch) {
+                char now [ZB_TIME_MAX];
+                zb_time_format (time (NULL), now);
+                printf ("zbctl stats --watch %" PRIu64 " %s  %s  (Ctrl-C stops)\n",
+                        self->watch_s, self->control, now);
+            }
+            s_stats_table (stats, &prev);
+            if (self->watch && !tty)
+                printf ("\n");
+        }
+        fflush (stdout);
+        //  This sample is the next one's previous
+        if (prev.have)
+            msgpack_unpacked_destroy (&prev.reply);
+        free (prev.rows);
+        prev.reply = reply;
+        prev.have = true;
+        int width;
+        prev.rows = s_sorted_rows (zb_map_get (&prev.reply.data, "topics"), &prev.nrows, &width);
+        if (rc || !self->watch || !s_sleep ((int64_t) self->watch_s * 1000))
+            break;
+    }
+    if (prev.have)
+        msgpack_unpacked_destroy (&prev.reply);
+    free (prev.rows);
+    return rc;
 }
 
 static int
@@ -772,18 +972,25 @@ main (int argc, char **argv)
     zbctl_t self = {
         .control = ZB_DEFAULT_CONTROL,
         .ingest = ZB_DEFAULT_INGEST,
+        .publish = ZB_DEFAULT_PUBLISH,
         .timeout_ms = 2000,
+        .watch_s = 2,
     };
     int rc = s_parse (&self, argc, argv, s_global_options, true, NULL);
     if (rc >= 0)
         return rc;
     if (optind >= argc)
         return zb_cli_usage_error (PROG, "give a command: ping, stats, journal, put, "
-                                   "test-pattern, rule or keygen");
+                                   "tail, replay, test-pattern, rule or keygen");
     const char *command = argv [optind];
     //  The command's own options (and the global ones again) follow it
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
+    zbctl_global_t global = { self.control, self.ingest, self.publish, self.timeout_ms };
+    if (streq (command, "tail"))
+        return zbctl_tail (&global, sub_argc, sub_argv);
+    if (streq (command, "replay"))
+        return zbctl_replay (&global, sub_argc, sub_argv);
     const struct option *options =
         streq (command, "ping")? s_ping_options:
         streq (command, "stats")? s_stats_options:
@@ -794,7 +1001,7 @@ main (int argc, char **argv)
         streq (command, "keygen")? s_keygen_options: NULL;
     if (!options)
         return zb_cli_usage_error (PROG, "unknown command '%s' (commands: ping, stats, "
-                                   "journal, put, test-pattern, rule, keygen)", command);
+                                   "journal, put, tail, replay, test-pattern, rule, keygen)", command);
     rc = s_parse (&self, sub_argc, sub_argv, options, false, command);
     if (rc >= 0)
         return rc;
@@ -813,6 +1020,10 @@ main (int argc, char **argv)
                                        sub_argv [optind + 1]);
         return s_keygen (sub_argv [optind]);
     }
+    //  stats --watch 5: the seconds as a separate argument
+    if (streq (command, "stats") && self.watch && optind == sub_argc - 1
+    &&  zb_cli_parse_range (sub_argv [optind], 1, 86400, &self.watch_s))
+        optind++;
     if (optind < sub_argc)
         return zb_cli_usage_error (PROG, "unexpected argument '%s' after %s", sub_argv [optind],
                                    command);

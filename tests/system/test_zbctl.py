@@ -117,6 +117,6 @@ def test_unreachable_broker(zb):
 
 def test_unknown_command(zb):
     b = zb.broker()
-    p = zb.zbctl(b, "replay")
+    p = zb.zbctl(b, "frobnicate")
     assert p.returncode == 2
     assert "zbctl: " in p.stderr()
