@@ -213,6 +213,17 @@ def test_allowed_key_works_for_every_program(zb):
                   "-t", "sales-events", "-t", "inventory-events", "--from", "earliest",
                   "-n", "20", "-q", *keys.flags("alice"), timeout=30)
     assert late.returncode == 0 and late.last_json()["received"] == 20, late.stderr()
+    # zbctl's commands with their own sockets: replay (REPLAY), tail (the consumer), rule
+    r = zb.zbctl(b, "--publish", b.publish, "replay", "--from", "earliest", *keys.flags("alice"))
+    assert r.returncode == 0 and len(r.stdout_lines()) == 20, r.stderr()
+    r = zb.zbctl(b, "--publish", b.publish, "tail", "sales-events", "inventory-events",
+                 "--from", "earliest", "-n", "20", "--json", *keys.flags("alice"))
+    assert r.returncode == 0 and len(r.stdout_lines()) == 20, r.stderr()
+    r = zb.zbctl(b, "rule", "list", *keys.flags("alice"))
+    assert r.returncode == 0, r.stderr()
+    # without the keys the same commands get no answer (exit 1, the endpoint named)
+    r = zb.zbctl(b, "--timeout", "500", "replay", "--from", "earliest")
+    assert r.returncode == 1 and b.control in r.stderr(), r.stderr()
 
 
 def test_no_key_or_wrong_key_gets_nothing_and_publishes_nothing(zb):
