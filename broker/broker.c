@@ -166,13 +166,13 @@ struct zb_broker_t {
     zloop_t *loop;
     bool wake;                          //  zb_wake_install succeeded
     zb_topics_t *topics;
+    zb_topic_t *topic_cache [16];       //  recently used tracked topics (s_pass_topic)
     zb_uuidgen_t *uuidgen;
 
     //  Reused per request / per event
     msgpack_zone zone;
     bool zone_ready;
-    msgpack_sbuffer event_buf;
-    msgpack_packer event_pk;
+    msgpack_sbuffer event_buf;          //  the pass's events, packed one after another
     msgpack_sbuffer reply_buf;
     msgpack_packer reply_pk;
 
@@ -222,6 +222,8 @@ struct zb_broker_t {
     uint32_t keygen;
     uint64_t keyseed [2];
     uint64_t pass_ns;                   //  arrival time of the pass's events
+    const char *body;                   //  the PUT body being processed
+    size_t body_size;
     bool pass_failed;                   //  the journal refused the pass
     size_t restore_skipped;             //  journal topics beyond max-topics
     char pass_error [ZB_ERRLEN + 64];   //  then the message for its events
@@ -566,50 +568,25 @@ s_pass_reserve (zb_broker_t *self, size_t more)
     return 0;
 }
 
-//  The pass buffer's writer. msgpack-c's packer hands its callback every
-//  piece of an event separately: each 1 to 9 byte header and each string. Its
-//  msgpack_sbuffer_write pays a libc memcpy call for each (profile: 14% of
-//  the broker's CPU under load went to packing events, most of it in those
-//  calls). Here pieces of up to 16 bytes are copied with constant-size
-//  copies the compiler inlines; the buffer grows as msgpack_sbuffer does.
+//  Room for `more` bytes at the end of the pass buffer, which grows as
+//  msgpack_sbuffer does. 0, or -1 when out of memory (nothing changed).
 static int
-s_event_buf_write (void *data, const char *buf, size_t len)
+s_event_buf_reserve (zb_broker_t *self, size_t more)
 {
-    msgpack_sbuffer *sb = (msgpack_sbuffer *) data;
-    if (sb->alloc - sb->size < len) {
-        size_t alloc = sb->alloc ? sb->alloc * 2 : MSGPACK_SBUFFER_INIT_SIZE;
-        while (alloc < sb->size + len) {
-            if (alloc * 2 < alloc)
-                return -1;
-            alloc *= 2;
-        }
-        char *more = (char *) realloc (sb->data, alloc);
-        if (!more)
+    msgpack_sbuffer *sb = &self->event_buf;
+    if (sb->alloc - sb->size >= more)
+        return 0;
+    size_t alloc = sb->alloc ? sb->alloc * 2 : MSGPACK_SBUFFER_INIT_SIZE;
+    while (alloc < sb->size + more) {
+        if (alloc * 2 < alloc)
             return -1;
-        sb->data = more;
-        sb->alloc = alloc;
+        alloc *= 2;
     }
-    char *dst = sb->data + sb->size;
-    if (len <= 8) {
-        if (len >= 4) {
-            memcpy (dst, buf, 4);
-            memcpy (dst + len - 4, buf + len - 4, 4);
-        }
-        else
-        if (len > 0) {
-            dst [0] = buf [0];
-            dst [len / 2] = buf [len / 2];
-            dst [len - 1] = buf [len - 1];
-        }
-    }
-    else
-    if (len <= 16) {
-        memcpy (dst, buf, 8);
-        memcpy (dst + len - 8, buf + len - 8, 8);
-    }
-    else
-        memcpy (dst, buf, len);
-    sb->size += len;
+    char *data = (char *) realloc (sb->data, alloc);
+    if (!data)
+        return -1;
+    sb->data = data;
+    sb->alloc = alloc;
     return 0;
 }
 
@@ -652,16 +629,29 @@ s_pass_trim (zb_broker_t *self)
 //  --------------------------------------------------------------------------
 //  The ingest pass: PUT
 
-//  The arrival time of an entry without its own, to the second.
+//  A time to the second as RFC 3339 text, formatted once per second.
 static zb_str_t
-s_now (zb_broker_t *self)
+s_time_text (zb_broker_t *self, time_t now)
 {
-    time_t now = time (NULL);
     if (now != self->now || self->now_len == 0) {
         self->now = now;
         self->now_len = (size_t) zb_time_format (now, self->now_text);
     }
     return (zb_str_t) { self->now_text, self->now_len };
+}
+
+//  Now, to the second (heartbeats).
+static zb_str_t
+s_now (zb_broker_t *self)
+{
+    return s_time_text (self, time (NULL));
+}
+
+//  The arrival time of the pass's entries without their own, to the second.
+static zb_str_t
+s_pass_now (zb_broker_t *self)
+{
+    return s_time_text (self, (time_t) (self->pass_ns / 1000000000ULL));
 }
 
 //  The entry failed: its result carries the code and message.
@@ -775,6 +765,24 @@ s_rules_append (zb_broker_t *self, size_t r, size_t n)
     }
 }
 
+//  The topic of an accepted entry, as zb_topics_track: a tracked topic stays
+//  in the table for the broker's lifetime, so the last ones used are kept in
+//  a small direct-mapped cache (one compare instead of SipHash and a probe).
+static int
+s_pass_topic (zb_broker_t *self, zb_str_t name, zb_topic_t **topic)
+{
+    size_t slot = (name.len + (uint8_t) name.ptr [0] + 7 * (uint8_t) name.ptr [name.len - 1]) & 15;
+    zb_topic_t *cached = self->topic_cache [slot];
+    if (cached && cached->len == name.len && memcmp (cached->name, name.ptr, name.len) == 0) {
+        *topic = cached;
+        return 0;
+    }
+    int rc = zb_topics_track (self->topics, name.ptr, name.len, topic);
+    if (rc == 0)
+        self->topic_cache [slot] = *topic;
+    return rc;
+}
+
 //  Validate one entry, then answer it as a duplicate or stamp, number and
 //  pack it as the next record of the pass. Room for it was reserved.
 static void
@@ -783,26 +791,12 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     char err [ZB_ERRLEN] = "";
     zb_entry_t entry;
     zb_code_t code = zb_entry_parse (obj, &entry, err, sizeof err);
-
-    char time_text [ZB_TIME_MAX];
-    zb_str_t when = { NULL, 0 };
-    if (code == ZB_OK) {
-        if (entry.time.ptr) {
-            int len = zb_time_normalize (entry.time.ptr, entry.time.len, time_text);
-            if (len < 0) {
-                code = ZB_E_INVALID_ARGUMENT;
-                snprintf (err, sizeof err, "time: not an RFC 3339 date-time");
-            }
-            else
-                when = (zb_str_t) { time_text, (size_t) len };
-        }
-        else
-            when = s_now (self);
-    }
     if (code != ZB_OK) {
         s_entry_fail (self, result, obj, code, err);
         return;
     }
+    zb_str_t when = entry.time_utc_len ? (zb_str_t) { entry.time_utc, entry.time_utc_len }
+                                       : s_pass_now (self);
     //  A key accepted before (in this pass or within the dedup window): the
     //  answer is the original event, nothing is stored or published
     zb_str_t key = self->dedup ? entry.idem_key : (zb_str_t) { NULL, 0 };
@@ -838,7 +832,14 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
             return;
         }
     }
-    //  Stamp it and pack it after the pass's other events
+    //  Stamp it and pack it after the pass's other events: detail and
+    //  resources are copied as the request holds them (validated above)
+    entry.detail_bytes.ptr = zb_msgpack_value_bytes (entry.detail, self->body, self->body_size,
+                                                     &entry.detail_bytes.len);
+    if (entry.resources)
+        entry.resources_bytes.ptr = zb_msgpack_value_bytes (entry.resources, self->body,
+                                                            self->body_size,
+                                                            &entry.resources_bytes.len);
     size_t r = self->nrecords;
     pass_record_t *prec = &self->precs [r];
     zb_uuidgen_next (self->uuidgen, prec->id);
@@ -848,19 +849,23 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
         .account = { self->account, self->account_len },
         .region = { self->region, self->region_len },
     };
-    size_t off = self->event_buf.size;
-    zb_event_pack (&self->event_pk, &entry, &stamp);
-    size_t size = self->event_buf.size - off;
+    size_t size = zb_event_size (&entry, &stamp);
     if (size > self->max_event_size) {
-        self->event_buf.size = off;
         snprintf (err, sizeof err,
                   "the event would be %zu bytes packed, more than max-event-size (%" PRIu64 ")",
                   size, self->max_event_size);
         s_entry_fail (self, result, obj, ZB_E_ENTRY_TOO_LARGE, err);
         return;
     }
+    if (s_event_buf_reserve (self, size) == -1) {
+        s_entry_fail (self, result, obj, ZB_E_INTERNAL, "out of memory packing the event; retry");
+        return;
+    }
+    size_t off = self->event_buf.size;
+    zb_event_write (self->event_buf.data + off, &entry, &stamp);
+    self->event_buf.size += size;
     //  The rules it matches, each a record after it: room for them first
-    int deliveries = s_rules_prepare (self, off, size, s_now (self));
+    int deliveries = s_rules_prepare (self, off, size, s_pass_now (self));
     if (deliveries < 0 || s_records_reserve (self, 1 + (size_t) deliveries) == -1) {
         self->event_buf.size = off;
         s_entry_fail (self, result, obj, ZB_E_INTERNAL, "out of memory matching the rules; retry");
@@ -868,7 +873,7 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     }
     prec = &self->precs [r];                //  the array may have moved
     zb_topic_t *topic = NULL;
-    int rc = zb_topics_track (self->topics, entry.detail_type.ptr, entry.detail_type.len, &topic);
+    int rc = s_pass_topic (self, entry.detail_type, &topic);
     if (rc != 0) {
         self->event_buf.size = off;
         if (rc == -1)
@@ -960,6 +965,8 @@ s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
     pr->corr = corr;
     pr->first = self->nresults;
     pr->count = count;
+    self->body = (const char *) zmq_msg_data (body);
+    self->body_size = zmq_msg_size (body);
     for (uint32_t i = 0; i < count; i++)
         s_pass_entry (self, &root.via.array.ptr [i], &self->results [self->nresults++]);
 done:
@@ -1040,6 +1047,35 @@ s_pack_stored (msgpack_packer *pk, const char *id, uint64_t seq, bool duplicate)
     }
 }
 
+//  The result of a stored entry, {"id": id, "seq": seq}, written directly into
+//  the reply buffer: byte for byte what s_pack_stored packs (msgpack-c's
+//  smallest encodings), without a packer callback per piece.
+static void
+s_put_stored (zb_broker_t *self, const char *id, uint64_t seq)
+{
+    msgpack_sbuffer *sb = &self->reply_buf;
+    enum { MAX = 1 + 3 + 2 + ZB_UUID_LEN + 4 + 9 };
+    if (sb->alloc - sb->size < MAX) {
+        s_pack_stored (&self->reply_pk, id, seq, false);
+        return;
+    }
+    uint8_t *p = (uint8_t *) sb->data + sb->size;
+    memcpy (p, "\x82\xa2id\xd9\x24", 6);        //  {"id": str8 of 36 bytes
+    memcpy (p + 6, id, ZB_UUID_LEN);
+    p += 6 + ZB_UUID_LEN;
+    memcpy (p, "\xa3seq", 4);
+    p += 4;
+    if (seq < 128)
+        *p++ = (uint8_t) seq;
+    else {
+        int bytes = seq < 0x100 ? 1 : seq < 0x10000 ? 2 : seq < 0x100000000ULL ? 4 : 8;
+        *p++ = (uint8_t) (bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf);
+        for (int i = bytes - 1; i >= 0; i--)
+            *p++ = (uint8_t) (seq >> (8 * i));
+    }
+    sb->size = (size_t) ((char *) p - sb->data);
+}
+
 //  Reply to a PUT of the pass: {"failed": N, "results": [...]}.
 static void
 s_pass_reply_put (zb_broker_t *self, pass_req_t *pr)
@@ -1085,10 +1121,13 @@ s_pass_reply_put (zb_broker_t *self, pass_req_t *pr)
         }
         else {
             bool duplicate = res->kind == RESULT_DUPLICATE;
-            s_pack_stored (pk, self->precs [res->record].id, self->records [res->record].seq,
-                           duplicate);
-            if (duplicate)
+            if (duplicate) {
+                s_pack_stored (pk, self->precs [res->record].id, self->records [res->record].seq,
+                               true);
                 self->duplicates++;
+            }
+            else
+                s_put_stored (self, self->precs [res->record].id, self->records [res->record].seq);
         }
     }
     s_reply (self, self->ingest_h, &pr->req, pr->delimiter, ZB_STATUS_OK, pr->corr,
@@ -2082,7 +2121,6 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
     self->uuidgen = zb_uuidgen_new ();
     self->zone_ready = msgpack_zone_init (&self->zone, ZB_ZONE_CHUNK);
     msgpack_sbuffer_init (&self->event_buf);
-    msgpack_packer_init (&self->event_pk, &self->event_buf, s_event_buf_write);
     msgpack_sbuffer_init (&self->reply_buf);
     msgpack_packer_init (&self->reply_pk, &self->reply_buf, msgpack_sbuffer_write);
     msgpack_sbuffer_init (&self->hb_buf);
