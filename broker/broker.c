@@ -57,7 +57,14 @@
 
 #define ZB_DRAIN            512         //  requests per ingest pass
 #define ZB_SUB_DRAIN        1024        //  subscription messages per pass
-#define ZB_PUBLISH_HWM      100000      //  events queued per subscriber
+//  A topic's events of one request go out in messages of at most this many
+//  events and bytes (but always at least one event)
+#define ZB_BATCH_EVENTS     64
+#define ZB_BATCH_BYTES      (32 * 1024)
+//  Messages queued per subscriber: at most 2,000 x 32 KiB (64 MiB), or
+//  128,000 events of up to 512 bytes; the memory bound the broker had with
+//  100,000 single-event messages, which a stopped consumer must not exceed
+#define ZB_PUBLISH_HWM      2000
 //  Replies queued per ingest client. A ROUTER silently drops the replies to a
 //  client that has this many unread (it pipelines without reading): room for
 //  deep windows, bounded memory (a 100-entry reply is about 7 KB).
@@ -133,6 +140,8 @@ typedef struct {
     size_t event_off;                   //  in the pass buffer (event_buf)
     char id [ZB_UUID_LEN + 1];
     bool derived;                       //  a rule's delivery of the entry before it
+    uint32_t next;                      //  the next record of its topic in the request
+    bool request_start;                 //  the first record of a PUT request
 } pass_record_t;
 
 //  The pass's idempotency keys: open addressing, a slot is in use when its
@@ -211,6 +220,9 @@ struct zb_broker_t {
     size_t results_cap;
     zb_record_t *records;               //  what goes to zb_journal_append
     pass_record_t *precs;
+    uint32_t *order;                    //  record indices in seq order (s_pass_order)
+    zb_record_t *jrecords;              //  the records in that order, when it differs
+    uint32_t pass_gen;                  //  stamps topics seen in this pass
     size_t nrecords;
     size_t records_cap;
     char *text;                         //  messages of failed entries and requests
@@ -419,21 +431,43 @@ s_reply_error (zb_broker_t *self, void *sock, request_t *req, bool delimiter,
 //  --------------------------------------------------------------------------
 //  PUT
 
-//  Publish one event. 0 on success.
+//  Publish the records order [k, k + n) of the pass, all of one topic with
+//  consecutive seq and topic_seq, as one message (protocol version 2): [topic
+//  + NUL] [header: first seq, first topic_seq, count] [the events back to back].
+//  0 on success.
 static int
-s_publish (zb_broker_t *self, zb_topic_t *topic, uint64_t seq, uint64_t topic_seq,
-           const void *event, size_t size)
+s_publish (zb_broker_t *self, const uint32_t *order, size_t n)
 {
-    uint8_t header [ZB_HEADER_SIZE];
-    zb_header_encode (header, seq, topic_seq);
+    const zb_record_t *first = &self->records [order [0]];
+    zb_topic_t *topic = self->precs [order [0]].topic;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += self->records [order [i]].event.len;
+    zmq_msg_t body;
+    if (zmq_msg_init_size (&body, bytes) == -1) {
+        s_log (self, true, "cannot publish %zu events: %s", n, zmq_strerror (errno));
+        return -1;
+    }
+    char *out = (char *) zmq_msg_data (&body);
+    for (size_t i = 0; i < n; i++) {
+        const zb_record_t *rec = &self->records [order [i]];
+        memcpy (out, rec->event.ptr, rec->event.len);
+        out += rec->event.len;
+    }
+    uint8_t header [ZB_BATCH_HEADER_SIZE];
+    size_t header_size = zb_header_encode_batch (header, first->seq, first->topic_seq,
+                                                 (uint32_t) n);
     //  An XPUB never blocks or refuses a message: a subscriber whose queue is
     //  full just misses it (topic_seq shows it the gap; the journal has it).
-    if (s_send (self->publish_h, topic->name, (size_t) topic->len + 1, ZMQ_SNDMORE) == -1)
+    if (s_send (self->publish_h, topic->name, (size_t) topic->len + 1, ZMQ_SNDMORE) == -1) {
+        zmq_msg_close (&body);
         return -1;
-    if (s_send (self->publish_h, header, sizeof header, ZMQ_SNDMORE) == -1
-    ||  s_send (self->publish_h, event, size, 0) == -1) {
+    }
+    if (s_send (self->publish_h, header, header_size, ZMQ_SNDMORE) == -1
+    ||  s_send_msg (self->publish_h, &body, 0) == -1) {
         //  Only a terminating context gets here; the message is incomplete
         s_log (self, false, "publish failed mid-message: %s", zmq_strerror (errno));
+        zmq_msg_close (&body);
         return -1;
     }
     return 0;
@@ -522,6 +556,14 @@ s_records_reserve (zb_broker_t *self, size_t more)
         if (!precs)
             return -1;
         self->precs = precs;
+        uint32_t *order = (uint32_t *) realloc (self->order, cap * sizeof (uint32_t));
+        if (!order)
+            return -1;
+        self->order = order;
+        zb_record_t *jrecords = (zb_record_t *) realloc (self->jrecords, cap * sizeof (zb_record_t));
+        if (!jrecords)
+            return -1;
+        self->jrecords = jrecords;
         self->records_cap = cap;
     }
     return 0;
@@ -762,6 +804,7 @@ s_rules_append (zb_broker_t *self, size_t r, size_t n)
         prec->event_off = transformed ? base + self->rule_off [i] : self->precs [r].event_off;
         memcpy (prec->id, self->precs [r].id, sizeof prec->id);
         prec->derived = true;
+        prec->request_start = false;
     }
 }
 
@@ -900,6 +943,7 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     prec->topic = topic;
     prec->event_off = off;
     prec->derived = false;
+    prec->request_start = false;
     if (key.ptr) {
         self->keyslots [slot] = (keyslot_t) { hash, (uint32_t) r + 1, self->keygen };
         self->nkeys++;
@@ -967,37 +1011,164 @@ s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
     pr->count = count;
     self->body = (const char *) zmq_msg_data (body);
     self->body_size = zmq_msg_size (body);
+    size_t first_record = self->nrecords;
     for (uint32_t i = 0; i < count; i++)
         s_pass_entry (self, &root.via.array.ptr [i], &self->results [self->nresults++]);
+    if (self->nrecords > first_record)
+        self->precs [first_record].request_start = true;
 done:
     msgpack_zone_clear (&self->zone);
 }
 
-//  Store the pass's events in one journal append, then publish them; or, when
-//  the journal refuses, give back their numbers.
+//  A new stamp for grouping the pass's records by topic (s_pass_group).
+static uint32_t
+s_pass_gen (zb_broker_t *self)
+{
+    if (++self->pass_gen == 0) {
+        //  Wrapped after 4 billion stamps: clear the topics' once
+        for (size_t i = 0; i < zb_topics_size (self->topics); i++)
+            zb_topics_at (self->topics, i)->pass_gen = 0;
+        self->pass_gen = 1;
+    }
+    return self->pass_gen;
+}
+
+//  Add record r to its topic's chain of this grouping (stamp gen); a topic's
+//  first record goes to heads [(*nheads)++].
+static void
+s_pass_chain (zb_broker_t *self, uint32_t gen, uint32_t r, uint32_t *heads, size_t *nheads)
+{
+    zb_topic_t *topic = self->precs [r].topic;
+    self->precs [r].next = UINT32_MAX;
+    if (topic->pass_gen == gen)
+        self->precs [topic->pass_last].next = r;
+    else {
+        topic->pass_gen = gen;
+        heads [(*nheads)++] = r;
+    }
+    topic->pass_last = r;
+}
+
+//  Number the records of one PUT request, [first, end) of the pass, topic by
+//  topic: the request's events of one topic get consecutive seqs (their
+//  topic_seqs are consecutive already), topics in the order of their first
+//  entry; then the rule deliveries, in the order of the events they come from
+//  (each rule topic's topic_seqs renumbered to follow that order), so that a
+//  delivery's seq is after its event's. Each topic's events then go out in one
+//  message and still arrive in seq order, which is what a consumer of several
+//  topics relies on (catchup.c). Appends the record indices in seq order to
+//  self->order from *k, numbering from *seq.
+static void
+s_request_order (zb_broker_t *self, uint32_t first, uint32_t end, size_t *k, uint64_t *seq)
+{
+    //  jrecords' memory holds the heads meanwhile (4 bytes per record fit)
+    uint32_t *heads = (uint32_t *) self->jrecords;
+    size_t nheads = 0;
+    bool derived = false;
+    uint32_t gen = s_pass_gen (self);
+    for (uint32_t r = first; r < end; r++) {
+        if (self->precs [r].derived)
+            derived = true;
+        else
+            s_pass_chain (self, gen, r, heads, &nheads);
+    }
+    size_t events_from = *k;
+    for (size_t h = 0; h < nheads; h++)
+        for (uint32_t r = heads [h]; r != UINT32_MAX; r = self->precs [r].next) {
+            self->records [r].seq = (*seq)++;
+            self->order [(*k)++] = r;
+        }
+    size_t events_end = *k;
+    if (!derived)
+        return;
+    //  An event's deliveries are the records right after it
+    nheads = 0;
+    gen = s_pass_gen (self);
+    for (size_t e = events_from; e < events_end; e++)
+        for (uint32_t d = self->order [e] + 1; d < end && self->precs [d].derived; d++)
+            s_pass_chain (self, gen, d, heads, &nheads);
+    for (size_t h = 0; h < nheads; h++) {
+        uint64_t topic_seq = UINT64_MAX;
+        for (uint32_t r = heads [h]; r != UINT32_MAX; r = self->precs [r].next)
+            if (self->records [r].topic_seq < topic_seq)
+                topic_seq = self->records [r].topic_seq;
+        for (uint32_t r = heads [h]; r != UINT32_MAX; r = self->precs [r].next) {
+            self->records [r].seq = (*seq)++;
+            self->records [r].topic_seq = topic_seq++;
+            self->order [(*k)++] = r;
+        }
+    }
+}
+
+//  Number the pass's records request by request (s_request_order); fills
+//  self->order with the record indices in seq order. True when that is not
+//  the records' own order.
+static bool
+s_pass_order (zb_broker_t *self)
+{
+    uint32_t count = (uint32_t) self->nrecords;
+    uint64_t seq = self->records [0].seq;
+    size_t k = 0;
+    uint32_t first = 0;
+    while (first < count) {
+        uint32_t end = first + 1;
+        while (end < count && !self->precs [end].request_start)
+            end++;
+        s_request_order (self, first, end, &k, &seq);
+        first = end;
+    }
+    assert (k == count);
+    for (size_t i = 0; i < count; i++)
+        if (self->order [i] != i)
+            return true;
+    return false;
+}
+
+//  Store the pass's events in one journal append, then publish them, each
+//  topic's in messages of up to ZB_BATCH_EVENTS events / ZB_BATCH_BYTES; or,
+//  when the journal refuses, give back their numbers.
 static void
 s_pass_commit (zb_broker_t *self)
 {
     size_t count = self->nrecords;
     if (count == 0)
         return;
+    uint64_t first_seq = self->records [0].seq;
     //  The buffers may have moved while the pass grew: point into them now
     for (size_t r = 0; r < count; r++) {
         self->records [r].event.ptr = self->event_buf.data + self->precs [r].event_off;
         self->records [r].id.ptr = self->precs [r].id;
     }
+    bool moved = s_pass_order (self);
+    const zb_record_t *stored = self->records;
+    if (moved) {
+        for (size_t k = 0; k < count; k++)
+            self->jrecords [k] = self->records [self->order [k]];
+        stored = self->jrecords;
+    }
     char err [ZB_ERRLEN] = "";
-    if (zb_journal_append (self->journal, self->records, count, err, sizeof err) == 0) {
+    if (zb_journal_append (self->journal, stored, count, err, sizeof err) == 0) {
         for (size_t r = 0; r < count; r++) {
-            const zb_record_t *rec = &self->records [r];
-            zb_topic_t *topic = self->precs [r].topic;
-            topic->in++;
+            self->precs [r].topic->in++;
             if (!self->precs [r].derived)
                 self->entries_in++;
-            //  Stored is what counts: an event that cannot be published (the
-            //  context is ending) is still acknowledged, and replayable
-            if (s_publish (self, topic, rec->seq, rec->topic_seq, rec->event.ptr, rec->event.len) == 0)
-                topic->out++;
+        }
+        //  Stored is what counts: an event that cannot be published (the
+        //  context is ending) is still acknowledged, and replayable
+        size_t k = 0;
+        while (k < count) {
+            zb_topic_t *topic = self->precs [self->order [k]].topic;
+            size_t n = 1;
+            size_t bytes = self->records [self->order [k]].event.len;
+            while (k + n < count && n < ZB_BATCH_EVENTS
+               &&  self->precs [self->order [k + n]].topic == topic
+               &&  bytes + self->records [self->order [k + n]].event.len <= ZB_BATCH_BYTES) {
+                bytes += self->records [self->order [k + n]].event.len;
+                n++;
+            }
+            if (s_publish (self, self->order + k, n) == 0)
+                topic->out += n;
+            k += n;
         }
         return;
     }
@@ -1006,9 +1177,11 @@ s_pass_commit (zb_broker_t *self)
     self->pass_failed = true;
     snprintf (self->pass_error, sizeof self->pass_error, "journal write failed: %s; retry",
               err [0] ? err : "unknown error");
-    self->seq = self->records [0].seq - 1;
+    self->seq = first_seq - 1;
     size_t entries = 0;
-    for (size_t r = count; r-- > 0; ) {
+    //  Back to each topic's first topic_seq of the pass (first in seq order)
+    for (size_t k = count; k-- > 0; ) {
+        uint32_t r = self->order [k];
         self->precs [r].topic->seq = self->records [r].topic_seq - 1;
         if (!self->precs [r].derived) {
             self->precs [r].topic->rejected++;
@@ -2219,6 +2392,8 @@ zb_broker_destroy (zb_broker_t **self_p)
     free (self->results);
     free (self->records);
     free (self->precs);
+    free (self->order);
+    free (self->jrecords);
     free (self->text);
     free (self->keyslots);
     msgpack_sbuffer_destroy (&self->hb_buf);
