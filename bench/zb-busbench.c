@@ -746,16 +746,30 @@ zbridge_consumer (int id, int ready_fd, recorder_t *rec)
             break;
         }
         if (n == 3) {
+            //  Protocol version 2: a header of 20 bytes or more carries the
+            //  count of events back to back in frame 3 (16 bytes: one)
+            const uint8_t *h = (const uint8_t *) zmq_msg_data (&frames [1]);
+            size_t hlen = zmq_msg_size (&frames [1]);
+            uint32_t count = 1;
+            if (hlen >= 20)
+                count = (uint32_t) h [16] << 24 | (uint32_t) h [17] << 16
+                      | (uint32_t) h [18] << 8 | h [19];
+            const char *data = (const char *) zmq_msg_data (&frames [2]);
+            size_t size = zmq_msg_size (&frames [2]);
             size_t off = 0;
-            uint64_t sent = 0;
-            if (msgpack_unpack_next (&up, zmq_msg_data (&frames [2]), zmq_msg_size (&frames [2]),
-                                     &off) == MSGPACK_UNPACK_SUCCESS) {
-                msgpack_object *detail = map_get (&up.data, "detail");
-                msgpack_object *t = detail ? map_get (detail, "sent_ns") : NULL;
-                if (t && t->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                    sent = t->via.u64;
+            for (uint32_t i = 0; i < count; i++) {
+                size_t start = off;
+                uint64_t sent = 0;
+                if (msgpack_unpack_next (&up, data, size, &off) == MSGPACK_UNPACK_SUCCESS) {
+                    msgpack_object *detail = map_get (&up.data, "detail");
+                    msgpack_object *t = detail ? map_get (detail, "sent_ns") : NULL;
+                    if (t && t->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        sent = t->via.u64;
+                }
+                recorder_add (rec, sent, off - start);
+                if (off <= start)
+                    break;
             }
-            recorder_add (rec, sent, zmq_msg_size (&frames [2]));
         }
         zmq_close_all (frames, n, 3);
     }

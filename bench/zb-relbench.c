@@ -360,10 +360,20 @@ run_latency (const char *ingest, const char *publish, long long count, long long
                 rc = 1;
             break;
         }
+        //  Protocol version 2: a header of 20 bytes or more carries the count
+        //  of events back to back in frame 3 (16 bytes: one)
+        uint32_t events = 0;
         if (n == 3) {
+            const uint8_t *h = (const uint8_t *) zmq_msg_data (&frames [1]);
+            events = 1;
+            if (zmq_msg_size (&frames [1]) >= 20)
+                events = (uint32_t) h [16] << 24 | (uint32_t) h [17] << 16
+                       | (uint32_t) h [18] << 8 | h [19];
+        }
+        size_t off = 0;
+        for (uint32_t e = 0; e < events && received < count; e++) {
             msgpack_unpacked up;
             msgpack_unpacked_init (&up);
-            size_t off = 0;
             if (msgpack_unpack_next (&up, zmq_msg_data (&frames [2]), zmq_msg_size (&frames [2]),
                                      &off) == MSGPACK_UNPACK_SUCCESS) {
                 msgpack_object *detail = map_get (&up.data, "detail");

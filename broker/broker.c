@@ -60,7 +60,14 @@
 
 #define ZB_DRAIN            512         //  requests per ingest pass
 #define ZB_SUB_DRAIN        1024        //  subscription messages per pass
-#define ZB_PUBLISH_HWM      100000      //  events queued per subscriber
+//  A topic's events of one request go out in messages of at most this many
+//  events and bytes (but always at least one event)
+#define ZB_BATCH_EVENTS     64
+#define ZB_BATCH_BYTES      (32 * 1024)
+//  Messages queued per subscriber: at most 2,000 x 32 KiB (64 MiB), or
+//  128,000 events of up to 512 bytes; the memory bound the broker had with
+//  100,000 single-event messages, which a stopped consumer must not exceed
+#define ZB_PUBLISH_HWM      2000
 //  Replies queued per ingest client. A ROUTER silently drops the replies to a
 //  client that has this many unread (it pipelines without reading): room for
 //  deep windows, bounded memory (a 100-entry reply is about 7 KB).
@@ -136,6 +143,8 @@ typedef struct {
     size_t event_off;                   //  in the pass buffer (event_buf)
     char id [ZB_UUID_LEN + 1];
     bool derived;                       //  a rule's delivery of the entry before it
+    uint32_t next;                      //  the next record of its topic in the request
+    bool request_start;                 //  the first record of a PUT request
 } pass_record_t;
 
 //  The pass's idempotency keys: open addressing, a slot is in use when its
@@ -173,13 +182,13 @@ struct zb_broker_t {
     int64_t max_subscription;
     uint64_t publish_rebuilds;          //  publish socket re-created (keys removed)
     zb_topics_t *topics;
+    zb_topic_t *topic_cache [16];       //  recently used tracked topics (s_pass_topic)
     zb_uuidgen_t *uuidgen;
 
     //  Reused per request / per event
     msgpack_zone zone;
     bool zone_ready;
-    msgpack_sbuffer event_buf;
-    msgpack_packer event_pk;
+    msgpack_sbuffer event_buf;          //  the pass's events, packed one after another
     msgpack_sbuffer reply_buf;
     msgpack_packer reply_pk;
 
@@ -225,6 +234,9 @@ struct zb_broker_t {
     size_t results_cap;
     zb_record_t *records;               //  what goes to zb_journal_append
     pass_record_t *precs;
+    uint32_t *order;                    //  record indices in seq order (s_pass_order)
+    zb_record_t *jrecords;              //  the records in that order, when it differs
+    uint32_t pass_gen;                  //  stamps topics seen in this pass
     size_t nrecords;
     size_t records_cap;
     char *text;                         //  messages of failed entries and requests
@@ -236,6 +248,8 @@ struct zb_broker_t {
     uint32_t keygen;
     uint64_t keyseed [2];
     uint64_t pass_ns;                   //  arrival time of the pass's events
+    const char *body;                   //  the PUT body being processed
+    size_t body_size;
     bool pass_failed;                   //  the journal refused the pass
     size_t restore_skipped;             //  journal topics beyond max-topics
     char pass_error [ZB_ERRLEN + 64];   //  then the message for its events
@@ -431,21 +445,43 @@ s_reply_error (zb_broker_t *self, void *sock, request_t *req, bool delimiter,
 //  --------------------------------------------------------------------------
 //  PUT
 
-//  Publish one event. 0 on success.
+//  Publish the records order [k, k + n) of the pass, all of one topic with
+//  consecutive seq and topic_seq, as one message (protocol version 2): [topic
+//  + NUL] [header: first seq, first topic_seq, count] [the events back to back].
+//  0 on success.
 static int
-s_publish (zb_broker_t *self, zb_topic_t *topic, uint64_t seq, uint64_t topic_seq,
-           const void *event, size_t size)
+s_publish (zb_broker_t *self, const uint32_t *order, size_t n)
 {
-    uint8_t header [ZB_HEADER_SIZE];
-    zb_header_encode (header, seq, topic_seq);
+    const zb_record_t *first = &self->records [order [0]];
+    zb_topic_t *topic = self->precs [order [0]].topic;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += self->records [order [i]].event.len;
+    zmq_msg_t body;
+    if (zmq_msg_init_size (&body, bytes) == -1) {
+        s_log (self, true, "cannot publish %zu events: %s", n, zmq_strerror (errno));
+        return -1;
+    }
+    char *out = (char *) zmq_msg_data (&body);
+    for (size_t i = 0; i < n; i++) {
+        const zb_record_t *rec = &self->records [order [i]];
+        memcpy (out, rec->event.ptr, rec->event.len);
+        out += rec->event.len;
+    }
+    uint8_t header [ZB_BATCH_HEADER_SIZE];
+    size_t header_size = zb_header_encode_batch (header, first->seq, first->topic_seq,
+                                                 (uint32_t) n);
     //  An XPUB never blocks or refuses a message: a subscriber whose queue is
     //  full just misses it (topic_seq shows it the gap; the journal has it).
-    if (s_send (self->publish_h, topic->name, (size_t) topic->len + 1, ZMQ_SNDMORE) == -1)
+    if (s_send (self->publish_h, topic->name, (size_t) topic->len + 1, ZMQ_SNDMORE) == -1) {
+        zmq_msg_close (&body);
         return -1;
-    if (s_send (self->publish_h, header, sizeof header, ZMQ_SNDMORE) == -1
-    ||  s_send (self->publish_h, event, size, 0) == -1) {
+    }
+    if (s_send (self->publish_h, header, header_size, ZMQ_SNDMORE) == -1
+    ||  s_send_msg (self->publish_h, &body, 0) == -1) {
         //  Only a terminating context gets here; the message is incomplete
         s_log (self, false, "publish failed mid-message: %s", zmq_strerror (errno));
+        zmq_msg_close (&body);
         return -1;
     }
     return 0;
@@ -534,6 +570,14 @@ s_records_reserve (zb_broker_t *self, size_t more)
         if (!precs)
             return -1;
         self->precs = precs;
+        uint32_t *order = (uint32_t *) realloc (self->order, cap * sizeof (uint32_t));
+        if (!order)
+            return -1;
+        self->order = order;
+        zb_record_t *jrecords = (zb_record_t *) realloc (self->jrecords, cap * sizeof (zb_record_t));
+        if (!jrecords)
+            return -1;
+        self->jrecords = jrecords;
         self->records_cap = cap;
     }
     return 0;
@@ -580,50 +624,25 @@ s_pass_reserve (zb_broker_t *self, size_t more)
     return 0;
 }
 
-//  The pass buffer's writer. msgpack-c's packer hands its callback every
-//  piece of an event separately: each 1 to 9 byte header and each string. Its
-//  msgpack_sbuffer_write pays a libc memcpy call for each (profile: 14% of
-//  the broker's CPU under load went to packing events, most of it in those
-//  calls). Here pieces of up to 16 bytes are copied with constant-size
-//  copies the compiler inlines; the buffer grows as msgpack_sbuffer does.
+//  Room for `more` bytes at the end of the pass buffer, which grows as
+//  msgpack_sbuffer does. 0, or -1 when out of memory (nothing changed).
 static int
-s_event_buf_write (void *data, const char *buf, size_t len)
+s_event_buf_reserve (zb_broker_t *self, size_t more)
 {
-    msgpack_sbuffer *sb = (msgpack_sbuffer *) data;
-    if (sb->alloc - sb->size < len) {
-        size_t alloc = sb->alloc ? sb->alloc * 2 : MSGPACK_SBUFFER_INIT_SIZE;
-        while (alloc < sb->size + len) {
-            if (alloc * 2 < alloc)
-                return -1;
-            alloc *= 2;
-        }
-        char *more = (char *) realloc (sb->data, alloc);
-        if (!more)
+    msgpack_sbuffer *sb = &self->event_buf;
+    if (sb->alloc - sb->size >= more)
+        return 0;
+    size_t alloc = sb->alloc ? sb->alloc * 2 : MSGPACK_SBUFFER_INIT_SIZE;
+    while (alloc < sb->size + more) {
+        if (alloc * 2 < alloc)
             return -1;
-        sb->data = more;
-        sb->alloc = alloc;
+        alloc *= 2;
     }
-    char *dst = sb->data + sb->size;
-    if (len <= 8) {
-        if (len >= 4) {
-            memcpy (dst, buf, 4);
-            memcpy (dst + len - 4, buf + len - 4, 4);
-        }
-        else
-        if (len > 0) {
-            dst [0] = buf [0];
-            dst [len / 2] = buf [len / 2];
-            dst [len - 1] = buf [len - 1];
-        }
-    }
-    else
-    if (len <= 16) {
-        memcpy (dst, buf, 8);
-        memcpy (dst + len - 8, buf + len - 8, 8);
-    }
-    else
-        memcpy (dst, buf, len);
-    sb->size += len;
+    char *data = (char *) realloc (sb->data, alloc);
+    if (!data)
+        return -1;
+    sb->data = data;
+    sb->alloc = alloc;
     return 0;
 }
 
@@ -666,16 +685,29 @@ s_pass_trim (zb_broker_t *self)
 //  --------------------------------------------------------------------------
 //  The ingest pass: PUT
 
-//  The arrival time of an entry without its own, to the second.
+//  A time to the second as RFC 3339 text, formatted once per second.
 static zb_str_t
-s_now (zb_broker_t *self)
+s_time_text (zb_broker_t *self, time_t now)
 {
-    time_t now = time (NULL);
     if (now != self->now || self->now_len == 0) {
         self->now = now;
         self->now_len = (size_t) zb_time_format (now, self->now_text);
     }
     return (zb_str_t) { self->now_text, self->now_len };
+}
+
+//  Now, to the second (heartbeats).
+static zb_str_t
+s_now (zb_broker_t *self)
+{
+    return s_time_text (self, time (NULL));
+}
+
+//  The arrival time of the pass's entries without their own, to the second.
+static zb_str_t
+s_pass_now (zb_broker_t *self)
+{
+    return s_time_text (self, (time_t) (self->pass_ns / 1000000000ULL));
 }
 
 //  The entry failed: its result carries the code and message.
@@ -792,7 +824,26 @@ s_rules_append (zb_broker_t *self, size_t r, size_t n)
         prec->event_off = transformed ? base + self->rule_off [i] : self->precs [r].event_off;
         memcpy (prec->id, self->precs [r].id, sizeof prec->id);
         prec->derived = true;
+        prec->request_start = false;
     }
+}
+
+//  The topic of an accepted entry, as zb_topics_track: a tracked topic stays
+//  in the table for the broker's lifetime, so the last ones used are kept in
+//  a small direct-mapped cache (one compare instead of SipHash and a probe).
+static int
+s_pass_topic (zb_broker_t *self, zb_str_t name, zb_topic_t **topic)
+{
+    size_t slot = (name.len + (uint8_t) name.ptr [0] + 7 * (uint8_t) name.ptr [name.len - 1]) & 15;
+    zb_topic_t *cached = self->topic_cache [slot];
+    if (cached && cached->len == name.len && memcmp (cached->name, name.ptr, name.len) == 0) {
+        *topic = cached;
+        return 0;
+    }
+    int rc = zb_topics_track (self->topics, name.ptr, name.len, topic);
+    if (rc == 0)
+        self->topic_cache [slot] = *topic;
+    return rc;
 }
 
 //  Validate one entry, then answer it as a duplicate or stamp, number and
@@ -805,26 +856,12 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     zb_code_t code = zb_entry_parse (obj, &entry, err, sizeof err);
     if (code == ZB_OK)
         code = zb_auth_entry (&self->client, entry.source, entry.detail_type, err, sizeof err);
-
-    char time_text [ZB_TIME_MAX];
-    zb_str_t when = { NULL, 0 };
-    if (code == ZB_OK) {
-        if (entry.time.ptr) {
-            int len = zb_time_normalize (entry.time.ptr, entry.time.len, time_text);
-            if (len < 0) {
-                code = ZB_E_INVALID_ARGUMENT;
-                snprintf (err, sizeof err, "time: not an RFC 3339 date-time");
-            }
-            else
-                when = (zb_str_t) { time_text, (size_t) len };
-        }
-        else
-            when = s_now (self);
-    }
     if (code != ZB_OK) {
         s_entry_fail (self, result, obj, code, err);
         return;
     }
+    zb_str_t when = entry.time_utc_len ? (zb_str_t) { entry.time_utc, entry.time_utc_len }
+                                       : s_pass_now (self);
     //  A key accepted before (in this pass or within the dedup window): the
     //  answer is the original event, nothing is stored or published
     zb_str_t key = self->dedup ? entry.idem_key : (zb_str_t) { NULL, 0 };
@@ -860,7 +897,14 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
             return;
         }
     }
-    //  Stamp it and pack it after the pass's other events
+    //  Stamp it and pack it after the pass's other events: detail and
+    //  resources are copied as the request holds them (validated above)
+    entry.detail_bytes.ptr = zb_msgpack_value_bytes (entry.detail, self->body, self->body_size,
+                                                     &entry.detail_bytes.len);
+    if (entry.resources)
+        entry.resources_bytes.ptr = zb_msgpack_value_bytes (entry.resources, self->body,
+                                                            self->body_size,
+                                                            &entry.resources_bytes.len);
     size_t r = self->nrecords;
     pass_record_t *prec = &self->precs [r];
     zb_uuidgen_next (self->uuidgen, prec->id);
@@ -870,19 +914,23 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
         .account = { self->account, self->account_len },
         .region = { self->region, self->region_len },
     };
-    size_t off = self->event_buf.size;
-    zb_event_pack (&self->event_pk, &entry, &stamp);
-    size_t size = self->event_buf.size - off;
+    size_t size = zb_event_size (&entry, &stamp);
     if (size > self->max_event_size) {
-        self->event_buf.size = off;
         snprintf (err, sizeof err,
                   "the event would be %zu bytes packed, more than max-event-size (%" PRIu64 ")",
                   size, self->max_event_size);
         s_entry_fail (self, result, obj, ZB_E_ENTRY_TOO_LARGE, err);
         return;
     }
+    if (s_event_buf_reserve (self, size) == -1) {
+        s_entry_fail (self, result, obj, ZB_E_INTERNAL, "out of memory packing the event; retry");
+        return;
+    }
+    size_t off = self->event_buf.size;
+    zb_event_write (self->event_buf.data + off, &entry, &stamp);
+    self->event_buf.size += size;
     //  The rules it matches, each a record after it: room for them first
-    int deliveries = s_rules_prepare (self, off, size, s_now (self));
+    int deliveries = s_rules_prepare (self, off, size, s_pass_now (self));
     if (deliveries < 0 || s_records_reserve (self, 1 + (size_t) deliveries) == -1) {
         self->event_buf.size = off;
         s_entry_fail (self, result, obj, ZB_E_INTERNAL, "out of memory matching the rules; retry");
@@ -890,7 +938,7 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     }
     prec = &self->precs [r];                //  the array may have moved
     zb_topic_t *topic = NULL;
-    int rc = zb_topics_track (self->topics, entry.detail_type.ptr, entry.detail_type.len, &topic);
+    int rc = s_pass_topic (self, entry.detail_type, &topic);
     if (rc != 0) {
         self->event_buf.size = off;
         if (rc == -1)
@@ -917,6 +965,7 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     prec->topic = topic;
     prec->event_off = off;
     prec->derived = false;
+    prec->request_start = false;
     if (key.ptr) {
         self->keyslots [slot] = (keyslot_t) { hash, (uint32_t) r + 1, self->keygen };
         self->nkeys++;
@@ -982,6 +1031,9 @@ s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
     pr->corr = corr;
     pr->first = self->nresults;
     pr->count = count;
+    self->body = (const char *) zmq_msg_data (body);
+    self->body_size = zmq_msg_size (body);
+    size_t first_record = self->nrecords;
     //  The rate limit: the entries beyond what the client may send now are
     //  throttled (not stored: it resends them, with their idempotency keys)
     size_t admitted = zb_auth_admit (self->auth, &self->client, count);
@@ -996,40 +1048,167 @@ s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
             s_entry_fail (self, result, &root.via.array.ptr [i], ZB_E_THROTTLED, err);
         }
     }
+    if (self->nrecords > first_record)
+        self->precs [first_record].request_start = true;
 done:
     msgpack_zone_clear (&self->zone);
 }
 
-//  Store the pass's events in one journal append, then publish them; or, when
-//  the journal refuses, give back their numbers.
+//  A new stamp for grouping the pass's records by topic (s_pass_group).
+static uint32_t
+s_pass_gen (zb_broker_t *self)
+{
+    if (++self->pass_gen == 0) {
+        //  Wrapped after 4 billion stamps: clear the topics' once
+        for (size_t i = 0; i < zb_topics_size (self->topics); i++)
+            zb_topics_at (self->topics, i)->pass_gen = 0;
+        self->pass_gen = 1;
+    }
+    return self->pass_gen;
+}
+
+//  Add record r to its topic's chain of this grouping (stamp gen); a topic's
+//  first record goes to heads [(*nheads)++].
+static void
+s_pass_chain (zb_broker_t *self, uint32_t gen, uint32_t r, uint32_t *heads, size_t *nheads)
+{
+    zb_topic_t *topic = self->precs [r].topic;
+    self->precs [r].next = UINT32_MAX;
+    if (topic->pass_gen == gen)
+        self->precs [topic->pass_last].next = r;
+    else {
+        topic->pass_gen = gen;
+        heads [(*nheads)++] = r;
+    }
+    topic->pass_last = r;
+}
+
+//  Number the records of one PUT request, [first, end) of the pass, topic by
+//  topic: the request's events of one topic get consecutive seqs (their
+//  topic_seqs are consecutive already), topics in the order of their first
+//  entry; then the rule deliveries, in the order of the events they come from
+//  (each rule topic's topic_seqs renumbered to follow that order), so that a
+//  delivery's seq is after its event's. Each topic's events then go out in one
+//  message and still arrive in seq order, which is what a consumer of several
+//  topics relies on (catchup.c). Appends the record indices in seq order to
+//  self->order from *k, numbering from *seq.
+static void
+s_request_order (zb_broker_t *self, uint32_t first, uint32_t end, size_t *k, uint64_t *seq)
+{
+    //  jrecords' memory holds the heads meanwhile (4 bytes per record fit)
+    uint32_t *heads = (uint32_t *) self->jrecords;
+    size_t nheads = 0;
+    bool derived = false;
+    uint32_t gen = s_pass_gen (self);
+    for (uint32_t r = first; r < end; r++) {
+        if (self->precs [r].derived)
+            derived = true;
+        else
+            s_pass_chain (self, gen, r, heads, &nheads);
+    }
+    size_t events_from = *k;
+    for (size_t h = 0; h < nheads; h++)
+        for (uint32_t r = heads [h]; r != UINT32_MAX; r = self->precs [r].next) {
+            self->records [r].seq = (*seq)++;
+            self->order [(*k)++] = r;
+        }
+    size_t events_end = *k;
+    if (!derived)
+        return;
+    //  An event's deliveries are the records right after it
+    nheads = 0;
+    gen = s_pass_gen (self);
+    for (size_t e = events_from; e < events_end; e++)
+        for (uint32_t d = self->order [e] + 1; d < end && self->precs [d].derived; d++)
+            s_pass_chain (self, gen, d, heads, &nheads);
+    for (size_t h = 0; h < nheads; h++) {
+        uint64_t topic_seq = UINT64_MAX;
+        for (uint32_t r = heads [h]; r != UINT32_MAX; r = self->precs [r].next)
+            if (self->records [r].topic_seq < topic_seq)
+                topic_seq = self->records [r].topic_seq;
+        for (uint32_t r = heads [h]; r != UINT32_MAX; r = self->precs [r].next) {
+            self->records [r].seq = (*seq)++;
+            self->records [r].topic_seq = topic_seq++;
+            self->order [(*k)++] = r;
+        }
+    }
+}
+
+//  Number the pass's records request by request (s_request_order); fills
+//  self->order with the record indices in seq order. True when that is not
+//  the records' own order.
+static bool
+s_pass_order (zb_broker_t *self)
+{
+    uint32_t count = (uint32_t) self->nrecords;
+    uint64_t seq = self->records [0].seq;
+    size_t k = 0;
+    uint32_t first = 0;
+    while (first < count) {
+        uint32_t end = first + 1;
+        while (end < count && !self->precs [end].request_start)
+            end++;
+        s_request_order (self, first, end, &k, &seq);
+        first = end;
+    }
+    assert (k == count);
+    for (size_t i = 0; i < count; i++)
+        if (self->order [i] != i)
+            return true;
+    return false;
+}
+
+//  Store the pass's events in one journal append, then publish them, each
+//  topic's in messages of up to ZB_BATCH_EVENTS events / ZB_BATCH_BYTES; or,
+//  when the journal refuses, give back their numbers.
 static void
 s_pass_commit (zb_broker_t *self)
 {
     size_t count = self->nrecords;
     if (count == 0)
         return;
+    uint64_t first_seq = self->records [0].seq;
     //  The buffers may have moved while the pass grew: point into them now
     for (size_t r = 0; r < count; r++) {
         self->records [r].event.ptr = self->event_buf.data + self->precs [r].event_off;
         self->records [r].id.ptr = self->precs [r].id;
     }
+    bool moved = s_pass_order (self);
+    const zb_record_t *stored = self->records;
+    if (moved) {
+        for (size_t k = 0; k < count; k++)
+            self->jrecords [k] = self->records [self->order [k]];
+        stored = self->jrecords;
+    }
     char err [ZB_ERRLEN] = "";
     int64_t started = self->metrics ? zclock_usecs () : 0;
-    int rc = zb_journal_append (self->journal, self->records, count, err, sizeof err);
+    int rc = zb_journal_append (self->journal, stored, count, err, sizeof err);
     if (self->metrics)
         zb_metrics_observe_commit (self->metrics, (uint64_t) (zclock_usecs () - started) * 1000);
     if (rc == 0) {
         for (size_t r = 0; r < count; r++) {
-            const zb_record_t *rec = &self->records [r];
             zb_topic_t *topic = self->precs [r].topic;
             topic->in++;
-            topic->bytes += rec->event.len;
+            topic->bytes += self->records [r].event.len;
             if (!self->precs [r].derived)
                 self->entries_in++;
-            //  Stored is what counts: an event that cannot be published (the
-            //  context is ending) is still acknowledged, and replayable
-            if (s_publish (self, topic, rec->seq, rec->topic_seq, rec->event.ptr, rec->event.len) == 0)
-                topic->out++;
+        }
+        //  Stored is what counts: an event that cannot be published (the
+        //  context is ending) is still acknowledged, and replayable
+        size_t k = 0;
+        while (k < count) {
+            zb_topic_t *topic = self->precs [self->order [k]].topic;
+            size_t n = 1;
+            size_t bytes = self->records [self->order [k]].event.len;
+            while (k + n < count && n < ZB_BATCH_EVENTS
+               &&  self->precs [self->order [k + n]].topic == topic
+               &&  bytes + self->records [self->order [k + n]].event.len <= ZB_BATCH_BYTES) {
+                bytes += self->records [self->order [k + n]].event.len;
+                n++;
+            }
+            if (s_publish (self, self->order + k, n) == 0)
+                topic->out += n;
+            k += n;
         }
         return;
     }
@@ -1038,9 +1217,11 @@ s_pass_commit (zb_broker_t *self)
     self->pass_failed = true;
     snprintf (self->pass_error, sizeof self->pass_error, "journal write failed: %s; retry",
               err [0] ? err : "unknown error");
-    self->seq = self->records [0].seq - 1;
+    self->seq = first_seq - 1;
     size_t entries = 0;
-    for (size_t r = count; r-- > 0; ) {
+    //  Back to each topic's first topic_seq of the pass (first in seq order)
+    for (size_t k = count; k-- > 0; ) {
+        uint32_t r = self->order [k];
         self->precs [r].topic->seq = self->records [r].topic_seq - 1;
         if (!self->precs [r].derived) {
             self->precs [r].topic->rejected++;
@@ -1077,6 +1258,35 @@ s_pack_stored (msgpack_packer *pk, const char *id, uint64_t seq, bool duplicate)
         zb_pack_cstr (pk, "duplicate");
         msgpack_pack_true (pk);
     }
+}
+
+//  The result of a stored entry, {"id": id, "seq": seq}, written directly into
+//  the reply buffer: byte for byte what s_pack_stored packs (msgpack-c's
+//  smallest encodings), without a packer callback per piece.
+static void
+s_put_stored (zb_broker_t *self, const char *id, uint64_t seq)
+{
+    msgpack_sbuffer *sb = &self->reply_buf;
+    enum { MAX = 1 + 3 + 2 + ZB_UUID_LEN + 4 + 9 };
+    if (sb->alloc - sb->size < MAX) {
+        s_pack_stored (&self->reply_pk, id, seq, false);
+        return;
+    }
+    uint8_t *p = (uint8_t *) sb->data + sb->size;
+    memcpy (p, "\x82\xa2id\xd9\x24", 6);        //  {"id": str8 of 36 bytes
+    memcpy (p + 6, id, ZB_UUID_LEN);
+    p += 6 + ZB_UUID_LEN;
+    memcpy (p, "\xa3seq", 4);
+    p += 4;
+    if (seq < 128)
+        *p++ = (uint8_t) seq;
+    else {
+        int bytes = seq < 0x100 ? 1 : seq < 0x10000 ? 2 : seq < 0x100000000ULL ? 4 : 8;
+        *p++ = (uint8_t) (bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf);
+        for (int i = bytes - 1; i >= 0; i--)
+            *p++ = (uint8_t) (seq >> (8 * i));
+    }
+    sb->size = (size_t) ((char *) p - sb->data);
 }
 
 //  Reply to a PUT of the pass: {"failed": N, "results": [...]}.
@@ -1124,10 +1334,13 @@ s_pass_reply_put (zb_broker_t *self, pass_req_t *pr)
         }
         else {
             bool duplicate = res->kind == RESULT_DUPLICATE;
-            s_pack_stored (pk, self->precs [res->record].id, self->records [res->record].seq,
-                           duplicate);
-            if (duplicate)
+            if (duplicate) {
+                s_pack_stored (pk, self->precs [res->record].id, self->records [res->record].seq,
+                               true);
                 self->duplicates++;
+            }
+            else
+                s_put_stored (self, self->precs [res->record].id, self->records [res->record].seq);
         }
     }
     s_reply (self, self->ingest_h, &pr->req, pr->delimiter, ZB_STATUS_OK, pr->corr,
@@ -2403,7 +2616,6 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
     self->uuidgen = zb_uuidgen_new ();
     self->zone_ready = msgpack_zone_init (&self->zone, ZB_ZONE_CHUNK);
     msgpack_sbuffer_init (&self->event_buf);
-    msgpack_packer_init (&self->event_pk, &self->event_buf, s_event_buf_write);
     msgpack_sbuffer_init (&self->reply_buf);
     msgpack_packer_init (&self->reply_pk, &self->reply_buf, msgpack_sbuffer_write);
     msgpack_sbuffer_init (&self->hb_buf);
@@ -2540,6 +2752,8 @@ zb_broker_destroy (zb_broker_t **self_p)
     free (self->results);
     free (self->records);
     free (self->precs);
+    free (self->order);
+    free (self->jrecords);
     free (self->text);
     free (self->keyslots);
     msgpack_sbuffer_destroy (&self->hb_buf);

@@ -9,6 +9,7 @@
 
 #include <assert.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,8 +42,57 @@ s_be (const uint8_t *p, size_t n)
 //  Read the item at pos: its header and, for str/bin/ext, its payload.
 //  Returns the position after it (after the header only, for a container),
 //  0 when the buffer ends inside it, or (size_t) -1 for an invalid byte.
+//  s_item takes the commonest items (fixstr, str8, small integers, fixmap,
+//  fixarray) inline and leaves the others to s_item_other.
 static size_t
+s_item_other (const uint8_t *in, size_t len, size_t pos, item_t *it);
+
+static inline size_t
 s_item (const uint8_t *in, size_t len, size_t pos, item_t *it)
+{
+    uint8_t b = in [pos];
+    it->kind = K_NIL;                   //  what a caller sees when we return 0
+    if (b >= 0xa0 && b <= 0xbf) {
+        size_t size = b & 0x1f;
+        if (len - pos - 1 < size)
+            return 0;
+        it->kind = K_STR;
+        it->size = (uint32_t) size;
+        it->payload = (const char *) in + pos + 1;
+        return pos + 1 + size;
+    }
+    if (b <= 0x7f) {
+        it->kind = K_UINT;
+        it->u64 = b;
+        return pos + 1;
+    }
+    if (b <= 0x9f) {
+        it->kind = b <= 0x8f ? K_MAP : K_ARRAY;
+        it->size = b & 0x0f;
+        return pos + 1;
+    }
+    if (b >= 0xcc && b <= 0xcf) {
+        size_t fixed = (size_t) 1 << (b - 0xcc);
+        if (len - pos - 1 < fixed)
+            return 0;
+        it->kind = K_UINT;
+        it->u64 = s_be (in + pos + 1, fixed);
+        return pos + 1 + fixed;
+    }
+    if (b == 0xd9 && len - pos >= 2) {
+        size_t size = in [pos + 1];
+        if (len - pos - 2 < size)
+            return 0;
+        it->kind = K_STR;
+        it->size = (uint32_t) size;
+        it->payload = (const char *) in + pos + 2;
+        return pos + 2 + size;
+    }
+    return s_item_other (in, len, pos, it);
+}
+
+static size_t
+s_item_other (const uint8_t *in, size_t len, size_t pos, item_t *it)
 {
     assert (pos < len);
     uint8_t b = in [pos++];
@@ -343,6 +393,22 @@ zb_msgpack_decode (const void *data, size_t len, size_t keep_depth,
     }
     assert (pos == len);
     return 0;
+}
+
+const char *
+zb_msgpack_value_bytes (const msgpack_object *val, const void *data, size_t len, size_t *size)
+{
+    assert (val && data && size);
+    const msgpack_object_kv *pair = (const msgpack_object_kv *)
+        ((const char *) val - offsetof (msgpack_object_kv, val));
+    assert (pair->key.type == MSGPACK_OBJECT_STR);
+    const uint8_t *in = (const uint8_t *) data;
+    const uint8_t *start = (const uint8_t *) pair->key.via.str.ptr + pair->key.via.str.size;
+    assert (start > in && start < in + len);
+    size_t pos = (size_t) (start - in);
+    s_skip (in, len, &pos, 1);
+    *size = pos - (size_t) (start - in);
+    return (const char *) start;
 }
 
 const char *

@@ -35,6 +35,15 @@ int zb_msgpack_validate (const void *data, size_t len, char *err, size_t errlen)
 int zb_msgpack_decode (const void *data, size_t len, size_t keep_depth,
                        msgpack_zone *zone, msgpack_object *obj, char *err, size_t errlen);
 
+//  Where a map's value lies in the body it was decoded from: for a map that
+//  zb_msgpack_decode built from [data, data+len), val being the value of one
+//  of its pairs whose key is a string. The value's bytes start right after
+//  the key's (strings point into data) and hold exactly one msgpack value.
+//  Returns its first byte and sets *size; the bytes are the value as the
+//  client encoded it (so the broker can copy them instead of packing again).
+const char *zb_msgpack_value_bytes (const msgpack_object *val, const void *data, size_t len,
+                                    size_t *size);
+
 //  A value's type as an error message names it: "a string", "an integer",
 //  "a negative integer", "nil", ...
 const char *zb_msgpack_type_name (msgpack_object_type type);

@@ -30,6 +30,10 @@ typedef struct {
     uint64_t subscribers;       //  exact subscriptions currently held
     bool tracked;               //  at least one entry was accepted
     uint8_t len;                //  name length, without the NUL
+    //  The broker's scratch for grouping an ingest pass's events by topic
+    //  (broker.c s_pass_order); zero when the topic is added.
+    uint32_t pass_gen;
+    uint32_t pass_last;
     //  The name followed by a NUL: also the topic frame of its events.
     char name [ZB_MAX_DETAIL_TYPE + 1];
 } zb_topic_t;

@@ -51,7 +51,14 @@ zb_utf8_prefix (const char *ptr, size_t len)
     const unsigned char *p = start;
     const unsigned char *end = p + len;
     while (p < end) {
-        //  ASCII fast path: eight bytes at a time while none has the high bit
+        //  ASCII fast path: 32, then 8 bytes at a time while none has the high bit
+        while (end - p >= 32) {
+            uint64_t word [4];
+            memcpy (word, p, 32);
+            if ((word [0] | word [1] | word [2] | word [3]) & 0x8080808080808080ULL)
+                break;
+            p += 32;
+        }
         while (end - p >= 8) {
             uint64_t word;
             memcpy (&word, p, 8);
@@ -59,13 +66,11 @@ zb_utf8_prefix (const char *ptr, size_t len)
                 break;
             p += 8;
         }
+        while (p < end && *p < 0x80)
+            p++;
         if (p == end)
             break;
         unsigned char c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
         //  Multibyte: lead byte decides the length and the range of the
         //  second byte (rules out overlongs, surrogates and > U+10FFFF)
         size_t n;
@@ -530,6 +535,22 @@ s_check_name (const msgpack_object *value, const char *name, size_t max,
     return ZB_OK;
 }
 
+//  The index of an entry key in zb_entry_parse's known [], or 6 when it is
+//  none of them: by length first, so most keys take one compare.
+static size_t
+s_known_key (const char *key, size_t len)
+{
+    switch (len) {
+        case 4:  return memcmp (key, "time", 4) == 0 ? 4 : 6;
+        case 6:  return memcmp (key, "source", 6) == 0 ? 0
+                      : memcmp (key, "detail", 6) == 0 ? 2 : 6;
+        case 9:  return memcmp (key, "resources", 9) == 0 ? 3 : 6;
+        case 11: return memcmp (key, "detail-type", 11) == 0 ? 1 : 6;
+        case 15: return memcmp (key, "idempotency-key", 15) == 0 ? 5 : 6;
+    }
+    return 6;
+}
+
 zb_code_t
 zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t errlen)
 {
@@ -551,10 +572,7 @@ zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t 
             return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
                            "entry has a key that is not a string (%s)",
                            s_type_name (key->type));
-        size_t k;
-        for (k = 0; k < 6; k++)
-            if (zb_str_eq (key, known [k]))
-                break;
+        size_t k = s_known_key (key->via.str.ptr, key->via.str.size);
         if (k < 6) {
             if (field [k])
                 return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
@@ -586,14 +604,16 @@ zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t 
         return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
                        "detail-type must not start with '%c' (reserved for the bus)",
                        ZB_RESERVED_PREFIX);
+    entry->time_utc_len = 0;
     if (time) {
-        char normal [ZB_TIME_MAX];
         if (time->type != MSGPACK_OBJECT_STR)
             return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen, "time is not a string (%s)",
                            s_type_name (time->type));
-        if (zb_time_normalize (time->via.str.ptr, time->via.str.size, normal) < 0)
+        int len = zb_time_normalize (time->via.str.ptr, time->via.str.size, entry->time_utc);
+        if (len < 0)
             return s_fail (ZB_E_INVALID_ARGUMENT, err, errlen,
                            "time: not an RFC 3339 date-time");
+        entry->time_utc_len = (size_t) len;
     }
     if (resources) {
         if (resources->type != MSGPACK_OBJECT_ARRAY)
@@ -638,6 +658,8 @@ zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t 
     entry->resources = resources;
     entry->idem_key = idem_key? (zb_str_t) { idem_key->via.str.ptr, idem_key->via.str.size }
                               : (zb_str_t) { NULL, 0 };
+    entry->detail_bytes = (zb_str_t) { NULL, 0 };
+    entry->resources_bytes = (zb_str_t) { NULL, 0 };
     return ZB_OK;
 }
 
@@ -664,12 +686,115 @@ zb_event_pack (msgpack_packer *pk, const zb_entry_t *entry, const zb_stamp_t *st
     ZB_PACK_LIT (pk, "region");
     msgpack_pack_str_with_body (pk, stamp->region.ptr, stamp->region.len);
     ZB_PACK_LIT (pk, "resources");
+    if (entry->resources && entry->resources_bytes.ptr)
+        pk->callback (pk->data, entry->resources_bytes.ptr, entry->resources_bytes.len);
+    else
     if (entry->resources)
         msgpack_pack_object (pk, *entry->resources);
     else
         msgpack_pack_array (pk, 0);
     ZB_PACK_LIT (pk, "detail");
-    msgpack_pack_object (pk, *entry->detail);
+    if (entry->detail_bytes.ptr)
+        pk->callback (pk->data, entry->detail_bytes.ptr, entry->detail_bytes.len);
+    else
+        msgpack_pack_object (pk, *entry->detail);
+}
+
+//  The envelope's constant pieces, headers included: map of 9, then each key
+//  as msgpack-c packs it (fixstr), "version" with its value "0".
+#define ZB_EV_HEAD      "\x89\xa7version\xa1" "0" "\xa2id"
+#define ZB_EV_TYPE      "\xab" "detail-type"
+#define ZB_EV_SOURCE    "\xa6source"
+#define ZB_EV_ACCOUNT   "\xa7" "account"
+#define ZB_EV_TIME      "\xa4time"
+#define ZB_EV_REGION    "\xa6region"
+#define ZB_EV_RESOURCES "\xa9resources"
+#define ZB_EV_DETAIL    "\xa6" "detail"
+#define ZB_LIT_LEN(lit) (sizeof (lit) - 1)
+
+//  Bytes of the header msgpack-c gives a str of len bytes.
+static inline size_t
+s_str_header_size (size_t len)
+{
+    return len < 32 ? 1 : len < 256 ? 2 : len < 65536 ? 3 : 5;
+}
+
+static inline char *
+s_put (char *out, const char *data, size_t len)
+{
+    memcpy (out, data, len);
+    return out + len;
+}
+
+//  A str as msgpack-c's msgpack_pack_str_with_body writes it.
+static inline char *
+s_put_str (char *out, const char *data, size_t len)
+{
+    uint8_t *p = (uint8_t *) out;
+    if (len < 32)
+        *p++ = (uint8_t) (0xa0 | len);
+    else
+    if (len < 256) {
+        *p++ = 0xd9;
+        *p++ = (uint8_t) len;
+    }
+    else
+    if (len < 65536) {
+        *p++ = 0xda;
+        *p++ = (uint8_t) (len >> 8);
+        *p++ = (uint8_t) len;
+    }
+    else {
+        *p++ = 0xdb;
+        *p++ = (uint8_t) (len >> 24);
+        *p++ = (uint8_t) (len >> 16);
+        *p++ = (uint8_t) (len >> 8);
+        *p++ = (uint8_t) len;
+    }
+    return s_put ((char *) p, data, len);
+}
+
+size_t
+zb_event_size (const zb_entry_t *entry, const zb_stamp_t *stamp)
+{
+    assert (entry && stamp && entry->detail_bytes.ptr);
+    assert (!entry->resources || entry->resources_bytes.ptr);
+    size_t size = ZB_LIT_LEN (ZB_EV_HEAD) + ZB_LIT_LEN (ZB_EV_TYPE) + ZB_LIT_LEN (ZB_EV_SOURCE)
+                + ZB_LIT_LEN (ZB_EV_ACCOUNT) + ZB_LIT_LEN (ZB_EV_TIME) + ZB_LIT_LEN (ZB_EV_REGION)
+                + ZB_LIT_LEN (ZB_EV_RESOURCES) + ZB_LIT_LEN (ZB_EV_DETAIL);
+    const zb_str_t *strs [6] = { &stamp->id, &entry->detail_type, &entry->source,
+                                 &stamp->account, &stamp->time, &stamp->region };
+    for (size_t i = 0; i < 6; i++)
+        size += s_str_header_size (strs [i]->len) + strs [i]->len;
+    size += entry->resources ? entry->resources_bytes.len : 1;
+    return size + entry->detail_bytes.len;
+}
+
+void
+zb_event_write (char *out, const zb_entry_t *entry, const zb_stamp_t *stamp)
+{
+    assert (out && entry && stamp && entry->detail_bytes.ptr);
+    assert (!entry->resources || entry->resources_bytes.ptr);
+    char *p = out;
+    p = s_put (p, ZB_EV_HEAD, ZB_LIT_LEN (ZB_EV_HEAD));
+    p = s_put_str (p, stamp->id.ptr, stamp->id.len);
+    p = s_put (p, ZB_EV_TYPE, ZB_LIT_LEN (ZB_EV_TYPE));
+    p = s_put_str (p, entry->detail_type.ptr, entry->detail_type.len);
+    p = s_put (p, ZB_EV_SOURCE, ZB_LIT_LEN (ZB_EV_SOURCE));
+    p = s_put_str (p, entry->source.ptr, entry->source.len);
+    p = s_put (p, ZB_EV_ACCOUNT, ZB_LIT_LEN (ZB_EV_ACCOUNT));
+    p = s_put_str (p, stamp->account.ptr, stamp->account.len);
+    p = s_put (p, ZB_EV_TIME, ZB_LIT_LEN (ZB_EV_TIME));
+    p = s_put_str (p, stamp->time.ptr, stamp->time.len);
+    p = s_put (p, ZB_EV_REGION, ZB_LIT_LEN (ZB_EV_REGION));
+    p = s_put_str (p, stamp->region.ptr, stamp->region.len);
+    p = s_put (p, ZB_EV_RESOURCES, ZB_LIT_LEN (ZB_EV_RESOURCES));
+    if (entry->resources)
+        p = s_put (p, entry->resources_bytes.ptr, entry->resources_bytes.len);
+    else
+        *p++ = (char) 0x90;             //  []
+    p = s_put (p, ZB_EV_DETAIL, ZB_LIT_LEN (ZB_EV_DETAIL));
+    s_put (p, entry->detail_bytes.ptr, entry->detail_bytes.len);
 }
 
 bool

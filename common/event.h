@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
+#include "rfc3339.h"
 #include "zb.h"
 
 //  Per-entry result codes, named as EventBridge names them where it has one.
@@ -38,6 +39,14 @@ typedef struct {
     const msgpack_object *detail;       //  a map
     const msgpack_object *resources;    //  an array of strings, or NULL
     zb_str_t idem_key;                  //  "idempotency-key"; ptr NULL when absent
+    char time_utc [ZB_TIME_MAX];        //  time normalized (zb_time_normalize):
+    size_t time_utc_len;                //  0 when the entry has no time
+    //  Optional, set by the caller after zb_entry_parse (which clears them):
+    //  the msgpack bytes of detail and resources exactly as received. The
+    //  broker's decoder knows where they are (decode.h zb_msgpack_value_bytes);
+    //  packing then copies them instead of packing the trees again.
+    zb_str_t detail_bytes;
+    zb_str_t resources_bytes;
 } zb_entry_t;
 
 //  Longest idempotency key, bytes (docs/PROTOCOL.md "Idempotency keys").
@@ -71,8 +80,16 @@ typedef struct {
 } zb_stamp_t;
 
 //  Pack the full envelope (9 keys, order above). The entry's own time is
-//  ignored here: the caller normalizes it into stamp->time.
+//  ignored here: the caller puts the time to publish into stamp->time. detail
+//  and resources are copied from detail_bytes/resources_bytes when set.
 void zb_event_pack (msgpack_packer *pk, const zb_entry_t *entry, const zb_stamp_t *stamp);
+
+//  The same envelope without a packer, for the broker's hot path: its exact
+//  size in bytes, then the bytes themselves written to out (which must hold
+//  that many). Needs entry->detail_bytes, and entry->resources_bytes when the
+//  entry has resources. Byte for byte what zb_event_pack writes from them.
+size_t zb_event_size (const zb_entry_t *entry, const zb_stamp_t *stamp);
+void zb_event_write (char *out, const zb_entry_t *entry, const zb_stamp_t *stamp);
 
 //  Look up a string key in a msgpack map; NULL if obj is not a map or has no such key.
 const msgpack_object *zb_map_get (const msgpack_object *obj, const char *key);

@@ -1,12 +1,16 @@
 /*  subscriber.c - the consumer side of the publish socket.
 
-    A message from the broker's publish socket has three frames (PROTOCOL.md):
-        [detail-type + NUL] [seq, topic_seq: 2 x uint64 big-endian] [event: msgpack map]
-    zb_subscriber_recv() reads one message with zmq_msg_t frames that it keeps
-    until the next call, so the delivery's topic, raw bytes and the unpacked
-    event (whose strings point into the event frame) need no copy. The unpacked
-    objects live in one msgpack zone that is cleared, not freed, between
-    messages: in the steady state receiving an event allocates nothing.
+    A message from the broker's publish socket has three frames (PROTOCOL.md,
+    protocol version 2):
+        [detail-type + NUL] [seq, topic_seq: 2 x uint64 big-endian (, count: uint32)]
+        [events: count msgpack maps back to back]
+    The events of one message have consecutive seq and topic_seq, starting
+    with the header's. zb_subscriber_recv() reads one message with zmq_msg_t
+    frames that it keeps while it hands out the message's events one per call,
+    so the delivery's topic, raw bytes and the unpacked event (whose strings
+    point into the event frame) need no copy. The unpacked objects live in one
+    msgpack zone that is cleared, not freed, between events: in the steady
+    state receiving an event allocates nothing.
 
     Gap detection: the last topic_seq seen per topic is kept in a hash (one
     small allocation per distinct topic, ever). The first event of a topic sets
@@ -54,6 +58,14 @@ struct zb_subscriber_t {
     zmq_msg_t extra;            //  frames beyond the third, discarded
     msgpack_zone zone;          //  objects of the current event
     msgpack_object event;       //  the current event
+    //  The message being handed out: events [index, count) are still to come
+    uint32_t count;
+    uint32_t index;
+    size_t offset;              //  of the next event in frame [2]
+    uint64_t seq;               //  the header's (the first event's)
+    uint64_t topic_seq;
+    uint32_t said;              //  > 0: the frame ended after `count` events,
+                                //  its header said this many (reported next)
 };
 
 static void
@@ -205,32 +217,13 @@ s_recv_rest (zb_subscriber_t *self)
     return nframes;
 }
 
-//  Unpack the event frame into self->event: 0, or -1 with err.
-static int
-s_unpack_event (zb_subscriber_t *self, const char *topic, uint64_t seq, char *err, size_t errlen)
+static const char *
+s_unpack_error (msgpack_unpack_return rc)
 {
-    const char *data = (const char *) zmq_msg_data (&self->frame [2]);
-    size_t size = zmq_msg_size (&self->frame [2]);
-    size_t offset = 0;
-    msgpack_zone_clear (&self->zone);
-    msgpack_unpack_return rc = msgpack_unpack (data, size, &offset, &self->zone, &self->event);
-    if (rc != MSGPACK_UNPACK_SUCCESS) {
-        const char *why = rc == MSGPACK_UNPACK_EXTRA_BYTES? "trailing bytes after the msgpack value":
-                          rc == MSGPACK_UNPACK_CONTINUE? "truncated or empty msgpack":
-                          rc == MSGPACK_UNPACK_NOMEM_ERROR? "out of memory decoding msgpack":
-                                                            "invalid msgpack";
-        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ", %zu bytes): %s",
-                  topic, seq, size, why);
-        return -1;
-    }
-    //  A rule's topic ("$rule/NAME") may carry a transformer's output: any value
-    if (self->event.type != MSGPACK_OBJECT_MAP
-    &&  strncmp (topic, ZB_RULE_TOPIC_PREFIX, sizeof ZB_RULE_TOPIC_PREFIX - 1) != 0) {
-        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ") is not a msgpack map",
-                  topic, seq);
-        return -1;
-    }
-    return 0;
+    return rc == MSGPACK_UNPACK_EXTRA_BYTES? "trailing bytes after the msgpack value":
+           rc == MSGPACK_UNPACK_CONTINUE? "truncated or empty msgpack":
+           rc == MSGPACK_UNPACK_NOMEM_ERROR? "out of memory decoding msgpack":
+                                             "invalid msgpack";
 }
 
 //  A heartbeat message (3 frames, topic "$heartbeat\0"): 0, or -1 with err.
@@ -244,22 +237,103 @@ s_decode_heartbeat (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t e
                   header_len, ZB_HEADER_SIZE);
         return -1;
     }
-    if (s_unpack_event (self, ZB_HEARTBEAT_TOPIC, seq, err, errlen) != 0)
+    const char *data = (const char *) zmq_msg_data (&self->frame [2]);
+    size_t size = zmq_msg_size (&self->frame [2]);
+    size_t offset = 0;
+    msgpack_zone_clear (&self->zone);
+    msgpack_unpack_return rc = msgpack_unpack (data, size, &offset, &self->zone, &self->event);
+    if (rc != MSGPACK_UNPACK_SUCCESS || self->event.type != MSGPACK_OBJECT_MAP) {
+        snprintf (err, errlen, "heartbeat (seq %" PRIu64 ", %zu bytes): %s", seq, size,
+                  rc != MSGPACK_UNPACK_SUCCESS? s_unpack_error (rc): "not a msgpack map");
         return -1;
+    }
     d->topic = ZB_STR (ZB_HEARTBEAT_TOPIC);
     d->seq = seq;
     d->topic_seq = topic_seq;
     d->missed = 0;
     d->event = &self->event;
-    d->raw.ptr = (const char *) zmq_msg_data (&self->frame [2]);
-    d->raw.len = zmq_msg_size (&self->frame [2]);
+    d->raw.ptr = data;
+    d->raw.len = size;
     return 0;
 }
 
-//  Decode the three frames of the current message into d. 0, or -1 with err.
+//  Hand out the next event of the current message into d. 0, or -1 with err
+//  (the rest of the message is dropped then).
+static int
+s_next (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t errlen)
+{
+    const char *topic = (const char *) zmq_msg_data (&self->frame [0]);
+    size_t topic_len = zmq_msg_size (&self->frame [0]);
+    const char *data = (const char *) zmq_msg_data (&self->frame [2]);
+    size_t size = zmq_msg_size (&self->frame [2]);
+    uint32_t i = self->index;
+    uint64_t seq = self->seq + i;
+    uint64_t topic_seq = self->topic_seq + i;
+    bool last = i + 1 == self->count;
+    size_t start = self->offset;
+    self->index = self->count;          //  until this event proves good
+    msgpack_zone_clear (&self->zone);
+    msgpack_unpack_return rc = MSGPACK_UNPACK_CONTINUE;
+    if (start < size)
+        rc = msgpack_unpack (data, size, &self->offset, &self->zone, &self->event);
+    //  Every event but the last has more after it; the last fills the frame
+    if (rc == MSGPACK_UNPACK_EXTRA_BYTES && !last)
+        rc = MSGPACK_UNPACK_SUCCESS;
+    else
+    if (rc == MSGPACK_UNPACK_SUCCESS && !last) {
+        //  This one is good, but the frame has no more: said on the next call
+        self->said = self->count;
+        self->count = i + 1;
+    }
+    if (rc != MSGPACK_UNPACK_SUCCESS) {
+        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ", %zu bytes): %s",
+                  topic, seq, size - start, s_unpack_error (rc));
+        return -1;
+    }
+    //  A rule's topic ("$rule/NAME") may carry a transformer's output: any value
+    if (self->event.type != MSGPACK_OBJECT_MAP
+    &&  strncmp (topic, ZB_RULE_TOPIC_PREFIX, sizeof ZB_RULE_TOPIC_PREFIX - 1) != 0) {
+        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ") is not a msgpack map",
+                  topic, seq);
+        return -1;
+    }
+    self->index = i + 1;
+    //  A valid event: account for it in the topic's sequence
+    uint64_t missed = 0;
+    uint64_t *lastseq = (uint64_t *) zhashx_lookup (self->last_seq, topic);
+    if (!lastseq) {
+        lastseq = (uint64_t *) malloc (sizeof (uint64_t));
+        if (!lastseq) {
+            self->index = self->count;
+            snprintf (err, errlen, "out of memory");
+            return -1;
+        }
+        zhashx_insert (self->last_seq, topic, lastseq);
+    }
+    else
+    if (topic_seq > *lastseq + 1)
+        missed = topic_seq - *lastseq - 1;
+    //  else topic_seq <= *lastseq: the broker restarted; this is the new baseline
+    *lastseq = topic_seq;
+    self->missed += missed;
+
+    d->topic.ptr = topic;
+    d->topic.len = topic_len - 1;
+    d->seq = seq;
+    d->topic_seq = topic_seq;
+    d->missed = missed;
+    d->event = &self->event;
+    d->raw.ptr = data + start;
+    d->raw.len = self->offset - start;
+    return 0;
+}
+
+//  Check the frames of the message just received, then hand out its first
+//  event into d. 0, or -1 with err.
 static int
 s_decode (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t errlen)
 {
+    self->count = self->index = self->said = 0;
     const char *topic = (const char *) zmq_msg_data (&self->frame [0]);
     size_t topic_len = zmq_msg_size (&self->frame [0]);
     if (topic_len < 2 || topic [topic_len - 1] != '\0') {
@@ -271,45 +345,17 @@ s_decode (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t errlen)
         snprintf (err, errlen, "topic frame holds a NUL byte before its end");
         return -1;
     }
-    uint64_t seq, topic_seq;
     size_t header_len = zmq_msg_size (&self->frame [1]);
-    if (zb_header_decode (zmq_msg_data (&self->frame [1]), header_len,
-                          &seq, &topic_seq) != 0) {
-        snprintf (err, errlen, "header frame on %s is %zu bytes, expected %d",
-                  topic, header_len, ZB_HEADER_SIZE);
+    if (zb_header_decode_batch (zmq_msg_data (&self->frame [1]), header_len,
+                                &self->seq, &self->topic_seq, &self->count) != 0) {
+        snprintf (err, errlen, "header frame on %s is %zu bytes, expected %d, or %d or more "
+                  "with a count of at least 1", topic, header_len, ZB_HEADER_SIZE,
+                  ZB_BATCH_HEADER_SIZE);
+        self->count = 0;
         return -1;
     }
-    if (s_unpack_event (self, topic, seq, err, errlen) != 0)
-        return -1;
-    const char *data = (const char *) zmq_msg_data (&self->frame [2]);
-    size_t size = zmq_msg_size (&self->frame [2]);
-    //  A valid event: account for it in the topic's sequence
-    uint64_t missed = 0;
-    uint64_t *last = (uint64_t *) zhashx_lookup (self->last_seq, topic);
-    if (!last) {
-        last = (uint64_t *) malloc (sizeof (uint64_t));
-        if (!last) {
-            snprintf (err, errlen, "out of memory");
-            return -1;
-        }
-        zhashx_insert (self->last_seq, topic, last);
-    }
-    else
-    if (topic_seq > *last + 1)
-        missed = topic_seq - *last - 1;
-    //  else topic_seq <= *last: the broker restarted; this is the new baseline
-    *last = topic_seq;
-    self->missed += missed;
-
-    d->topic.ptr = topic;
-    d->topic.len = topic_len - 1;
-    d->seq = seq;
-    d->topic_seq = topic_seq;
-    d->missed = missed;
-    d->event = &self->event;
-    d->raw.ptr = data;
-    d->raw.len = size;
-    return 0;
+    self->offset = 0;
+    return s_next (self, d, err, errlen);
 }
 
 int
@@ -318,6 +364,17 @@ zb_subscriber_recv (zb_subscriber_t *self, zb_delivery_t *d, int timeout_ms,
 {
     assert (self);
     assert (d);
+    //  The rest of a message of several events first
+    if (self->index < self->count)
+        return s_next (self, d, err, errlen) == 0? 1: -1;
+    if (self->said) {
+        snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ") holds %" PRIu32
+                  " events, its header says %" PRIu32,
+                  (const char *) zmq_msg_data (&self->frame [0]), self->seq, self->count,
+                  self->said);
+        self->said = 0;
+        return -1;
+    }
     int64_t deadline = timeout_ms >= 0? zclock_mono () + timeout_ms: -1;
     while (true) {
         //  Try first: while events stream in, this costs no poll call

@@ -95,24 +95,31 @@ s_fill (uint8_t *buf, size_t len)
     }
 }
 
+//  Two hex digits per byte, looked up at once (the broker formats an id per
+//  event): "000102...feff"
+static const char s_hex_pairs [513] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 void
 zb_uuid_format_v4 (const uint8_t bytes [16], char out [ZB_UUID_LEN + 1])
 {
-    static const char hex [] = "0123456789abcdef";
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        uint8_t b = bytes [i];
-        if (i == 6)
-            b = (uint8_t) ((b & 0x0F) | 0x40);     //  version 4
-        else
-        if (i == 8)
-            b = (uint8_t) ((b & 0x3F) | 0x80);     //  variant 10xx (RFC 4122)
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hex [b >> 4];
-        *p++ = hex [b & 0x0F];
-    }
-    *p = 0;
+    //  Where each byte's two digits go in xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx
+    static const uint8_t at [16] = { 0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34 };
+    uint8_t b [16];
+    memcpy (b, bytes, 16);
+    b [6] = (uint8_t) ((b [6] & 0x0F) | 0x40);     //  version 4
+    b [8] = (uint8_t) ((b [8] & 0x3F) | 0x80);     //  variant 10xx (RFC 4122)
+    for (int i = 0; i < 16; i++)
+        memcpy (out + at [i], s_hex_pairs + 2 * b [i], 2);
+    out [8] = out [13] = out [18] = out [23] = '-';
+    out [36] = 0;
 }
 
 void

@@ -303,6 +303,40 @@ zb_header_decode (const void *data, size_t len, uint64_t *seq, uint64_t *topic_s
 }
 
 size_t
+zb_header_encode_batch (uint8_t out [ZB_BATCH_HEADER_SIZE], uint64_t seq, uint64_t topic_seq,
+                        uint32_t count)
+{
+    assert (count > 0);
+    zb_header_encode (out, seq, topic_seq);
+    if (count == 1)
+        return ZB_HEADER_SIZE;
+    out [16] = (uint8_t) (count >> 24);
+    out [17] = (uint8_t) (count >> 16);
+    out [18] = (uint8_t) (count >> 8);
+    out [19] = (uint8_t) count;
+    return ZB_BATCH_HEADER_SIZE;
+}
+
+int
+zb_header_decode_batch (const void *data, size_t len, uint64_t *seq, uint64_t *topic_seq,
+                        uint32_t *count)
+{
+    if (zb_header_decode (data, len, seq, topic_seq) != 0
+    ||  (len > ZB_HEADER_SIZE && len < ZB_BATCH_HEADER_SIZE))
+        return -1;
+    uint32_t n = 1;
+    if (len >= ZB_BATCH_HEADER_SIZE) {
+        const uint8_t *in = (const uint8_t *) data + ZB_HEADER_SIZE;
+        n = (uint32_t) in [0] << 24 | (uint32_t) in [1] << 16 | (uint32_t) in [2] << 8 | in [3];
+        if (n == 0)
+            return -1;
+    }
+    if (count)
+        *count = n;
+    return 0;
+}
+
+size_t
 zb_topic_encode (const char *detail_type, size_t len, char *out, size_t outsize)
 {
     assert (detail_type || len == 0);

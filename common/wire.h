@@ -2,7 +2,8 @@
 
     Request  (client -> ROUTER):  [""]? [command] [correlation] [body]
     Reply    (ROUTER -> client):  [""]? [status]  [correlation] [body]
-    Publish  (XPUB -> SUB):       [topic = detail-type + "\0"] [header, 16 bytes] [event]
+    Publish  (XPUB -> SUB):       [topic = detail-type + "\0"] [header, 16 or 20 bytes]
+                                  [event, or events back to back (protocol version 2)]
 
     The empty frame is present only when the client is a REQ socket; the broker
     echoes it. Socket arguments are raw libzmq handles (zsock_resolve()). */
@@ -46,6 +47,19 @@ int zb_wire_call (const char *endpoint, const char *command,
 void zb_header_encode (uint8_t out[ZB_HEADER_SIZE], uint64_t seq, uint64_t topic_seq);
 //  0 on success, -1 when the frame is shorter than ZB_HEADER_SIZE.
 int zb_header_decode (const void *data, size_t len, uint64_t *seq, uint64_t *topic_seq);
+
+//  Protocol version 2: a published message carries `count` events of one topic
+//  with consecutive seq and topic_seq, the first ones given. One event: the
+//  16-byte header above; more: ZB_BATCH_HEADER_SIZE bytes, the count as a
+//  big-endian uint32 after the two sequence numbers. Returns the header size.
+#define ZB_BATCH_HEADER_SIZE    20
+size_t zb_header_encode_batch (uint8_t out[ZB_BATCH_HEADER_SIZE], uint64_t seq,
+                               uint64_t topic_seq, uint32_t count);
+//  A published header: 16 bytes (count 1), or 20 or more (count at bytes 16-19,
+//  later bytes ignored). 0 on success; -1 when shorter than 16 bytes, 17 to 19
+//  bytes long, or the count is 0.
+int zb_header_decode_batch (const void *data, size_t len, uint64_t *seq, uint64_t *topic_seq,
+                            uint32_t *count);
 
 //  The exact-match subscription/topic frame for a detail-type: its bytes plus
 //  one NUL. Returns the frame length, or 0 when it does not fit in outsize.

@@ -1,7 +1,9 @@
 /*  fuzz_ingest.c - the PUT body, as the broker handles it (broker.c
     s_pass_put / s_pass_entry): zb_msgpack_decode with the broker's keep
-    depth, zb_entry_parse on each entry, zb_time_normalize of its time, and
-    zb_event_pack of every valid entry.
+    depth, zb_entry_parse on each entry (which normalizes its time), and for
+    every valid entry the event as the broker writes it (zb_event_write with
+    detail and resources copied from the body, zb_msgpack_value_bytes) and
+    as zb_event_pack packs the trees.
 
     Invariants checked (a violation traps, so libFuzzer keeps the input):
     - differential: whenever msgpack-c's own unpacker accepts the body,
@@ -14,7 +16,9 @@
     - a valid entry has the documented field limits;
     - the published event is one msgpack value that msgpack-c (what
       consumers use) unpacks, and that zb_json_text_from_msgpack renders
-      (what zb-consumer and zbctl print). */
+      (what zb-consumer and zbctl print);
+    - the event written from the body's bytes is the same value as the one
+      packed from the trees. */
 
 #include <math.h>
 #include <msgpack.h>
@@ -168,26 +172,24 @@ s_check_event (const char *data, size_t size)
 }
 
 static void
-s_entry (const msgpack_object *obj)
+s_entry (const msgpack_object *obj, const uint8_t *data, size_t size)
 {
     char err [256] = "";                //  the broker's ZB_ERRLEN
     zb_entry_t entry;
     zb_code_t code = zb_entry_parse (obj, &entry, err, sizeof err);
-    char time_text [ZB_TIME_MAX];
-    zb_str_t when = ZB_STR ("2026-11-26T17:15:01Z");
-    if (code == ZB_OK && entry.time.ptr) {
-        int len = zb_time_normalize (entry.time.ptr, entry.time.len, time_text);
-        if (len < 0) {
-            code = ZB_E_INVALID_ARGUMENT;
-            snprintf (err, sizeof err, "time: not an RFC 3339 date-time");
-        }
-        else
-            when = (zb_str_t) { time_text, (size_t) len };
-    }
     if (code != ZB_OK) {
         FUZZ_CHECK (fuzz_message_ok (err, sizeof err),
                     "entry error (%s) is not one line of UTF-8", zb_code_name (code));
         return;
+    }
+    zb_str_t when = ZB_STR ("2026-11-26T17:15:01Z");
+    if (entry.time.ptr) {
+        char time_text [ZB_TIME_MAX];
+        int len = zb_time_normalize (entry.time.ptr, entry.time.len, time_text);
+        FUZZ_CHECK (len > 0 && (size_t) len == entry.time_utc_len
+                    && memcmp (time_text, entry.time_utc, entry.time_utc_len) == 0,
+                    "zb_entry_parse normalized the time otherwise than zb_time_normalize");
+        when = (zb_str_t) { entry.time_utc, entry.time_utc_len };
     }
     FUZZ_CHECK (entry.source.len >= 1 && entry.source.len <= ZB_MAX_SOURCE
                 && zb_utf8_valid (entry.source.ptr, entry.source.len)
@@ -210,9 +212,35 @@ s_entry (const msgpack_object *obj)
         .account = ZB_STR (ZB_DEFAULT_ACCOUNT),
         .region = ZB_STR (ZB_DEFAULT_REGION),
     };
+    //  The broker's way (broker.c s_pass_entry): detail and resources copied
+    //  as the body holds them, the envelope written without a packer
+    entry.detail_bytes.ptr = zb_msgpack_value_bytes (entry.detail, data, size,
+                                                     &entry.detail_bytes.len);
+    if (entry.resources)
+        entry.resources_bytes.ptr = zb_msgpack_value_bytes (entry.resources, data, size,
+                                                            &entry.resources_bytes.len);
+    size_t event_size = zb_event_size (&entry, &stamp);
+    char *event = (char *) malloc (event_size);
+    FUZZ_CHECK (event, "out of memory");
+    zb_event_write (event, &entry, &stamp);
+    s_check_event (event, event_size);
+    //  ... the same event as packing the trees again
     msgpack_sbuffer_clear (&s_buf);
+    entry.detail_bytes = (zb_str_t) { NULL, 0 };
+    entry.resources_bytes = (zb_str_t) { NULL, 0 };
     zb_event_pack (&s_pk, &entry, &stamp);
     s_check_event (s_buf.data, s_buf.size);
+    msgpack_unpacked a, b;
+    msgpack_unpacked_init (&a);
+    msgpack_unpacked_init (&b);
+    size_t off_a = 0, off_b = 0;
+    FUZZ_CHECK (msgpack_unpack_next (&a, event, event_size, &off_a) == MSGPACK_UNPACK_SUCCESS
+                && msgpack_unpack_next (&b, s_buf.data, s_buf.size, &off_b) == MSGPACK_UNPACK_SUCCESS
+                && s_same (&a.data, &b.data),
+                "the event written from the body's bytes differs from the packed one");
+    msgpack_unpacked_destroy (&a);
+    msgpack_unpacked_destroy (&b);
+    free (event);
 }
 
 int
@@ -230,7 +258,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         s_differential (data, size, rc, &root);
     if (rc == 0 && root.type == MSGPACK_OBJECT_ARRAY)
         for (uint32_t i = 0; i < root.via.array.size; i++)
-            s_entry (&root.via.array.ptr [i]);
+            s_entry (&root.via.array.ptr [i], data, size);
     msgpack_zone_clear (&s_zone);
     //  Do not keep a huge buffer from one input to the next
     if (s_buf.alloc > 1 << 20) {

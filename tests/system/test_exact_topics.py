@@ -90,25 +90,29 @@ def test_sequence_numbers_per_protocol(broker):
     order = ["t-a", "t-b", "t-a", "t-ab", "t-a", "t-b"]
     reply = c.put([entry(t, detail={"i": i}) for i, t in enumerate(order)])
     assert reply["failed"] == 0
+    # within one request (one ingest pass) the broker numbers topic by topic, in
+    # the order of each topic's first entry (PROTOCOL.md "Publish socket")
     seqs = [r["seq"] for r in reply["results"]]
-    assert seqs == [1, 2, 3, 4, 5, 6]
+    assert seqs == [1, 4, 2, 6, 3, 5]
 
     got = sub_all.recv_all(6, timeout=5)
     assert [e.seq for e in got] == [1, 2, 3, 4, 5, 6]
-    assert [e.topic for e in got] == order
+    assert [e.topic for e in got] == ["t-a", "t-a", "t-a", "t-b", "t-b", "t-ab"]
     assert [(e.topic, e.topic_seq) for e in got] == [
-        ("t-a", 1), ("t-b", 1), ("t-a", 2), ("t-ab", 1), ("t-a", 3), ("t-b", 2)]
-    assert [e.event["id"] for e in got] == [r["id"] for r in reply["results"]]
+        ("t-a", 1), ("t-a", 2), ("t-a", 3), ("t-b", 1), ("t-b", 2), ("t-ab", 1)]
+    by_seq = sorted(reply["results"], key=lambda r: r["seq"])
+    assert [e.event["id"] for e in got] == [r["id"] for r in by_seq]
+    assert [e.event["detail"]["i"] for e in got] == [0, 2, 4, 1, 5, 3]
     assert all(len(e.frames[1]) >= 16 for e in got)
     assert all(e.frames[0] == e.topic.encode() + b"\x00" for e in got)
 
     only_a = sub_a.recv_all(3, timeout=5)
-    assert [(e.seq, e.topic_seq) for e in only_a] == [(1, 1), (3, 2), (5, 3)]
+    assert [(e.seq, e.topic_seq) for e in only_a] == [(1, 1), (2, 2), (3, 3)]
     assert sub_a.drain(0.3) == []
 
     pre = drain_until(sub_pre, lambda e: e.seq == 6, timeout=5)
     assert [(e.topic, e.seq) for e in pre] == [
-        ("t-a", 1), ("t-b", 2), ("t-a", 3), ("t-ab", 4), ("t-a", 5), ("t-b", 6)]
+        ("t-a", 1), ("t-a", 2), ("t-a", 3), ("t-b", 4), ("t-b", 5), ("t-ab", 6)]
 
     # numbering goes on across requests, failed entries take no number
     reply = c.put([entry("t-b"), {"detail-type": "t-a", "detail": {}}, entry("t-a")])

@@ -3,18 +3,19 @@ SIGCONT, catches up: it ends with every event, in order, none twice. Meanwhile t
 never waits for it and its memory stays bounded.
 
 High-water marks: the consumers have no flag for their SUB high-water mark (libzmq's
-default, 1,000 messages), and the broker queues up to 100,000 events per subscriber on
-its XPUB (ZB_PUBLISH_HWM in broker/broker.c). So the load is made larger than everything
-that can sit in front of a stopped consumer: about 180,000 events of ~350 bytes (~63 MB)
-are published while it is stopped (6 s at 30,000 events/s), against 100,000 + 1,000
-queued messages plus the loopback TCP buffers (a few MB). A second stopped consumer
+default, 1,000 messages), and the broker queues up to 2,000 messages per subscriber on
+its XPUB (ZB_PUBLISH_HWM in broker/broker.c), each of at most 64 events of one request's
+topic (protocol version 2). So the load is made larger than everything that can sit in
+front of a stopped consumer: about 180,000 events of ~350 bytes (~63 MB) are published
+while it is stopped (6 s at 30,000 events/s), against at most 128,000 events queued
+plus the loopback TCP buffers (a few MB). A second stopped consumer
 (zb-consumer --quiet) proves the live stream really dropped events: its summary's
 "replayed" (events it had to fetch from the journal) is > 0.
 
 Memory bound, sampled every 50 ms from /proc/PID/status from before the load to the end:
 - the broker's anonymous memory (RssAnon: heap and queues) grows by less than 96 MiB.
-  Each stopped subscriber may hold a full 100,000-event queue (~31 MiB measured), so two
-  stopped consumers cost ~64 MiB; a broker whose queues grew with the load would need more
+  The stopped subscribers' queues share the messages (libzmq counts references), at
+  most 2,000 messages of up to 32 KiB; a broker whose queues grew with the load would need more
   than 2 x 63 MB for the events published during the stop;
 - its VmRSS stays under 320 MiB. VmRSS also counts the journal's pages mapped from
   the LMDB file (~650 bytes per event, ~130 MiB for these 200,000), which the kernel can

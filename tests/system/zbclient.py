@@ -1,4 +1,4 @@
-"""zbclient - a Python client for the zbridge wire protocol, version 1.
+"""zbclient - a Python client for the zbridge wire protocol, version 2.
 
 Written from docs/PROTOCOL.md alone (no look at the C sources), so that the system
 tests check the document as much as the broker. Needs python3-zmq and python3-msgpack.
@@ -11,6 +11,7 @@ tests check the document as much as the broker. Needs python3-zmq and python3-ms
         sub.subscribe("sales-events")            # exact: b"sales-events\\0"
         sub.subscribe("sales-", prefix=True)     # every topic starting with "sales-"
         ev = sub.recv(timeout=2.0)               # Event(topic, seq, topic_seq, event, raw)
+                                                 # (one at a time from a message of several)
 
 Reliability (see "Reliability" in PROTOCOL.md):
 
@@ -33,13 +34,16 @@ import zmq
 
 __all__ = ["Client", "Subscriber", "Reply", "Event", "ZbError", "ZbTimeout",
            "pack", "unpack", "HEADER_SIZE", "EVENT_KEYS", "ReplayEnd", "Heartbeat",
-           "HEARTBEAT_TOPIC", "parse_event", "decode_heartbeat"]
+           "HEARTBEAT_TOPIC", "parse_event", "parse_message", "decode_heartbeat",
+           "BATCH_HEADER_SIZE"]
 
 HEADER_SIZE = 16
+BATCH_HEADER_SIZE = 20      # a published message of several events: + count (uint32)
 EVENT_KEYS = ["version", "id", "detail-type", "source", "account", "time", "region",
               "resources", "detail"]
 
 Reply = namedtuple("Reply", "status corr body raw")
+# raw: this event's msgpack bytes; frames: the message it came in, as received
 Event = namedtuple("Event", "topic seq topic_seq event raw frames")
 # END of a replay session: its four fields and the whole body
 ReplayEnd = namedtuple("ReplayEnd", "last head oldest count body")
@@ -100,6 +104,43 @@ def parse_event(topic_frame, header, body):
     if not isinstance(value, dict) and not topic.startswith(RULE_TOPIC_PREFIX):
         raise AssertionError("event body is a %s, expected a map" % type(value).__name__)
     return Event(topic, seq, topic_seq, value, body, [topic_frame, header, body])
+
+
+def parse_message(topic_frame, header, body):
+    """Frames 1-3 of a published message (protocol version 2) -> [Event, ...]: the
+    header's count of events (1 for a 16-byte header), each a msgpack map, back to
+    back in frame 3, with consecutive seq and topic_seq from the header's. Checks
+    the layout strictly (raises AssertionError)."""
+    if not topic_frame.endswith(b"\x00"):
+        raise AssertionError("topic frame %r has no NUL terminator" % topic_frame)
+    if len(header) < HEADER_SIZE or HEADER_SIZE < len(header) < BATCH_HEADER_SIZE:
+        raise AssertionError("header of %d bytes, expected 16 or >= 20" % len(header))
+    seq, topic_seq = struct.unpack(">QQ", header[:HEADER_SIZE])
+    count = 1
+    if len(header) >= BATCH_HEADER_SIZE:
+        count, = struct.unpack(">I", header[HEADER_SIZE:BATCH_HEADER_SIZE])
+        if count == 0:
+            raise AssertionError("header with a count of 0")
+    topic = topic_frame[:-1].decode("utf-8")
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(body)
+    events, start = [], 0
+    for i in range(count):
+        try:
+            value = unpacker.unpack()
+        except msgpack.OutOfData:
+            raise AssertionError("event frame holds %d events, its header says %d" % (i, count))
+        end = unpacker.tell()
+        # a rule's topic may carry an input transformer's output: any value
+        if not isinstance(value, dict) and not topic.startswith(RULE_TOPIC_PREFIX):
+            raise AssertionError("event body is a %s, expected a map" % type(value).__name__)
+        events.append(Event(topic, seq + i, topic_seq + i, value, body[start:end],
+                            [topic_frame, header, body]))
+        start = end
+    if start != len(body):
+        raise AssertionError("%d bytes after the %d events of the message"
+                             % (len(body) - start, count))
+    return events
 
 
 def _is_uint(v):
@@ -391,6 +432,7 @@ class Subscriber:
         # subscribe_rule() for that rule's topic
         self.reserved = False
         self.rule_topics = set()
+        self.pending = []           # the rest of the last message's events, in order
 
     def close(self):
         if self.sock is not None:
@@ -442,10 +484,11 @@ class Subscriber:
         self.sock.setsockopt(zmq.UNSUBSCRIBE, data)
 
     def recv(self, timeout=2.0):
-        """The next event, or raise ZbTimeout. Checks the frame layout strictly.
+        """The next event, or raise ZbTimeout. Checks the frame layout strictly; the
+        events of a message of several are returned one per call, in order.
         Reserved ("$") topics are skipped unless subscribe_heartbeat() was called."""
         deadline = _deadline(timeout)
-        while True:
+        while not self.pending:
             if not self.sock.poll(_remaining_ms(deadline), zmq.POLLIN):
                 raise ZbTimeout("no event from %s within %.1f s" % (self.endpoint, timeout))
             frames = self.sock.recv_multipart()
@@ -455,12 +498,13 @@ class Subscriber:
                 if not self.reserved:
                     continue
                 return parse_event(*frames)
-            ev = parse_event(*frames)
-            last = self.last_topic_seq.get(ev.topic)
-            if last is not None and ev.topic_seq > last + 1:
-                self.missed += ev.topic_seq - last - 1
-            self.last_topic_seq[ev.topic] = ev.topic_seq
-            return ev
+            self.pending = parse_message(*frames)
+        ev = self.pending.pop(0)
+        last = self.last_topic_seq.get(ev.topic)
+        if last is not None and ev.topic_seq > last + 1:
+            self.missed += ev.topic_seq - last - 1
+        self.last_topic_seq[ev.topic] = ev.topic_seq
+        return ev
 
     def recv_all(self, count, timeout=5.0):
         """Exactly `count` events, each within `timeout` of the previous one."""

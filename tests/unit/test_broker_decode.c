@@ -173,6 +173,69 @@ test_same_objects_as_msgpack_c (void **state)
     msgpack_sbuffer_destroy (&sbuf);
 }
 
+//  zb_msgpack_value_bytes: each value of a decoded map is found as the bytes
+//  the client wrote, whatever their encoding (str8 for a short string, a
+//  signed encoding of a positive integer, float32, nested containers).
+static void
+test_value_bytes_are_the_bodys (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    size_t start [6], end [6];
+    msgpack_pack_array (&pk, 1);
+    msgpack_pack_map (&pk, 6);
+    msgpack_pack_str_with_body (&pk, "detail", 6);
+    start [0] = sbuf.size;
+    msgpack_pack_map (&pk, 2);
+    msgpack_pack_str_with_body (&pk, "x", 1);
+    msgpack_pack_array (&pk, 2);
+    msgpack_pack_int (&pk, -3);
+    msgpack_pack_str_with_body (&pk, "y", 1);
+    msgpack_pack_str_with_body (&pk, "e", 1);
+    msgpack_pack_map (&pk, 0);
+    end [0] = sbuf.size;
+    msgpack_pack_str_with_body (&pk, "", 0);             //  an empty key
+    start [1] = sbuf.size;
+    msgpack_sbuffer_write (&sbuf, "\xd0\x05", 2);        //  5, signed encoding
+    end [1] = sbuf.size;
+    msgpack_pack_str_with_body (&pk, "s", 1);
+    start [2] = sbuf.size;
+    msgpack_sbuffer_write (&sbuf, "\xd9\x02hi", 4);      //  "hi" as str8
+    end [2] = sbuf.size;
+    msgpack_pack_str_with_body (&pk, "f", 1);
+    start [3] = sbuf.size;
+    msgpack_pack_float (&pk, 1.5f);
+    end [3] = sbuf.size;
+    msgpack_pack_str_with_body (&pk, "resources", 9);
+    start [4] = sbuf.size;
+    msgpack_pack_array (&pk, 0);
+    end [4] = sbuf.size;
+    msgpack_pack_str_with_body (&pk, "last", 4);
+    start [5] = sbuf.size;
+    msgpack_pack_nil (&pk);
+    end [5] = sbuf.size;
+
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    msgpack_object obj;
+    char err [256];
+    assert_int_equal (zb_msgpack_decode (sbuf.data, sbuf.size, KEEP_ALL, &zone, &obj, err, sizeof err), 0);
+    const msgpack_object *map = &obj.via.array.ptr [0];
+    assert_int_equal (map->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal (map->via.map.size, 6);
+    for (uint32_t i = 0; i < 6; i++) {
+        size_t size = 0;
+        const char *at = zb_msgpack_value_bytes (&map->via.map.ptr [i].val, sbuf.data, sbuf.size, &size);
+        assert_ptr_equal (at, sbuf.data + start [i]);
+        assert_int_equal (size, end [i] - start [i]);
+    }
+    msgpack_zone_destroy (&zone);
+    msgpack_sbuffer_destroy (&sbuf);
+}
+
 static void
 test_rejects_with_reasons (void **state)
 {
@@ -306,6 +369,7 @@ main (void)
         cmocka_unit_test (test_rejects_with_reasons),
         cmocka_unit_test (test_rejects_huge_counts),
         cmocka_unit_test (test_any_depth),
+        cmocka_unit_test (test_value_bytes_are_the_bodys),
         cmocka_unit_test (test_depth_boundary_against_msgpack_c),
         cmocka_unit_test (test_agrees_with_msgpack_c_on_mutations),
     };

@@ -192,6 +192,9 @@ test_full_entry_with_time_and_resources (void **state)
     assert_int_equal (s_parse (self), ZB_OK);
     assert_int_equal (self->entry.time.len, strlen ("2026-11-26T18:15:01.250+01:00"));
     assert_memory_equal (self->entry.time.ptr, "2026-11-26T18:15:01.250+01:00", self->entry.time.len);
+    //  ... and normalized once, for the broker to publish
+    assert_int_equal (self->entry.time_utc_len, strlen ("2026-11-26T17:15:01.250Z"));
+    assert_memory_equal (self->entry.time_utc, "2026-11-26T17:15:01.250Z", self->entry.time_utc_len);
     assert_non_null (self->entry.resources);
     assert_int_equal (self->entry.resources->via.array.size, 2);
     assert_int_equal (self->entry.detail->via.map.size, 0);
@@ -1082,6 +1085,93 @@ test_packed_event_has_nine_keys_in_order (void **state)
     msgpack_sbuffer_destroy (&out);
 }
 
+//  zb_event_write (the broker's packer-less path) writes exactly what
+//  zb_event_pack does, with and without resources, and with detail and
+//  resources copied as bytes; zb_event_size is its exact size.
+static void
+s_write_matches_pack (fixture_t *self, const zb_stamp_t *stamp)
+{
+    //  The bytes as a client would have sent them
+    msgpack_sbuffer raw;
+    msgpack_sbuffer_init (&raw);
+    msgpack_packer rpk;
+    msgpack_packer_init (&rpk, &raw, msgpack_sbuffer_write);
+    msgpack_pack_object (&rpk, *self->entry.detail);
+    size_t detail_size = raw.size;
+    if (self->entry.resources)
+        msgpack_pack_object (&rpk, *self->entry.resources);
+    self->entry.detail_bytes = (zb_str_t) { raw.data, detail_size };
+    if (self->entry.resources)
+        self->entry.resources_bytes = (zb_str_t) { raw.data + detail_size, raw.size - detail_size };
+
+    msgpack_sbuffer packed;
+    msgpack_sbuffer_init (&packed);
+    msgpack_packer ppk;
+    msgpack_packer_init (&ppk, &packed, msgpack_sbuffer_write);
+    zb_event_pack (&ppk, &self->entry, stamp);
+
+    size_t size = zb_event_size (&self->entry, stamp);
+    assert_int_equal (size, packed.size);
+    char *written = malloc (size);
+    assert_non_null (written);
+    zb_event_write (written, &self->entry, stamp);
+    assert_memory_equal (written, packed.data, size);
+
+    //  The trees packed again give the same bytes here (msgpack-c's own encodings)
+    zb_str_t none = { NULL, 0 };
+    self->entry.detail_bytes = none;
+    self->entry.resources_bytes = none;
+    msgpack_sbuffer_clear (&packed);
+    zb_event_pack (&ppk, &self->entry, stamp);
+    assert_int_equal (size, packed.size);
+    assert_memory_equal (written, packed.data, size);
+    free (written);
+    msgpack_sbuffer_destroy (&packed);
+    msgpack_sbuffer_destroy (&raw);
+}
+
+static void
+test_event_write_matches_pack (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zb_stamp_t stamp = {
+        ZB_STR ("5f0c6c1e-2b1a-4d7e-9a53-3b0e7d1c9f21"), ZB_STR ("2026-11-26T17:15:01.250Z"),
+        ZB_STR ("000000000000"), ZB_STR ("local")
+    };
+    msgpack_packer *pk = s_entry (self, 2);
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 2);
+    s_str (pk, "sales");
+    msgpack_pack_double (pk, 12.5);
+    s_str (pk, "note");
+    char long_text [300];
+    memset (long_text, 'n', sizeof long_text);
+    s_strn (pk, long_text, sizeof long_text);
+    s_str (pk, "resources");
+    msgpack_pack_array (pk, 2);
+    s_str (pk, "arn:1");
+    s_strn (pk, long_text, 40);
+    assert_int_equal (s_parse (self), ZB_OK);
+    s_write_matches_pack (self, &stamp);
+
+    //  Without resources; a long source (str8) and a 64 KiB account (str32)
+    char *big = malloc (70000);
+    assert_non_null (big);
+    memset (big, 'a', 70000);
+    zb_stamp_t wide = { stamp.id, stamp.time, { big, 70000 }, { big, 300 } };
+    pk = s_reset (self);
+    msgpack_pack_map (pk, 3);
+    s_str (pk, "source");
+    s_strn (pk, long_text, 200);
+    s_str (pk, "detail-type");
+    s_str (pk, "sales-events");
+    s_str (pk, "detail");
+    msgpack_pack_map (pk, 0);
+    assert_int_equal (s_parse (self), ZB_OK);
+    s_write_matches_pack (self, &wide);
+    free (big);
+}
+
 static void
 test_packed_event_without_resources_has_empty_array (void **state)
 {
@@ -1326,6 +1416,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_packed_event_of_deepest_entry_still_unpacks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_map_get_and_str_eq, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_idempotency_key_is_optional_and_checked, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_event_write_matches_pack, s_setup, s_teardown),
         cmocka_unit_test (test_utf8_validation),
         cmocka_unit_test (test_control_character_detection),
         cmocka_unit_test (test_paths_are_built_step_by_step),

@@ -220,8 +220,8 @@ test_malformed_messages_are_dropped_whole (void **state)
     fixture_t *f = (fixture_t *) *state;
     assert_int_equal (zb_subscriber_subscribe_prefix (f->sub, ""), 0);
     s_expect_subscription (f, "", 0);
-    uint8_t header [ZB_HEADER_SIZE + 4];
-    zb_header_encode (header, 9, 9);
+    uint8_t header [ZB_BATCH_HEADER_SIZE + 4] = { 0 };
+    zb_header_encode_batch (header, 9, 9, 1);
     msgpack_sbuffer body;
     s_pack_event (&body, "t", 9);
     const uint8_t bad_msgpack [] = { 0xc1 };
@@ -250,7 +250,8 @@ test_malformed_messages_are_dropped_whole (void **state)
                    body.data, body.size);
     //  The bus's own topics are skipped silently, whatever their shape
     s_send_frames (f, 1, "$heartbeat", (size_t) 10);
-    //  A longer header is fine: the extra bytes are ignored
+    //  A longer header is fine: the bytes after the count are ignored
+    header [ZB_BATCH_HEADER_SIZE - 1] = 1;
     s_send_frames (f, 3, "t\0", (size_t) 2, header, sizeof header, body.data, body.size);
     msgpack_sbuffer_destroy (&body);
 
@@ -266,6 +267,99 @@ test_malformed_messages_are_dropped_whole (void **state)
     s_expect_malformed (f, "NUL");
     s_expect (f, "t", 9, 9, 0);
     assert_int_equal (zb_subscriber_missed (f->sub), 0);
+}
+
+//  Publish one message of protocol version 2: count events of detail_type,
+//  seq and topic_seq from the given ones, detail {"n": seq}; the events' bytes
+//  followed by `extra` bytes, and the header saying `say` events.
+static void
+s_publish_batch (fixture_t *f, const char *detail_type, uint64_t seq, uint64_t topic_seq,
+                 uint32_t count, uint32_t say, const void *extra, size_t extra_len)
+{
+    char topic [256];
+    size_t topic_len = zb_topic_encode (detail_type, strlen (detail_type), topic, sizeof topic);
+    uint8_t header [ZB_BATCH_HEADER_SIZE];
+    zb_header_encode (header, seq, topic_seq);
+    header [16] = (uint8_t) (say >> 24);
+    header [17] = (uint8_t) (say >> 16);
+    header [18] = (uint8_t) (say >> 8);
+    header [19] = (uint8_t) say;
+    msgpack_sbuffer all;
+    msgpack_sbuffer_init (&all);
+    for (uint32_t i = 0; i < count; i++) {
+        msgpack_sbuffer body;
+        s_pack_event (&body, detail_type, (int) (seq + i));
+        msgpack_sbuffer_write (&all, body.data, body.size);
+        msgpack_sbuffer_destroy (&body);
+    }
+    if (extra_len)
+        msgpack_sbuffer_write (&all, extra, extra_len);
+    s_send_frames (f, 3, topic, topic_len, header, sizeof header, all.data, all.size);
+    msgpack_sbuffer_destroy (&all);
+}
+
+static void
+test_batches_are_handed_out_one_by_one (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    assert_int_equal (zb_subscriber_subscribe_prefix (f->sub, ""), 0);
+    s_expect_subscription (f, "", 0);
+    uint8_t header [ZB_BATCH_HEADER_SIZE];
+    assert_int_equal (zb_header_encode_batch (header, 1, 1, 1), ZB_HEADER_SIZE);
+    assert_int_equal (zb_header_encode_batch (header, 1, 1, 2), ZB_BATCH_HEADER_SIZE);
+    s_publish_batch (f, "a", 1, 1, 3, 3, NULL, 0);
+    s_publish (f, "b", 4, 1);
+    s_publish_batch (f, "a", 5, 4, 2, 2, NULL, 0);
+    s_publish_batch (f, "a", 9, 8, 1, 1, NULL, 0);     //  topic_seq 6 and 7 missing
+    s_expect (f, "a", 1, 1, 0);
+    s_expect (f, "a", 2, 2, 0);
+    s_expect (f, "a", 3, 3, 0);
+    s_expect (f, "b", 4, 1, 0);
+    s_expect (f, "a", 5, 4, 0);
+    s_expect (f, "a", 6, 5, 0);
+    s_expect (f, "a", 9, 8, 2);
+    assert_int_equal (zb_subscriber_missed (f->sub), 2);
+}
+
+static void
+test_malformed_batches_keep_their_good_events (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    assert_int_equal (zb_subscriber_subscribe (f->sub, "t"), 0);
+    s_expect_subscription (f, "t\0", 2);
+    msgpack_sbuffer body;
+    s_pack_event (&body, "t", 1);
+    uint8_t header [ZB_BATCH_HEADER_SIZE] = { 0 };
+    zb_header_encode (header, 1, 1);
+    const uint8_t bad [] = { 0xc1 };
+    //  A header of 17 to 19 bytes, a count of 0
+    s_send_frames (f, 3, "t\0", (size_t) 2, header, (size_t) 18, body.data, body.size);
+    s_send_frames (f, 3, "t\0", (size_t) 2, header, (size_t) ZB_BATCH_HEADER_SIZE,
+                   body.data, body.size);
+    //  Fewer events than the header says: the ones there are delivered
+    s_publish_batch (f, "t", 1, 1, 2, 3, NULL, 0);
+    //  More bytes than the events the header says
+    s_publish_batch (f, "t", 4, 4, 2, 2, bad, sizeof bad);
+    //  Invalid msgpack after the first event
+    s_publish_batch (f, "t", 6, 6, 1, 3, bad, sizeof bad);
+    //  An empty event frame
+    s_send_frames (f, 3, "t\0", (size_t) 2, header, (size_t) ZB_HEADER_SIZE, "", (size_t) 0);
+    //  Still fine afterwards
+    s_publish_batch (f, "t", 9, 9, 2, 2, NULL, 0);
+    msgpack_sbuffer_destroy (&body);
+
+    s_expect_malformed (f, "header frame");
+    s_expect_malformed (f, "header frame");
+    s_expect (f, "t", 1, 1, 0);
+    s_expect (f, "t", 2, 2, 0);
+    s_expect_malformed (f, "holds 2 events, its header says 3");
+    s_expect (f, "t", 4, 4, 1);                 //  3 never came
+    s_expect_malformed (f, "trailing bytes");   //  5, with bytes after it, is dropped
+    s_expect (f, "t", 6, 6, 1);
+    s_expect_malformed (f, "invalid msgpack");
+    s_expect_malformed (f, "truncated or empty");
+    s_expect (f, "t", 9, 9, 2);                 //  7 and 8 were in broken messages
+    s_expect (f, "t", 10, 10, 0);
 }
 
 static void
@@ -303,6 +397,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_broker_restart_resets_without_a_gap,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_messages_are_dropped_whole,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_batches_are_handed_out_one_by_one, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_malformed_batches_keep_their_good_events,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_and_handle, s_setup, s_teardown),
         cmocka_unit_test (test_bad_endpoint),

@@ -62,6 +62,36 @@ test_header_decode_accepts_longer_rejects_shorter (void **state)
     assert_true (seq == 99 && topic_seq == 99);     //  untouched on failure
 }
 
+//  Protocol version 2: the count after the two sequence numbers
+static void
+test_batch_header (void **state)
+{
+    (void) state;
+    uint8_t frame [ZB_BATCH_HEADER_SIZE + 4];
+    memset (frame, 0xEE, sizeof frame);
+    assert_int_equal (zb_header_encode_batch (frame, 7, 3, 1), ZB_HEADER_SIZE);
+    assert_int_equal (frame [ZB_HEADER_SIZE], 0xEE);      //  nothing after one event's header
+    uint64_t seq = 0, topic_seq = 0;
+    uint32_t count = 0;
+    assert_int_equal (zb_header_decode_batch (frame, ZB_HEADER_SIZE, &seq, &topic_seq, &count), 0);
+    assert_true (seq == 7 && topic_seq == 3 && count == 1);
+    assert_int_equal (zb_header_encode_batch (frame, 8, 4, 0x01020304), ZB_BATCH_HEADER_SIZE);
+    const uint8_t expect [4] = { 1, 2, 3, 4 };
+    assert_memory_equal (frame + ZB_HEADER_SIZE, expect, 4);
+    //  Bytes after the count are ignored
+    assert_int_equal (zb_header_decode_batch (frame, sizeof frame, &seq, &topic_seq, &count), 0);
+    assert_true (seq == 8 && topic_seq == 4 && count == 0x01020304);
+    //  Garbage: 17 to 19 bytes, a count of 0, too short
+    count = 99;
+    for (size_t len = ZB_HEADER_SIZE + 1; len < ZB_BATCH_HEADER_SIZE; len++)
+        assert_int_equal (zb_header_decode_batch (frame, len, &seq, &topic_seq, &count), -1);
+    memset (frame + ZB_HEADER_SIZE, 0, 4);
+    assert_int_equal (zb_header_decode_batch (frame, sizeof frame, &seq, &topic_seq, &count), -1);
+    assert_int_equal (zb_header_decode_batch (frame, 3, &seq, &topic_seq, &count), -1);
+    assert_int_equal (zb_header_decode_batch (NULL, 0, &seq, &topic_seq, &count), -1);
+    assert_int_equal (count, 99);
+}
+
 static void
 test_topic_frame_is_name_plus_nul (void **state)
 {
@@ -477,6 +507,7 @@ main (void)
         cmocka_unit_test (test_header_is_two_big_endian_uint64),
         cmocka_unit_test (test_header_round_trip_extremes),
         cmocka_unit_test (test_header_decode_accepts_longer_rejects_shorter),
+        cmocka_unit_test (test_batch_header),
         cmocka_unit_test (test_topic_frame_is_name_plus_nul),
         cmocka_unit_test_setup_teardown (test_request_is_three_frames_without_delimiter,
                                          s_pair_setup, s_pair_teardown),
