@@ -327,3 +327,35 @@ zb_entryfile_next (zb_entryfile_t *self, msgpack_sbuffer *out, zb_entryinfo_t *i
         return 1;
     }
 }
+
+int
+zb_entryfile_pack_text (const char *text, size_t len, msgpack_sbuffer *out,
+                        char *err, size_t errlen)
+{
+    assert (text);
+    assert (out);
+    char jerr [200] = "";
+    json_object *json = zb_json_parse (text, len, jerr, sizeof jerr);
+    if (!json && *jerr) {
+        snprintf (err, errlen, "not valid JSON: %s", jerr);
+        return -1;
+    }
+    if (!json_object_is_type (json, json_type_object)) {      //  NULL: JSON null
+        snprintf (err, errlen, "not a JSON object (an entry is an object with "
+                  "Source, DetailType and Detail)");
+        if (json)
+            json_object_put (json);
+        return -1;
+    }
+    //  A file of no lines, for s_pack_entry's scratch buffer and packer
+    zb_entryfile_t self = { .file = NULL };
+    msgpack_sbuffer_init (&self.scratch);
+    msgpack_packer_init (&self.pk, &self.scratch, msgpack_sbuffer_write);
+    zb_entryinfo_t info = { 0 };
+    int rc = s_pack_entry (&self, json, &info, err, errlen);
+    if (rc == 0)
+        msgpack_sbuffer_write (out, self.scratch.data, self.scratch.size);
+    msgpack_sbuffer_destroy (&self.scratch);
+    json_object_put (json);
+    return rc;
+}
