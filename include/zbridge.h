@@ -69,6 +69,10 @@ extern "C" {
 //  The library's version, "MAJOR.MINOR.PATCH".
 ZBRIDGE_EXPORT const char *zbridge_version (void);
 
+//  True once SIGINT or SIGTERM was caught (CZMQ's handler, installed when the
+//  first consumer or producer is made); waiting calls then return ZBRIDGE_EINTR.
+ZBRIDGE_EXPORT bool zbridge_interrupted (void);
+
 //  ---------------------------------------------------------------------------
 //  Errors
 
@@ -320,8 +324,9 @@ ZBRIDGE_EXPORT int zbridge_producer_send_msgpack (zbridge_producer_t *self, cons
 ZBRIDGE_EXPORT int zbridge_producer_submit (zbridge_producer_t *self);
 //  Read replies and do the resends due. timeout_ms >= 0: wait up to that
 //  long for replies, return once some came (0: only what is here); -1: until
-//  nothing is in flight. ZBRIDGE_OK, EINTR (-1 only), ETIMEOUT (the broker
-//  silent for options.timeout_ms: what was in flight failed).
+//  nothing is in flight. ZBRIDGE_OK, EINTR (after a signal: what was here
+//  is still read), ETIMEOUT (the broker silent for options.timeout_ms: what
+//  was in flight failed), or the status of a resend that failed.
 ZBRIDGE_EXPORT int zbridge_producer_poll (zbridge_producer_t *self, int timeout_ms);
 //  Submit and wait until every entry has its result. ZBRIDGE_OK, ETIMEOUT, EINTR.
 ZBRIDGE_EXPORT int zbridge_producer_flush (zbridge_producer_t *self);

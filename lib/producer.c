@@ -909,6 +909,8 @@ zbridge_producer_poll (zbridge_producer_t *self, int timeout_ms)
     int status;
     if (timeout_ms >= 0) {
         s_wait (self, timeout_ms, &status);
+        if (status == ZBRIDGE_OK && zsys_interrupted)
+            status = s_error (self, ZBRIDGE_EINTR, "interrupted");
         return status;
     }
     while (s_requests (self) > 0) {

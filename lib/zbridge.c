@@ -1,6 +1,7 @@
 /*  zbridge.c - libzbridge's small pieces: version, status texts, pattern
     check, and the event accessors. */
 
+#include <czmq.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,12 @@ const char *
 zbridge_version (void)
 {
     return ZB_VERSION;
+}
+
+bool
+zbridge_interrupted (void)
+{
+    return zsys_interrupted != 0;
 }
 
 const char *
