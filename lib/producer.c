@@ -661,6 +661,83 @@ s_map_header (const uint8_t *data, size_t size, uint32_t *count)
     return 0;
 }
 
+//  True when data is exactly one msgpack value whose containers declare no
+//  more elements than there are bytes left: a check without allocation, so
+//  that msgpack_unpack never reserves room for a bogus header's 4 billion
+//  elements.
+static bool
+s_plausible (const uint8_t *data, size_t size)
+{
+    size_t pos = 0;
+    uint64_t pending = 1;           //  values still to read
+    while (pending > 0) {
+        if (pos >= size)
+            return false;
+        uint8_t b = data [pos++];
+        uint64_t skip = 0;          //  payload bytes after the header
+        uint64_t elements = 0;      //  values contained
+        size_t lenbytes = 0;        //  length field size (str, bin, ext, containers)
+        bool ext = false, map = false, array = false;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+            ;
+        else
+        if ((b & 0xf0) == 0x80) {
+            elements = 2 * (uint64_t) (b & 0x0f);
+        }
+        else
+        if ((b & 0xf0) == 0x90)
+            elements = b & 0x0f;
+        else
+        if ((b & 0xe0) == 0xa0)
+            skip = b & 0x1f;
+        else
+        switch (b) {
+            case 0xc4: case 0xd9: lenbytes = 1; break;
+            case 0xc5: case 0xda: lenbytes = 2; break;
+            case 0xc6: case 0xdb: lenbytes = 4; break;
+            case 0xc7: lenbytes = 1; ext = true; break;
+            case 0xc8: lenbytes = 2; ext = true; break;
+            case 0xc9: lenbytes = 4; ext = true; break;
+            case 0xca: skip = 4; break;
+            case 0xcb: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xce: case 0xd2: skip = 4; break;
+            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break;
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: lenbytes = 2; array = true; break;
+            case 0xdd: lenbytes = 4; array = true; break;
+            case 0xde: lenbytes = 2; map = true; break;
+            case 0xdf: lenbytes = 4; map = true; break;
+            default: return false;      //  0xc1: never used
+        }
+        if (lenbytes) {
+            if (size - pos < lenbytes)
+                return false;
+            uint64_t len = 0;
+            for (size_t i = 0; i < lenbytes; i++)
+                len = (len << 8) | data [pos++];
+            if (array)
+                elements = len;
+            else
+            if (map)
+                elements = 2 * len;
+            else
+                skip = len + (ext? 1: 0);
+        }
+        if (skip > size - pos || elements > size - pos)
+            return false;
+        pos += skip;
+        pending += elements;
+        pending--;
+    }
+    return pos == size;
+}
+
 //  Queue one packed entry; a full batch goes out.
 static int
 s_enqueue (zbridge_producer_t *self, const void *data, size_t size, uint64_t tag, size_t sync)
@@ -669,7 +746,7 @@ s_enqueue (zbridge_producer_t *self, const void *data, size_t size, uint64_t tag
     msgpack_object entry;
     size_t offset = 0;
     msgpack_zone_clear (&self->zone);
-    if (size == 0
+    if (!s_plausible ((const uint8_t *) data, size)
     ||  msgpack_unpack ((const char *) data, size, &offset, &self->zone, &entry)
         != MSGPACK_UNPACK_SUCCESS
     ||  entry.type != MSGPACK_OBJECT_MAP || offset != size)
