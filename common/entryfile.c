@@ -117,6 +117,28 @@ s_pack_str (msgpack_packer *pk, json_object *str)
                                 (size_t) json_object_get_string_len (str));
 }
 
+//  A key for a message: its first 60 bytes (cut at a character boundary),
+//  control characters written as \u00XX, so the message stays one line.
+static void
+s_quote_key (char *out, size_t size, const char *key)
+{
+    size_t len = strlen (key);
+    if (len > 60) {
+        len = 60;
+        while (len > 0 && ((unsigned char) key [len] & 0xc0) == 0x80)
+            len--;              //  key [len] continues a character: cut before it
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < len && used + 7 < size; i++) {
+        unsigned char c = (unsigned char) key [i];
+        if (c < 0x20 || c == 0x7f)
+            used += (size_t) snprintf (out + used, size - used, "\\u%04x", c);
+        else
+            out [used++] = (char) c;
+    }
+    out [used] = '\0';
+}
+
 //  Check one line's object and pack it into self->scratch.
 //  0, or -1 with the reason (without the "line N: ") in err.
 static int
@@ -145,9 +167,11 @@ s_pack_entry (zb_entryfile_t *self, json_object *obj, zb_entryinfo_t *info,
         for (size_t i = 0; i < sizeof s_stamped / sizeof s_stamped [0] && !known; i++)
             known = strcmp (key, s_stamped [i]) == 0;
         if (!known) {
+            char quoted [80];
+            s_quote_key (quoted, sizeof quoted, key);
             size_t used = strlen (unknown);
-            snprintf (unknown + used, sizeof unknown - used, "%s\"%.60s\"",
-                      nunknown? ", ": "", key);
+            snprintf (unknown + used, sizeof unknown - used, "%s\"%s\"",
+                      nunknown? ", ": "", quoted);
             nunknown++;
         }
     }

@@ -210,7 +210,8 @@ ZBRIDGE_EXPORT void zbridge_consumer_options_init_sized (zbridge_consumer_option
 //  ENOTSUP, ENOMEM.
 ZBRIDGE_EXPORT zbridge_consumer_t *zbridge_consumer_new (const zbridge_consumer_options_t *options,
                                                          zbridge_error_t *error);
-//  Save the checkpoint (unless the flush callback failed) and free.
+//  Save the checkpoint (unless the flush callback failed; the last event
+//  zbridge_consumer_recv handed out counts as processed) and free.
 ZBRIDGE_EXPORT void zbridge_consumer_destroy (zbridge_consumer_t **self_p);
 
 //  Callback delivery: run until on_event returns non-zero or calls

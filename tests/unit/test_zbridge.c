@@ -267,6 +267,10 @@ test_producer_unreachable (void **state)
     assert_int_equal (zbridge_producer_send (producer, "{\"Source\":", 0, 1), ZBRIDGE_EENTRY);
     assert_non_null (strstr (zbridge_producer_error (producer), "not valid JSON"));
     assert_int_equal (zbridge_producer_send (producer, "[1,2]", 0, 1), ZBRIDGE_EENTRY);
+    //  A key with a newline: the message stays one line (fuzz_entry found it)
+    assert_int_equal (zbridge_producer_send (producer, "{\"a\\nb\":1}", 0, 1), ZBRIDGE_EENTRY);
+    assert_null (strchr (zbridge_producer_error (producer), '\n'));
+    assert_non_null (strstr (zbridge_producer_error (producer), "unknown key \"a\\u000ab\""));
     assert_int_equal (zbridge_producer_send (producer, "{\"Colour\":\"red\"}", 0, 1),
                       ZBRIDGE_EENTRY);
     const char array [] = { (char) 0x92, 0x01, 0x02 };
