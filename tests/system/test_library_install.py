@@ -58,6 +58,7 @@ def installed(tmp_path_factory):
         _run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror"] + sanitize +
              [os.path.join(ROOT, "examples", name + ".c"), "-o", exe] + flags, env=env)
         built.append(exe)
+    env["ZB_DESTDIR"] = dest
     return env, built[0], built[1]
 
 
@@ -76,6 +77,14 @@ def test_installed_files(installed):
     #  The example is linked to the installed copy, not to the build tree's
     ldd = _run(["ldd", consumer], env=env).stdout.decode()
     assert env["LD_LIBRARY_PATH"] in ldd, ldd
+    #  So are the installed programs, which are built on it
+    for name in ("zb-producer", "zb-consumer", "zb-dispatch", "zb-warehouse"):
+        exe = _find(env["ZB_DESTDIR"], name)
+        assert exe, name
+        ldd = _run(["ldd", exe], env=env).stdout.decode()
+        assert "libzbridge.so.0" in ldd and env["LD_LIBRARY_PATH"] in ldd, ldd
+        out = _run([exe, "--version"], env=env).stdout.decode()
+        assert out.startswith(name + " "), out
 
 
 def test_examples_exchange_events(installed, broker):
