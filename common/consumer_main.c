@@ -137,6 +137,11 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         "broker's sequence order, each at most once. Events missed on the live stream\n"
         "(a gap in a topic's sequence, a heartbeat ahead of us) are read back from the\n"
         "broker's journal; events the journal no longer holds are reported on stderr.\n\n"
+        "Exit status:\n"
+        "  0  --count events received, or stopped by SIGINT/SIGTERM\n"
+        "  1  a runtime failure: an endpoint that is not a ZeroMQ endpoint, a checkpoint\n"
+        "     that cannot be opened or read, stdout that cannot be written\n"
+        "  2  a usage error: unknown option, bad value, no subscription given\n\n"
         "Examples:\n");
     if (spec->topics) {
         fprintf (out, "  %s\n", spec->name);
@@ -342,12 +347,57 @@ s_flush (void *arg)
     return self->output_failed? -1: 0;
 }
 
+//  json-c's pretty form of an empty array or object is "[\n  ]": make it "[]".
+//  A raw newline is never inside a JSON string, so this only meets layout.
+static void
+s_pretty_empty (char *text)
+{
+    char *out = text;
+    for (char *in = text; *in; ) {
+        *out++ = *in;
+        if ((*in == '[' || *in == '{') && in [1] == '\n') {
+            char *p = in + 1;
+            while (*p == '\n' || *p == ' ')
+                p++;
+            if (*p == (*in == '[' ? ']' : '}')) {
+                in = p;
+                continue;
+            }
+        }
+        in++;
+    }
+    *out = 0;
+}
+
+//  The event's JSON text indented over several lines (spec->pretty), in a
+//  heap string, or NULL when json-c cannot read the compact text back. The
+//  tokener keeps each number's text, so values print as in the compact form.
+static char *
+s_pretty (const char *compact)
+{
+    json_object *json = json_tokener_parse (compact);
+    if (!json)
+        return NULL;
+    char *text = strdup (json_object_to_json_string_ext (json, JSON_C_TO_STRING_PRETTY
+                         | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put (json);
+    if (text)
+        s_pretty_empty (text);
+    return text;
+}
+
 //  Print one event; false when it is not JSON-representable.
 static bool
 s_print (consumer_t *self, zbridge_event_t *event)
 {
     zbridge_error_t error;
     const char *text = zbridge_event_json (event, &error);
+    char *pretty = NULL;
+    if (text && self->spec->pretty) {
+        pretty = s_pretty (text);
+        if (pretty)
+            text = pretty;
+    }
     if (!text) {
         self->malformed++;
         if (self->malformed <= CONSUMER_LOG_MALFORMED)
@@ -357,6 +407,7 @@ s_print (consumer_t *self, zbridge_event_t *event)
     }
     if (fputs (text, stdout) == EOF || fputc ('\n', stdout) == EOF)
         s_output_error (self);
+    free (pretty);
     return true;
 }
 

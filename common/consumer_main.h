@@ -6,6 +6,7 @@
 #define ZB_CONSUMER_MAIN_H_INCLUDED
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <msgpack.h>
 #include <zbridge.h>
 
@@ -18,6 +19,8 @@ typedef struct {
     //  Adds program-specific counters to the final summary object.
     void (*summarize) (void *state, json_object *summary);
     void *state;
+    //  Print each event as indented multi-line JSON instead of one line (zbctl tail)
+    bool pretty;
 } zb_consumer_spec_t;
 
 //  Parse argv, run until --count events arrived or SIGINT/SIGTERM, print the

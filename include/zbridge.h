@@ -192,10 +192,12 @@ typedef struct {
     //  without a newline. NULL: quiet.
     void (*log) (void *arg, const char *line);
     void *arg;                      //  passed to on_event, flush and log
-    //  CURVE security (not yet enforced: the broker side is being written; a
-    //  non-NULL value makes zbridge_consumer_new fail with ZBRIDGE_ENOTSUP).
-    const char *curve_server_key;   //  the broker's public key (Z85)
-    const char *curve_cert;         //  this client's certificate file (zcert)
+    //  Transport security, as the programs' --curve-server, --curve-cert and
+    //  --max-msg-size (docs/SECURITY.md). Not yet enforced by this build: a
+    //  value set here makes zbridge_consumer_new fail with ZBRIDGE_ENOTSUP.
+    const char *curve_server;       //  the broker's public certificate file
+    const char *curve_cert;         //  this client's secret certificate file
+    int64_t max_msg_size;           //  largest frame accepted, bytes (0: 256 MiB)
 } zbridge_consumer_options_t;
 
 //  Fill options with the defaults (use the macro: it records the size).
@@ -253,8 +255,8 @@ ZBRIDGE_EXPORT const char *zbridge_consumer_error (zbridge_consumer_t *self);
 //  options.window requests are in flight at once, and each entry gets exactly
 //  one result. Every entry carries an idempotency key (its own, or one the
 //  producer gives it): a request not answered within retry_ms, and entries
-//  answered InternalFailure, are sent again and the broker stores each key
-//  once.
+//  answered InternalFailure or ThrottlingException (the broker's rate limit),
+//  are sent again and the broker stores each key once.
 //
 //  An entry is JSON text, one object: {"Source": str, "DetailType": str,
 //  "Detail": object or its JSON text, "Resources": [str], "Time": RFC 3339,
@@ -294,9 +296,10 @@ typedef struct {
     zbridge_result_fn *on_result;   //  results of zbridge_producer_send*; may be NULL
     void (*log) (void *arg, const char *line);     //  resends, request errors; may be NULL
     void *arg;
-    //  CURVE security (not yet enforced, see the consumer's options).
-    const char *curve_server_key;
+    //  Transport security: as the consumer's (not yet enforced: ZBRIDGE_ENOTSUP).
+    const char *curve_server;
     const char *curve_cert;
+    int64_t max_msg_size;
 } zbridge_producer_options_t;
 
 ZBRIDGE_EXPORT void zbridge_producer_options_init_sized (zbridge_producer_options_t *options,

@@ -10,7 +10,8 @@
     Every entry carries an idempotency key (its own, or "<prefix>-<n>" added
     here). A request not answered within retry_ms is resent with the same
     entries and keys under a new correlation id, and entries answered
-    InternalFailure are resent with a growing pause; the broker stores each key
+    InternalFailure or ThrottlingException (the broker's rate limit) are
+    resent with a growing pause; the broker stores each key
     once, so a resend never makes a second event. Each request keeps its
     packed entries beside its window slot for that. A late reply to a
     correlation id that was superseded by a resend is ignored: an entry gets
@@ -337,6 +338,7 @@ s_handle_reply (zbridge_producer_t *self)
     const char *status = (const char *) zmq_msg_data (&reply.status);
     size_t *retry = self->retry_scratch;
     size_t nretry = 0;
+    size_t throttled = 0;
     char text [320];
 
     if (zb_reply_is_ok (&reply)) {
@@ -367,6 +369,12 @@ s_handle_reply (zbridge_producer_t *self)
                 else
                 if (zb_str_eq (zb_map_get (result, "code"), "InternalFailure"))
                     retry [nretry++] = i;
+                else
+                if (zb_str_eq (zb_map_get (result, "code"), "ThrottlingException")) {
+                    //  Over the broker's rate limit: not stored, resent later
+                    retry [nretry++] = i;
+                    throttled++;
+                }
                 else {
                     const msgpack_object *code = zb_map_get (result, "code");
                     const msgpack_object *message = zb_map_get (result, "message");
@@ -413,7 +421,8 @@ s_handle_reply (zbridge_producer_t *self)
     }
     zb_reply_close (&reply);
     if (nretry)
-        s_retry_later (self, slot, retry, nretry, "InternalFailure");
+        s_retry_later (self, slot, retry, nretry,
+                       throttled == nretry? "ThrottlingException": "InternalFailure");
     else
         s_release (self, slot);
 }
@@ -814,7 +823,7 @@ s_check_options (const zbridge_producer_options_t *o, zbridge_error_t *error)
 {
     if (!o)
         return zb_lib_error (error, ZBRIDGE_EINVAL, "options is NULL");
-    if (o->size < offsetof (zbridge_producer_options_t, curve_cert) + sizeof (o->curve_cert)
+    if (o->size < offsetof (zbridge_producer_options_t, max_msg_size) + sizeof (o->max_msg_size)
     ||  o->size > sizeof *o)
         return zb_lib_error (error, ZBRIDGE_EINVAL, "options were not set up with "
                              "zbridge_producer_options_init");
@@ -834,9 +843,11 @@ s_check_options (const zbridge_producer_options_t *o, zbridge_error_t *error)
                              o->retry_ms);
     if (o->key_prefix && (!*o->key_prefix || strlen (o->key_prefix) > 100))
         return zb_lib_error (error, ZBRIDGE_EINVAL, "key_prefix must be 1 to 100 bytes");
-    if (o->curve_server_key || o->curve_cert)
-        return zb_lib_error (error, ZBRIDGE_ENOTSUP, "CURVE security is not supported by "
-                             "this build yet");
+    //  TODO (security branch): load the certificates and apply them, and the
+    //  frame size, to every socket (common/curve.h)
+    if (o->curve_server || o->curve_cert || o->max_msg_size)
+        return zb_lib_error (error, ZBRIDGE_ENOTSUP, "CURVE security and max_msg_size are "
+                             "not supported by this build yet");
     return ZBRIDGE_OK;
 }
 

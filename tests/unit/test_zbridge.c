@@ -152,7 +152,7 @@ test_consumer_bad_options (void **state)
     o.name = "x";
     s_consumer_fails (&o, ZBRIDGE_ECHECKPOINT, "/proc/no/such/dir");
     s_consumer_options (&o);
-    o.curve_server_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    o.curve_server = "broker.cert";
     s_consumer_fails (&o, ZBRIDGE_ENOTSUP, "CURVE");
 }
 
@@ -236,6 +236,9 @@ test_producer_bad_options (void **state)
     zbridge_producer_options_init (&o);
     o.curve_cert = "client.cert";
     s_producer_fails (&o, ZBRIDGE_ENOTSUP, "CURVE");
+    zbridge_producer_options_init (&o);
+    o.max_msg_size = 4096;
+    s_producer_fails (&o, ZBRIDGE_ENOTSUP, "max_msg_size");
 }
 
 static void
