@@ -1,18 +1,21 @@
 /*  consumer_main.h - the one program body behind zb-dispatch, zb-warehouse and
-    zb-consumer: flags, subscription, the receive loop, JSON output, summary.
-    Each program supplies its name, its topics and what it does with an event. */
+    zb-consumer: flags, subscription, the receive loop, JSON output, summary,
+    on libzbridge's consumer (zbridge.h). Each program supplies its name, its
+    topics and what it does with an event. */
 #ifndef ZB_CONSUMER_MAIN_H_INCLUDED
 #define ZB_CONSUMER_MAIN_H_INCLUDED
 
 #include <json-c/json.h>
-#include "subscriber.h"
+#include <stdbool.h>
+#include <msgpack.h>
+#include <zbridge.h>
 
 typedef struct {
     const char *name;                   //  program name, e.g. "zb-dispatch"
     const char *purpose;                //  one line for --help
     const char *const *topics;          //  fixed topics, NULL-terminated; NULL: --topic/--prefix choose
     //  Called for every event after it is printed; may log to stderr.
-    void (*on_event) (void *state, const zb_delivery_t *delivery);
+    void (*on_event) (void *state, zbridge_event_t *event);
     //  Adds program-specific counters to the final summary object.
     void (*summarize) (void *state, json_object *summary);
     void *state;
@@ -23,5 +26,12 @@ typedef struct {
 //  Parse argv, run until --count events arrived or SIGINT/SIGTERM, print the
 //  summary. Returns the process exit code (0 ok, 1 runtime error, 2 usage).
 int zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec);
+
+//  The event's envelope, unpacked (valid until the next call), or NULL when
+//  its bytes are not a map.
+const msgpack_object *zb_consumer_unpack (zbridge_event_t *event);
+
+//  The value of key in map (a msgpack map), or NULL.
+const msgpack_object *zb_consumer_get (const msgpack_object *map, const char *key);
 
 #endif

@@ -110,6 +110,35 @@ zb_curve_client_setup (const char *prog)
     return 0;
 }
 
+int
+zb_curve_client_configure (const char *server_path, const char *cert_path, int64_t maxmsg,
+                           char *err, size_t errlen)
+{
+    if (maxmsg < 0) {
+        snprintf (err, errlen, "max_msg_size must be >= 0 (0: the default)");
+        return -1;
+    }
+    if (!server_path != !cert_path) {
+        snprintf (err, errlen, "curve_server and curve_cert go together (CURVE takes the "
+                  "broker's public certificate and this client's secret one)");
+        return -1;
+    }
+    char server_public [Z85_KEY_LEN + 1], client_public [Z85_KEY_LEN + 1];
+    char client_secret [Z85_KEY_LEN + 1];
+    if (server_path
+    &&  (zb_curve_load (server_path, false, server_public, NULL, err, errlen) == -1
+         || zb_curve_load (cert_path, true, client_public, client_secret, err, errlen) == -1))
+        return -1;
+    s_maxmsg = maxmsg ? maxmsg : ZB_CLIENT_MAXMSG_DEFAULT;
+    s_enabled = server_path != NULL;
+    if (s_enabled) {
+        memcpy (s_server_public, server_public, sizeof s_server_public);
+        memcpy (s_client_public, client_public, sizeof s_client_public);
+        memcpy (s_client_secret, client_secret, sizeof s_client_secret);
+    }
+    return 0;
+}
+
 void
 zb_curve_client_apply (zsock_t *sock)
 {

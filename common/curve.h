@@ -59,6 +59,12 @@ int zb_curve_client_option (const char *prog, int opt, const char *value);
 //  naming the file that cannot be loaded or has no secret key.
 int zb_curve_client_setup (const char *prog);
 
+//  The same settings from code (libzbridge's options): the two certificate
+//  files (both or neither) and the frame size (0: the default). Process-wide,
+//  like the flags: the last call wins. 0, or -1 with err.
+int zb_curve_client_configure (const char *server_path, const char *cert_path, int64_t maxmsg,
+                               char *err, size_t errlen);
+
 //  Set ZMQ_MAXMSGSIZE, and the CURVE keys when configured, on a socket that is
 //  not connected yet.
 void zb_curve_client_apply (zsock_t *sock);

@@ -6,12 +6,12 @@
     undeliverable: it is logged with its detail.request_id (or the event id
     when the detail has none) and counted. Odd events never stop dispatch. */
 
-#include <czmq.h>
+#include <assert.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include "consumer_main.h"
 #include "counts.h"
-#include "event.h"
 
 //  Longest id we quote in a log line; longer ones are cut with "..."
 #define DISPATCH_ID_MAX     80
@@ -28,7 +28,7 @@ typedef struct {
 static const msgpack_object *
 s_string (const msgpack_object *map, const char *key)
 {
-    const msgpack_object *value = zb_map_get (map, key);
+    const msgpack_object *value = zb_consumer_get (map, key);
     if (value && value->type == MSGPACK_OBJECT_STR && value->via.str.size > 0)
         return value;
     return NULL;
@@ -54,10 +54,11 @@ s_printable (const msgpack_object *str, char *out, size_t size)
 }
 
 static void
-s_on_event (void *state, const zb_delivery_t *delivery)
+s_on_event (void *state, zbridge_event_t *delivery)
 {
+    const msgpack_object *event = zb_consumer_unpack (delivery);
     dispatch_t *self = (dispatch_t *) state;
-    const msgpack_object *detail = zb_map_get (delivery->event, "detail");
+    const msgpack_object *detail = zb_consumer_get (event, "detail");
     if (detail && detail->type != MSGPACK_OBJECT_MAP)
         detail = NULL;
     const msgpack_object *store = detail? s_string (detail, "store_id"): NULL;
@@ -71,7 +72,7 @@ s_on_event (void *state, const zb_delivery_t *delivery)
     self->undeliverable++;
     const msgpack_object *id = detail? s_string (detail, "request_id"): NULL;
     if (!id)
-        id = s_string (delivery->event, "id");
+        id = s_string (event, "id");
     char text [DISPATCH_ID_MAX + 8] = "(no id)";
     if (id)
         s_printable (id, text, sizeof text);

@@ -8,7 +8,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "consumer_main.h"
-#include "event.h"
 
 typedef struct {
     uint64_t orders;
@@ -18,15 +17,16 @@ typedef struct {
 static bool
 s_is_true (const msgpack_object *detail, const char *key)
 {
-    const msgpack_object *value = zb_map_get (detail, key);
+    const msgpack_object *value = zb_consumer_get (detail, key);
     return value && value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
 }
 
 static void
-s_on_event (void *state, const zb_delivery_t *delivery)
+s_on_event (void *state, zbridge_event_t *delivery)
 {
+    const msgpack_object *event = zb_consumer_unpack (delivery);
     warehouse_t *self = (warehouse_t *) state;
-    const msgpack_object *detail = zb_map_get (delivery->event, "detail");
+    const msgpack_object *detail = zb_consumer_get (event, "detail");
     if (!detail || detail->type != MSGPACK_OBJECT_MAP)
         return;
     if (s_is_true (detail, "new_order"))

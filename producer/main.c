@@ -1,27 +1,25 @@
 /*  zb-producer - the store load generator: puts events into the bus.
 
     Events come from the seeded generator (generator.c) or from a file of JSON
-    lines (entryfile.c). They go to the broker's ingest socket in PUT requests
-    of --batch entries, pipelined on one DEALER: up to --window requests are in
-    flight, and replies are matched by correlation id (window.c), so the
-    producer never waits for one reply before sending the next request.
+    lines (entryfile.c). They go to the broker through libzbridge's producer
+    (zbridge.h, lib/producer.c): PUT requests of --batch entries, pipelined on
+    one DEALER, up to --window requests in flight, replies matched by
+    correlation id, so the producer never waits for one reply before sending
+    the next request.
 
-    The request buffer is packed in place and reused for every request; the
-    generated path involves no JSON and, after the first request, no heap
-    allocation. --rate paces entries with a token bucket; the waits happen in
-    zmq_poll on the socket, so replies are read while we wait.
+    The generated path involves no JSON. --rate paces entries with a token
+    bucket; the waits happen in zbridge_producer_poll, so replies are read
+    while we wait.
 
     Every entry carries an idempotency key, "<run-id>-<n>" (the run id is new
     for every run, even with the same --seed; --file lines may bring their
-    own). A request not answered within --retry-ms is resent with the same
-    entries and keys under a new correlation id, and entries answered
-    InternalFailure are resent with a growing pause; the broker stores each key
-    once, so a resend never makes a second event. Each request keeps its packed
-    entries in its window slot for that. A late reply to a correlation id that
-    was superseded by a resend is ignored: an entry is counted once, when the
-    reply to its current request comes. A broker killed and restarted is
-    survived: the DEALER reconnects by itself and what was lost with the old
-    connection is resent after --retry-ms.
+    own). A request not answered within --retry-ms is resent by the library
+    with the same entries and keys under a new correlation id, and entries
+    answered InternalFailure are resent with a growing pause; the broker
+    stores each key once, so a resend never makes a second event. Each entry
+    gets one result, counted here. A broker killed and restarted is survived:
+    the DEALER reconnects by itself and what was lost with the old connection
+    is resent after --retry-ms.
 
     At the end, exactly one JSON line on stdout:
     {"status":true,"tot_msgs":N,"bad_msgs":B,"sale_evnts":S,"inventory_evnts":I,
@@ -32,24 +30,26 @@
     entries the broker had already stored (answered "duplicate": true; they
     count as acked). */
 
-#include <czmq.h>
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+#include <msgpack.h>
+#include <zbridge.h>
+
 #include "cli.h"
-#include "codec.h"
 #include "entryfile.h"
-#include "event.h"
 #include "generator.h"
-#include "window.h"
-#include "curve.h"
-#include "wire.h"
+#include "zb.h"
 
 #define PROG "zb-producer"
 
@@ -71,24 +71,13 @@
 #define DEFAULT_RETRY_MS    1000
 //  Sends of one request after the first (--retries)
 #define DEFAULT_RETRIES     10
-//  Pause before resending InternalFailure entries: doubled per attempt, capped
-#define BACKOFF_MS          100
-#define BACKOFF_MAX_MS      5000
-
-//  A request in flight, beside its window slot: what to send again
-typedef struct {
-    uint64_t id;                //  current correlation id, 0: slot free
-    msgpack_sbuffer body;       //  the PUT body: array header + entries
-    size_t *offsets;            //  entry i is body [offsets [i], offsets [i + 1])
-    size_t entries;
-    unsigned sends;             //  times sent so far
-    int64_t sent_ms;            //  last send (monotonic)
-    int64_t due_ms;             //  0: waiting for the reply; else resend at
-} request_t;
 
 typedef struct {
     //  Options
     const char *endpoint;
+    const char *curve_server;   //  --curve-server, --curve-cert, --max-msg-size
+    const char *curve_cert;
+    int64_t max_msg_size;
     uint64_t count;
     bool count_given;
     double rate;                //  entries per second, 0: unpaced
@@ -104,24 +93,12 @@ typedef struct {
     bool quiet;
 
     //  Machinery
-    zsock_t *sock;
-    void *handle;
+    zbridge_producer_t *producer;
     zb_generator_t *generator;
     zb_entryfile_t *entryfile;
-    zb_window_t *inflight;
-    request_t *requests;        //  per window slot
     char run_id [17];           //  idempotency keys: "<run_id>-<n>"
-    size_t *offsets;            //  entry offsets of the request being built
-    msgpack_sbuffer scratch;    //  a partial resend being built
-    size_t *retry_scratch;      //  batch-sized scratch arrays for a reply
-    size_t *lines_scratch;
-    size_t *size_scratch;
-    int64_t next_check_ms;      //  earliest resend due (0: none)
-    msgpack_sbuffer request;    //  the PUT body being built, reused
+    msgpack_sbuffer entry;      //  the entry being packed, reused
     msgpack_packer pk;
-    msgpack_sbuffer entries;    //  --file: entries of the next request
-    size_t *lines;              //  --file: their line numbers
-    msgpack_zone zone;          //  reply bodies, cleared per reply
     bool input_done;
 
     //  Counters
@@ -131,20 +108,14 @@ typedef struct {
     uint64_t inventory_evnts;
     uint64_t acked;
     uint64_t failed;
-    uint64_t sent;              //  entries sent to the broker
-    uint64_t entry_errors;      //  entries the broker rejected
-    uint64_t request_errors;    //  requests answered ERROR or unusable
-    uint64_t stray_replies;
-    uint64_t retried;           //  entries sent again
     uint64_t duplicates;        //  results with "duplicate": true
-    uint64_t resend_logs;
+    uint64_t entry_errors;      //  entries the broker rejected
 
     //  Outcome
     bool ok;
     char error [512];
 
     //  Timing
-    int64_t last_reply_ms;      //  last progress from the broker
     double tokens;
     double refilled_at;         //  seconds, monotonic
 
@@ -178,6 +149,12 @@ s_now (void)
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static int64_t
+s_mono_ms (void)
+{
+    return (int64_t) (s_now () * 1000);
 }
 
 static void
@@ -224,9 +201,16 @@ s_usage (FILE *out)
         "                        resent too, after a pause growing from 100 ms to 5 s;\n"
         "                        so are ThrottlingException ones (the broker's rate limit)\n"
         "  -q, --quiet           no progress line\n"
-        ZB_CURVE_CLIENT_HELP
         "  -h, --help            show this help\n"
-        "  -V, --version         show the version\n\n"
+        "  -V, --version         show the version\n"
+        "Security (docs/SECURITY.md):\n"
+        "      --curve-server PATH  the broker's public certificate: talk CURVE\n"
+        "                           (encrypted, authenticated); needs --curve-cert\n"
+        "      --curve-cert PATH    this client's secret certificate (NAME_secret from\n"
+        "                           zbctl keygen NAME); its public part must be in the\n"
+        "                           broker's --curve-allow directory\n"
+        "      --max-msg-size B     largest frame accepted from the broker, 1024..2^40\n"
+        "                           (default 268435456: 256 MiB)\n\n"
         "At the end one JSON line goes to stdout:\n"
         "  {\"status\":true,\"tot_msgs\":N,\"bad_msgs\":B,\"sale_evnts\":S,\"inventory_evnts\":I,"
         "\"acked\":A,\"failed\":F,\n   \"retried\":R,\"duplicates\":D}\n"
@@ -246,7 +230,8 @@ s_usage (FILE *out)
 static int
 s_parse_args (producer_t *self, int argc, char **argv)
 {
-    enum { OPT_CONNECT = 256, OPT_BAD_RATIO, OPT_SEED, OPT_FILE, OPT_RETRY_MS, OPT_RETRIES };
+    enum { OPT_CONNECT = 256, OPT_BAD_RATIO, OPT_SEED, OPT_FILE, OPT_RETRY_MS, OPT_RETRIES,
+           OPT_CURVE_SERVER, OPT_CURVE_CERT, OPT_MAX_MSG };
     static const struct option options [] = {
         { "connect",   required_argument, NULL, OPT_CONNECT },
         { "count",     required_argument, NULL, 'n' },
@@ -259,8 +244,10 @@ s_parse_args (producer_t *self, int argc, char **argv)
         { "timeout",   required_argument, NULL, 't' },
         { "retry-ms",  required_argument, NULL, OPT_RETRY_MS },
         { "retries",   required_argument, NULL, OPT_RETRIES },
+        { "curve-server", required_argument, NULL, OPT_CURVE_SERVER },
+        { "curve-cert",   required_argument, NULL, OPT_CURVE_CERT },
+        { "max-msg-size", required_argument, NULL, OPT_MAX_MSG },
         { "quiet",     no_argument,       NULL, 'q' },
-        ZB_CURVE_CLIENT_OPTIONS,
         { "help",      no_argument,       NULL, 'h' },
         { "version",   no_argument,       NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -338,14 +325,16 @@ s_parse_args (producer_t *self, int argc, char **argv)
                                                "not '%s'", optarg);
                 self->retries = (unsigned) value;
                 break;
+            case OPT_CURVE_SERVER: self->curve_server = optarg; break;
+            case OPT_CURVE_CERT: self->curve_cert = optarg; break;
+            case OPT_MAX_MSG:
+                if (!zb_cli_parse_range (optarg, 1024, 1ULL << 40, &value))
+                    return zb_cli_usage_error (PROG, "--max-msg-size wants bytes from 1024 to "
+                                               "2^40, not '%s'", optarg);
+                self->max_msg_size = (int64_t) value;
+                break;
             case 'q':
                 self->quiet = true;
-                break;
-            case ZB_CURVE_OPT_SERVER:
-            case ZB_CURVE_OPT_CERT:
-            case ZB_CURVE_OPT_MAXMSG:
-                if (zb_curve_client_option (PROG, opt, optarg) != 0)
-                    return 2;
                 break;
             case 'h':
                 s_usage (stdout);
@@ -359,258 +348,45 @@ s_parse_args (producer_t *self, int argc, char **argv)
     }
     if (optind < argc)
         return zb_cli_usage_error (PROG, "unexpected argument '%s'", argv [optind]);
-    int rc = zb_curve_client_setup (PROG);
-    if (rc != 0)
-        return rc;
+    if (!self->curve_server != !self->curve_cert)
+        return zb_cli_usage_error (PROG, "%s needs %s as well (CURVE takes the broker's public "
+                                   "certificate and this client's secret one)",
+                                   self->curve_server ? "--curve-server" : "--curve-cert",
+                                   self->curve_server ? "--curve-cert" : "--curve-server");
     return -1;
 }
 
 //  ---------------------------------------------------------------------------
-//  Replies
+//  Results
 
+//  The library's on_result: every entry sent gets exactly one.
 static void
-s_entry_error (producer_t *self, const msgpack_object *result, const size_t *lines, size_t i)
+s_on_result (void *arg, const zbridge_result_t *result)
 {
+    producer_t *self = (producer_t *) arg;
+    if (result->status == ZBRIDGE_OK) {
+        self->acked++;
+        if (result->duplicate)
+            self->duplicates++;
+        return;
+    }
+    self->failed++;
+    if (result->status != ZBRIDGE_EREJECTED)
+        return;                 //  a request error: the library logged it
     self->entry_errors++;
     if (self->entry_errors > LOG_LIMIT)
         return;
-    const msgpack_object *code = zb_map_get (result, "code");
-    const msgpack_object *message = zb_map_get (result, "message");
     char where [48] = "";
-    if (lines)
-        snprintf (where, sizeof where, " (line %zu)", lines [i]);
-    s_log ("entry rejected: %.*s: %.*s%s",
-           code && code->type == MSGPACK_OBJECT_STR? (int) code->via.str.size: 7,
-           code && code->type == MSGPACK_OBJECT_STR? code->via.str.ptr: "unknown",
-           message && message->type == MSGPACK_OBJECT_STR? (int) message->via.str.size: 10,
-           message && message->type == MSGPACK_OBJECT_STR? message->via.str.ptr: "no message",
-           where);
+    if (self->file)
+        snprintf (where, sizeof where, " (line %" PRIu64 ")", result->tag);
+    s_log ("entry rejected: %s: %s%s", result->code, result->message, where);
 }
 
 static void
-s_request_error (producer_t *self, uint64_t id, const char *format, ...)
+s_lib_log (void *arg, const char *line)
 {
-    self->request_errors++;
-    if (self->request_errors > LOG_LIMIT)
-        return;
-    char text [512];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (text, sizeof text, format, args);
-    va_end (args);
-    s_log ("request %" PRIu64 " failed: %s", id, text);
-}
-
-static int64_t
-s_backoff_ms (unsigned sends)
-{
-    int64_t wait = BACKOFF_MS;
-    for (unsigned i = 1; i < sends && wait < BACKOFF_MAX_MS; i++)
-        wait *= 2;
-    return wait < BACKOFF_MAX_MS? wait: BACKOFF_MAX_MS;
-}
-
-static void
-s_due (producer_t *self, int64_t at)
-{
-    if (self->next_check_ms == 0 || at < self->next_check_ms)
-        self->next_check_ms = at;
-}
-
-//  The request in slot is done: its slot is free again
-static void
-s_release (producer_t *self, int slot)
-{
-    request_t *request = &self->requests [slot];
-    zb_window_cancel (self->inflight, request->id);
-    request->id = 0;
-    request->due_ms = 0;
-}
-
-//  Keep only the entries keep [0 .. count-1] (indexes, ascending) of the
-//  request in slot, for a resend after a pause; or give up on them when it
-//  was sent too often already.
-static void
-s_retry_later (producer_t *self, int slot, const size_t *keep, size_t count,
-               const size_t *lines, const char *why)
-{
-    request_t *request = &self->requests [slot];
-    if (request->sends > self->retries) {
-        self->failed += count;
-        s_request_error (self, request->id, "%s; giving up on %zu entr%s after %u sends",
-                         why, count, count == 1? "y": "ies", request->sends);
-        s_release (self, slot);
-        return;
-    }
-    size_t *kept_lines = self->lines_scratch;
-    if (count < request->entries) {
-        //  A partial resend: a new body with just these entries
-        msgpack_sbuffer_clear (&self->scratch);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &self->scratch, msgpack_sbuffer_write);
-        msgpack_pack_array (&pk, count);
-        size_t *offsets = request->offsets;
-        size_t header = self->scratch.size;
-        size_t at = header;
-        for (size_t i = 0; i < count; i++) {
-            size_t start = offsets [keep [i]], end = offsets [keep [i] + 1];
-            msgpack_sbuffer_write (&self->scratch, request->body.data + start, end - start);
-            if (lines)
-                kept_lines [i] = lines [keep [i]];
-        }
-        //  Offsets of the new body (entry sizes are unchanged)
-        size_t *sizes = self->size_scratch;
-        for (size_t i = 0; i < count; i++)
-            sizes [i] = offsets [keep [i] + 1] - offsets [keep [i]];
-        for (size_t i = 0; i < count; i++) {
-            offsets [i] = at;
-            at += sizes [i];
-        }
-        offsets [count] = at;
-        msgpack_sbuffer tmp = request->body;
-        request->body = self->scratch;
-        self->scratch = tmp;
-        request->entries = count;
-    }
-    else
-    if (lines)
-        memcpy (kept_lines, lines, count * sizeof (size_t));
-    uint8_t corr [ZB_CORRELATION_SIZE];
-    request->id = zb_window_reissue (self->inflight, request->id, count,
-                                     lines? kept_lines: NULL, corr);
-    request->due_ms = zclock_mono () + s_backoff_ms (request->sends);
-    s_due (self, request->due_ms);
-}
-
-//  Account one reply: every entry of its request is acked, failed, or kept
-//  for a resend (InternalFailure).
-static void
-s_handle_reply (producer_t *self)
-{
-    zb_reply_t reply;
-    if (zb_wire_recv_reply (self->handle, &reply) != 0) {
-        if (!zsys_interrupted)
-            s_log ("malformed reply (not 3 frames) ignored");
-        return;
-    }
-    uint64_t id;
-    size_t entries;
-    const size_t *lines;
-    int slot = zb_window_find (self->inflight, zmq_msg_data (&reply.corr),
-                               zmq_msg_size (&reply.corr), &id, &entries, &lines);
-    if (slot < 0 || self->requests [slot].due_ms) {
-        //  Unknown, answered already, or superseded by a resend: its entries
-        //  are accounted with the reply to the current request
-        self->stray_replies++;
-        if (self->stray_replies <= LOG_LIMIT) {
-            uint64_t stray;
-            if (zb_window_decode (zmq_msg_data (&reply.corr), zmq_msg_size (&reply.corr), &stray))
-                s_log ("reply for request %" PRIu64 " ignored (unknown, or resent since)", stray);
-            else
-                s_log ("reply with a %zu-byte correlation id ignored (ours are 8 bytes)",
-                       zmq_msg_size (&reply.corr));
-        }
-        zb_reply_close (&reply);
-        return;
-    }
-    self->last_reply_ms = zclock_mono ();
-
-    msgpack_object body;
-    size_t offset = 0;
-    msgpack_zone_clear (&self->zone);
-    bool body_ok = msgpack_unpack ((const char *) zmq_msg_data (&reply.body),
-                                   zmq_msg_size (&reply.body), &offset, &self->zone, &body)
-                   == MSGPACK_UNPACK_SUCCESS
-                && body.type == MSGPACK_OBJECT_MAP;
-    size_t status_len = zmq_msg_size (&reply.status);
-    const char *status = (const char *) zmq_msg_data (&reply.status);
-    size_t *retry = self->retry_scratch;
-    size_t nretry = 0;
-    size_t throttled = 0;
-
-    if (zb_reply_is_ok (&reply)) {
-        const msgpack_object *results = body_ok? zb_map_get (&body, "results"): NULL;
-        if (!results || results->type != MSGPACK_OBJECT_ARRAY) {
-            s_request_error (self, id, "OK reply without a results array; counting its %zu "
-                             "entries as failed", entries);
-            self->failed += entries;
-        }
-        else
-        if (results->via.array.size != entries) {
-            s_request_error (self, id, "reply has %" PRIu32 " results for %zu entries; "
-                             "counting them as failed", results->via.array.size, entries);
-            self->failed += entries;
-        }
-        else
-            for (size_t i = 0; i < entries; i++) {
-                const msgpack_object *result = &results->via.array.ptr [i];
-                const msgpack_object *event_id = zb_map_get (result, "id");
-                const msgpack_object *duplicate = zb_map_get (result, "duplicate");
-                if (event_id && event_id->type == MSGPACK_OBJECT_STR) {
-                    self->acked++;
-                    if (duplicate && duplicate->type == MSGPACK_OBJECT_BOOLEAN
-                    &&  duplicate->via.boolean)
-                        self->duplicates++;
-                }
-                else
-                if (zb_str_eq (zb_map_get (result, "code"), "InternalFailure"))
-                    retry [nretry++] = i;
-                else
-                if (zb_str_eq (zb_map_get (result, "code"), "ThrottlingException")) {
-                    //  Over the broker's rate limit: not stored, resent later
-                    retry [nretry++] = i;
-                    throttled++;
-                }
-                else {
-                    self->failed++;
-                    s_entry_error (self, result, lines, i);
-                }
-            }
-    }
-    else
-    if (status_len == strlen (ZB_STATUS_ERROR)
-    &&  memcmp (status, ZB_STATUS_ERROR, status_len) == 0) {
-        const msgpack_object *code = body_ok? zb_map_get (&body, "code"): NULL;
-        const msgpack_object *message = body_ok? zb_map_get (&body, "message"): NULL;
-        bool named = code && code->type == MSGPACK_OBJECT_STR
-                  && message && message->type == MSGPACK_OBJECT_STR;
-        if (named && zb_str_eq (code, "InternalFailure"))
-            for (size_t i = 0; i < entries; i++)
-                retry [nretry++] = i;
-        else {
-            if (named)
-                s_request_error (self, id, "%.*s: %.*s", (int) code->via.str.size,
-                                 code->via.str.ptr, (int) message->via.str.size,
-                                 message->via.str.ptr);
-            else
-                s_request_error (self, id, "ERROR reply without a code and message");
-            self->failed += entries;
-        }
-    }
-    else {
-        s_request_error (self, id, "reply status is neither OK nor ERROR (%zu bytes)", status_len);
-        self->failed += entries;
-    }
-    zb_reply_close (&reply);
-    if (nretry)
-        s_retry_later (self, slot, retry, nretry, lines,
-                       throttled == nretry ? "ThrottlingException" : "InternalFailure");
-    else
-        s_release (self, slot);
-}
-
-//  Read every reply that is already here, without waiting.
-static void
-s_read_replies (producer_t *self)
-{
-    while (true) {
-        int events = 0;
-        size_t size = sizeof events;
-        if (zmq_getsockopt (self->handle, ZMQ_EVENTS, &events, &size) != 0
-        ||  !(events & ZMQ_POLLIN))
-            return;
-        s_handle_reply (self);
-    }
+    (void) arg;
+    s_log ("%s", line);
 }
 
 //  ---------------------------------------------------------------------------
@@ -659,17 +435,15 @@ s_count_detail_type (producer_t *self, zb_str_t detail_type)
         self->inventory_evnts++;
 }
 
-//  Pack up to n generated entries into self->request; returns how many.
+//  Queue up to n generated entries; returns how many.
 static size_t
 s_build_generated (producer_t *self, size_t n)
 {
-    msgpack_sbuffer_clear (&self->request);
-    msgpack_pack_array (&self->pk, n);
     for (size_t i = 0; i < n; i++) {
         zb_generated_t info;
         char key [48];
         int keylen = snprintf (key, sizeof key, "%s-%" PRIu64, self->run_id, self->tot_msgs + 1);
-        self->offsets [i] = self->request.size;
+        msgpack_sbuffer_clear (&self->entry);
         zb_generator_pack_keyed (self->generator, &self->pk, key, (size_t) keylen, &info);
         self->tot_msgs++;
         if (info.sale)
@@ -678,28 +452,37 @@ s_build_generated (producer_t *self, size_t n)
             self->inventory_evnts++;
         if (info.bad)
             self->bad_msgs++;
+        int rc = zbridge_producer_send_msgpack (self->producer, self->entry.data,
+                                                self->entry.size, 0);
+        if (rc != ZBRIDGE_OK) {
+            s_fail (self, "%s", zbridge_producer_error (self->producer));
+            return i + 1;
+        }
     }
-    self->offsets [n] = self->request.size;
     return n;
 }
 
-//  Read up to n valid entries from the file into self->request; returns how
-//  many. Rejected lines are counted and logged here and never sent.
+//  Queue up to n valid entries from the file; returns how many. Rejected
+//  lines are counted and logged here and never sent.
 static size_t
 s_build_from_file (producer_t *self, size_t n)
 {
-    msgpack_sbuffer_clear (&self->entries);
     size_t taken = 0;
     char err [600];
     while (taken < n && s_remaining (self) > 0) {
         zb_entryinfo_t info;
-        size_t before = self->entries.size;
-        int rc = zb_entryfile_next (self->entryfile, &self->entries, &info, err, sizeof err);
+        msgpack_sbuffer_clear (&self->entry);
+        int rc = zb_entryfile_next (self->entryfile, &self->entry, &info, err, sizeof err);
         if (rc == 1) {
-            self->offsets [taken] = before;
-            self->lines [taken++] = info.line;
+            taken++;
             self->tot_msgs++;
             s_count_detail_type (self, info.detail_type);
+            if (zbridge_producer_send_msgpack (self->producer, self->entry.data,
+                                               self->entry.size, info.line) != ZBRIDGE_OK) {
+                s_fail (self, "%s", zbridge_producer_error (self->producer));
+                self->input_done = true;
+                break;
+            }
         }
         else
         if (rc == -1) {
@@ -710,7 +493,7 @@ s_build_from_file (producer_t *self, size_t n)
         }
         else {
             self->input_done = true;
-            if (rc == -2 && !zsys_interrupted) {
+            if (rc == -2 && !zbridge_interrupted ()) {
                 s_log ("%s", err);
                 s_fail (self, "%s", err);
             }
@@ -718,45 +501,10 @@ s_build_from_file (producer_t *self, size_t n)
     }
     if (self->count_given && self->tot_msgs >= self->count)
         self->input_done = true;
-    msgpack_sbuffer_clear (&self->request);
-    if (taken) {
-        msgpack_pack_array (&self->pk, taken);
-        size_t header = self->request.size;
-        msgpack_sbuffer_write (&self->request, self->entries.data, self->entries.size);
-        for (size_t i = 0; i < taken; i++)
-            self->offsets [i] += header;
-        self->offsets [taken] = self->request.size;
-    }
     return taken;
 }
 
-//  Send the request in slot (again) under its current correlation id.
-//  false when the send failed (the run is over then).
-static bool
-s_send_slot (producer_t *self, int slot)
-{
-    request_t *request = &self->requests [slot];
-    uint8_t corr [ZB_CORRELATION_SIZE];
-    for (int i = 0; i < ZB_CORRELATION_SIZE; i++)
-        corr [i] = (uint8_t) (request->id >> (56 - 8 * i));
-    if (zb_wire_send_request (self->handle, ZB_CMD_PUT, corr, sizeof corr,
-                              request->body.data, request->body.size) != 0) {
-        int error = zmq_errno ();
-        if (error == EAGAIN)
-            s_fail (self, "no reply from %s within %u s", self->endpoint, self->timeout_s);
-        else
-        if (error != EINTR)
-            s_fail (self, "cannot send to %s: %s", self->endpoint, zmq_strerror (error));
-        return false;
-    }
-    request->sends++;
-    request->sent_ms = zclock_mono ();
-    request->due_ms = 0;
-    s_due (self, request->sent_ms + self->retry_ms);
-    return true;
-}
-
-//  Build and send one request of at most n entries. false when nothing more
+//  Queue and send one request of at most n entries. false when nothing more
 //  can be sent now (no input left, or the send failed).
 static bool
 s_send_request (producer_t *self, size_t n)
@@ -768,94 +516,53 @@ s_send_request (producer_t *self, size_t n)
         return false;
     if (self->rate > 0)
         self->tokens -= (double) taken;
-    if (zb_window_requests (self->inflight) == 0)
-        self->last_reply_ms = zclock_mono ();       //  the timeout runs from here
-    uint8_t corr [ZB_CORRELATION_SIZE];
-    uint64_t id = zb_window_open (self->inflight, taken, self->file? self->lines: NULL, corr);
-    int slot = zb_window_slot (self->inflight, id);
-    assert (slot >= 0);
-    request_t *request = &self->requests [slot];
-    request->id = id;
-    request->entries = taken;
-    request->sends = 0;
-    msgpack_sbuffer_clear (&request->body);
-    msgpack_sbuffer_write (&request->body, self->request.data, self->request.size);
-    memcpy (request->offsets, self->offsets, (taken + 1) * sizeof (size_t));
-    if (!s_send_slot (self, slot)) {
-        s_release (self, slot);
-        self->failed += taken;
+    if (zbridge_producer_submit (self->producer) != ZBRIDGE_OK) {
+        s_fail (self, "%s", zbridge_producer_error (self->producer));
         self->input_done = true;
         return false;
     }
-    self->sent += taken;
-    return true;
-}
-
-//  Resend what is due: requests not answered within --retry-ms, and entries
-//  held back after InternalFailure whose pause is over.
-static void
-s_resend_due (producer_t *self)
-{
-    int64_t now = zclock_mono ();
-    if (self->next_check_ms == 0 || now < self->next_check_ms)
-        return;
-    self->next_check_ms = 0;
-    for (size_t slot = 0; slot < self->window && self->ok && !zsys_interrupted; slot++) {
-        request_t *request = &self->requests [slot];
-        if (request->id == 0)
-            continue;
-        if (request->due_ms == 0) {
-            //  Waiting for a reply
-            int64_t deadline = request->sent_ms + self->retry_ms;
-            if (now < deadline) {
-                s_due (self, deadline);
-                continue;
-            }
-            if (request->sends > self->retries) {
-                self->failed += request->entries;
-                s_request_error (self, request->id, "no reply within %u ms after %u sends; "
-                                 "giving up on its %zu entries", self->retry_ms,
-                                 request->sends, request->entries);
-                s_release (self, (int) slot);
-                continue;
-            }
-            uint64_t old = request->id;
-            uint8_t corr [ZB_CORRELATION_SIZE];
-            request->id = zb_window_reissue (self->inflight, old, request->entries, NULL, corr);
-            if (++self->resend_logs <= LOG_LIMIT)
-                s_log ("no reply to request %" PRIu64 " within %u ms: resending it as %" PRIu64,
-                       old, self->retry_ms, request->id);
-        }
-        else
-        if (now < request->due_ms) {
-            s_due (self, request->due_ms);
-            continue;
-        }
-        self->retried += request->entries;
-        if (!s_send_slot (self, (int) slot))
-            break;
-    }
+    return self->ok;
 }
 
 //  ---------------------------------------------------------------------------
 //  The run
+
+static zbridge_producer_stats_t
+s_stats (producer_t *self)
+{
+    zbridge_producer_stats_t stats = { 0 };
+    zbridge_producer_stats (self->producer, &stats);      //  NULL: stays 0
+    return stats;
+}
 
 static void
 s_show_progress (producer_t *self)
 {
     if (!self->progress)
         return;
-    int64_t now = zclock_mono ();
+    int64_t now = s_mono_ms ();
     if (now - self->progress_at_ms < PROGRESS_MS)
         return;
     double seconds = (double) (now - self->progress_at_ms) / 1000.0;
-    double rate = seconds > 0? (double) (self->sent - self->progress_sent) / seconds: 0;
+    double rate = seconds > 0? (double) (s_stats (self).sent - self->progress_sent) / seconds: 0;
     fprintf (stderr, "\r\033[K" PROG ": %.0f ev/s  sent %" PRIu64 "  acked %" PRIu64
-             "  failed %" PRIu64, rate, self->sent, self->acked, self->failed);
+             "  failed %" PRIu64, rate, s_stats (self).sent, self->acked, self->failed);
     fflush (stderr);
     self->progress_shown = true;
     self->progress_at_ms = now;
-    self->progress_sent = self->sent;
+    self->progress_sent = s_stats (self).sent;
+}
+
+
+//  A status from the library's waits: a timeout or a failed resend ends the
+//  run (what was in flight has its results); true to go on.
+static bool
+s_check (producer_t *self, int rc)
+{
+    if (rc == ZBRIDGE_OK || rc == ZBRIDGE_EINTR)
+        return true;
+    s_fail (self, "%s", zbridge_producer_error (self->producer));
+    return false;
 }
 
 static void
@@ -864,17 +571,17 @@ s_run (producer_t *self)
     double started = s_now ();
     self->refilled_at = started;
     self->tokens = 1;
-    self->progress_at_ms = zclock_mono ();
+    self->progress_at_ms = s_mono_ms ();
     //  After a failure (read error, send error) nothing more is sent, but the
     //  replies in flight are still collected; a timeout ends the loop at once.
-    while (!zsys_interrupted) {
-        s_read_replies (self);
-        s_resend_due (self);
+    while (!zbridge_interrupted ()) {
+        if (!s_check (self, zbridge_producer_poll (self->producer, 0)))
+            break;
 
         //  Send while the window, the rate and the input allow
         long wait_ms = -1;
-        while (!self->input_done && !zb_window_full (self->inflight) && self->ok
-        &&     !zsys_interrupted) {
+        while (!self->input_done && s_stats (self).requests < self->window && self->ok
+        &&     !zbridge_interrupted ()) {
             uint64_t remaining = s_remaining (self);
             size_t want = remaining < self->batch? (size_t) remaining: self->batch;
             if (want == 0) {
@@ -887,28 +594,13 @@ s_run (producer_t *self)
             if (!s_send_request (self, n))
                 break;
         }
-        if (self->input_done && zb_window_requests (self->inflight) == 0)
+        zbridge_producer_stats_t stats = s_stats (self);
+        if (self->input_done && stats.requests == 0)
             break;              //  all sent, all answered
 
         //  Wait for a reply, the next token, or the next progress refresh
-        int64_t now = zclock_mono ();
-        bool waiting = zb_window_requests (self->inflight) > 0;
-        if (waiting && self->timeout_s) {
-            int64_t deadline = self->last_reply_ms + (int64_t) self->timeout_s * 1000;
-            if (now >= deadline) {
-                s_fail (self, "no reply from %s within %u s", self->endpoint, self->timeout_s);
-                break;
-            }
-            if (wait_ms < 0 || deadline - now < wait_ms)
-                wait_ms = (long) (deadline - now);
-        }
-        if (waiting && self->next_check_ms) {
-            long until = (long) (self->next_check_ms - now);
-            if (until < 0)
-                until = 0;
-            if (wait_ms < 0 || until < wait_ms)
-                wait_ms = until;
-        }
+        int64_t now = s_mono_ms ();
+        bool waiting = stats.requests > 0;
         if (self->progress) {
             long until = (long) (self->progress_at_ms + PROGRESS_MS - now);
             if (until < 1)
@@ -918,25 +610,25 @@ s_run (producer_t *self)
         }
         if (wait_ms < 0 && !waiting && self->input_done)
             break;
-        zmq_pollitem_t item = { self->handle, 0, ZMQ_POLLIN, 0 };
-        zmq_poll (&item, 1, wait_ms);       //  EINTR: the loop sees zsys_interrupted
+        if (!s_check (self, zbridge_producer_poll (self->producer, wait_ms < 0? 250:
+                                                   (int) wait_ms)))
+            break;
         s_show_progress (self);
     }
-    if (zsys_interrupted) {
+    if (zbridge_interrupted ()) {
         s_fail (self, "interrupted");
         //  Give the replies in flight a moment so that acked is accurate
-        int64_t until = zclock_mono () + DRAIN_MS;
-        while (zb_window_requests (self->inflight) > 0) {
-            long left = (long) (until - zclock_mono ());
+        int64_t until = s_mono_ms () + DRAIN_MS;
+        while (s_stats (self).requests > 0) {
+            long left = (long) (until - s_mono_ms ());
             if (left <= 0)
                 break;
-            zmq_pollitem_t item = { self->handle, 0, ZMQ_POLLIN, 0 };
-            if (zmq_poll (&item, 1, left) == 1)
-                s_read_replies (self);
+            zbridge_producer_poll (self->producer, (int) left);
         }
     }
-    //  Whatever is still in flight was never answered
-    self->failed += zb_window_entries (self->inflight);
+    //  Whatever is still in flight (or queued) was never answered
+    zbridge_producer_stats_t stats = s_stats (self);
+    self->failed += stats.in_flight + stats.queued;
     double seconds = s_now () - started;
     s_log ("%s%s%s: %" PRIu64 " events, %" PRIu64 " acked, %" PRIu64 " failed in %.2f s "
            "(%.0f ev/s)", self->ok? "done": "stopped (", self->ok? "": self->error,
@@ -944,15 +636,15 @@ s_run (producer_t *self)
            seconds > 0? (double) self->acked / seconds: 0.0);
     if (self->entry_errors > LOG_LIMIT)
         s_log ("%" PRIu64 " more entry errors not shown", self->entry_errors - LOG_LIMIT);
-    if (self->request_errors > LOG_LIMIT)
-        s_log ("%" PRIu64 " more request errors not shown", self->request_errors - LOG_LIMIT);
-    if (self->stray_replies > LOG_LIMIT)
-        s_log ("%" PRIu64 " more stray replies not shown", self->stray_replies - LOG_LIMIT);
-    if (self->resend_logs > LOG_LIMIT)
-        s_log ("%" PRIu64 " more resends not shown", self->resend_logs - LOG_LIMIT);
-    if (self->retried || self->duplicates)
+    if (stats.request_errors > LOG_LIMIT)
+        s_log ("%" PRIu64 " more request errors not shown", stats.request_errors - LOG_LIMIT);
+    if (stats.stray_replies > LOG_LIMIT)
+        s_log ("%" PRIu64 " more stray replies not shown", stats.stray_replies - LOG_LIMIT);
+    if (stats.resends > LOG_LIMIT)
+        s_log ("%" PRIu64 " more resends not shown", stats.resends - LOG_LIMIT);
+    if (stats.retried || self->duplicates)
         s_log ("%" PRIu64 " entries resent, %" PRIu64 " answered as duplicates (stored once)",
-               self->retried, self->duplicates);
+               stats.retried, self->duplicates);
 }
 
 //  The run id of the idempotency keys: new for every run, even with the same
@@ -974,6 +666,7 @@ s_make_run_id (producer_t *self)
     snprintf (self->run_id, sizeof self->run_id, "%016" PRIx64, z);
 }
 
+
 static int
 s_setup (producer_t *self)
 {
@@ -987,8 +680,6 @@ s_setup (producer_t *self)
             return -1;
         }
         zb_entryfile_set_key_prefix (self->entryfile, self->run_id);
-        self->lines = (size_t *) calloc (self->batch, sizeof (size_t));
-        assert (self->lines);
     }
     else {
         if (!self->seed_given) {
@@ -1000,45 +691,30 @@ s_setup (producer_t *self)
         self->generator = zb_generator_new (self->seed, self->bad_ratio);
         assert (self->generator);
     }
-    self->sock = zsock_new (ZMQ_DEALER);
-    if (!self->sock) {
-        s_fail (self, "cannot create a DEALER socket: %s", zmq_strerror (zmq_errno ()));
+    zbridge_producer_options_t options;
+    zbridge_producer_options_init (&options);
+    options.endpoint = self->endpoint;
+    options.batch = self->batch;
+    options.window = self->window;
+    options.timeout_ms = (int) self->timeout_s * 1000;
+    options.retry_ms = (int) self->retry_ms;
+    options.retries = self->retries;
+    options.key_prefix = self->run_id;
+    options.on_result = s_on_result;
+    options.log = s_lib_log;
+    options.arg = self;
+    options.curve_server = self->curve_server;
+    options.curve_cert = self->curve_cert;
+    options.max_msg_size = self->max_msg_size;
+    zbridge_error_t error;
+    self->producer = zbridge_producer_new (&options, &error);
+    if (!self->producer) {
+        s_fail (self, "%s", error.message);
         s_log ("%s", self->error);
         return -1;
     }
-    //  Room for the whole window both ways, so a send never waits on the queue
-    int hwm = (int) (self->window * 2 > 1000? self->window * 2: 1000);
-    zsock_set_sndhwm (self->sock, hwm);
-    zsock_set_rcvhwm (self->sock, hwm);
-    zsock_set_sndtimeo (self->sock, self->timeout_s? (int) self->timeout_s * 1000: -1);
-    zsock_set_linger (self->sock, 0);
-    zb_curve_client_apply (self->sock);     //  CURVE keys, maximum frame size
-    if (zsock_connect (self->sock, "%s", self->endpoint) != 0) {
-        s_fail (self, "cannot connect to '%s': %s", self->endpoint, zmq_strerror (zmq_errno ()));
-        s_log ("%s", self->error);
-        return -1;
-    }
-    self->handle = zsock_resolve (self->sock);
-    self->inflight = zb_window_new (self->window, self->batch);
-    assert (self->inflight);
-    self->requests = (request_t *) calloc (self->window, sizeof (request_t));
-    self->offsets = (size_t *) calloc (self->batch + 1, sizeof (size_t));
-    self->retry_scratch = (size_t *) calloc (self->batch, sizeof (size_t));
-    self->lines_scratch = (size_t *) calloc (self->batch, sizeof (size_t));
-    self->size_scratch = (size_t *) calloc (self->batch, sizeof (size_t));
-    assert (self->requests && self->offsets && self->retry_scratch && self->lines_scratch
-            && self->size_scratch);
-    for (size_t i = 0; i < self->window; i++) {
-        msgpack_sbuffer_init (&self->requests [i].body);
-        //  Allocated once per slot: offsets for a full batch
-        self->requests [i].offsets = (size_t *) malloc ((self->batch + 1) * sizeof (size_t));
-        assert (self->requests [i].offsets);
-    }
-    msgpack_sbuffer_init (&self->scratch);
-    msgpack_sbuffer_init (&self->request);
-    msgpack_sbuffer_init (&self->entries);
-    msgpack_packer_init (&self->pk, &self->request, msgpack_sbuffer_write);
-    msgpack_zone_init (&self->zone, 4096);
+    msgpack_sbuffer_init (&self->entry);
+    msgpack_packer_init (&self->pk, &self->entry, msgpack_sbuffer_write);
 
     char rate [32] = "unlimited";
     if (self->rate > 0)
@@ -1057,26 +733,11 @@ s_setup (producer_t *self)
 static void
 s_teardown (producer_t *self)
 {
-    if (self->inflight) {
-        msgpack_sbuffer_destroy (&self->request);
-        msgpack_sbuffer_destroy (&self->entries);
-        msgpack_sbuffer_destroy (&self->scratch);
-        msgpack_zone_destroy (&self->zone);
-        for (size_t i = 0; i < self->window; i++) {
-            msgpack_sbuffer_destroy (&self->requests [i].body);
-            free (self->requests [i].offsets);
-        }
-    }
-    free (self->requests);
-    free (self->offsets);
-    free (self->retry_scratch);
-    free (self->lines_scratch);
-    free (self->size_scratch);
-    zb_window_destroy (&self->inflight);
-    zsock_destroy (&self->sock);
+    if (self->producer)
+        msgpack_sbuffer_destroy (&self->entry);
+    zbridge_producer_destroy (&self->producer);
     zb_generator_destroy (&self->generator);
     zb_entryfile_destroy (&self->entryfile);
-    free (self->lines);
 }
 
 static void
@@ -1093,13 +754,14 @@ s_print_result (producer_t *self)
                             json_object_new_uint64 (self->inventory_evnts));
     json_object_object_add (result, "acked", json_object_new_uint64 (self->acked));
     json_object_object_add (result, "failed", json_object_new_uint64 (self->failed));
-    json_object_object_add (result, "retried", json_object_new_uint64 (self->retried));
+    json_object_object_add (result, "retried", json_object_new_uint64 (s_stats (self).retried));
     json_object_object_add (result, "duplicates", json_object_new_uint64 (self->duplicates));
     puts (json_object_to_json_string_ext (result, JSON_C_TO_STRING_PLAIN
                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
     fflush (stdout);
     json_object_put (result);
 }
+
 
 int
 main (int argc, char **argv)
@@ -1109,11 +771,10 @@ main (int argc, char **argv)
     if (rc >= 0)
         return rc;
     s_self = &self;
-    zsys_init ();                   //  SIGINT/SIGTERM set zsys_interrupted
     self.progress = !self.quiet && isatty (STDERR_FILENO);
     if (s_setup (&self) == 0)
         s_run (&self);
-    if (zsys_interrupted)
+    if (zbridge_interrupted ())
         s_fail (&self, "interrupted");
     s_print_result (&self);
     s_teardown (&self);

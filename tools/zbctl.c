@@ -65,6 +65,10 @@ typedef struct {
     const char *event;
     const char *transform;
     const char *prefix;
+    //  CURVE flags as given (zbctl tail passes them on)
+    const char *curve_server;
+    const char *curve_cert;
+    const char *max_msg_size;
 } zbctl_t;
 
 enum {
@@ -267,6 +271,13 @@ s_parse (zbctl_t *self, int argc, char **argv, const struct option *options,
             case ZB_CURVE_OPT_MAXMSG:
                 if (zb_curve_client_option (PROG, opt, optarg) != 0)
                     return 2;
+                if (opt == ZB_CURVE_OPT_SERVER)
+                    self->curve_server = optarg;
+                else
+                if (opt == ZB_CURVE_OPT_CERT)
+                    self->curve_cert = optarg;
+                else
+                    self->max_msg_size = optarg;
                 break;
             case 'h':
                 s_usage (stdout);
@@ -986,7 +997,8 @@ main (int argc, char **argv)
     //  The command's own options (and the global ones again) follow it
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
-    zbctl_global_t global = { self.control, self.ingest, self.publish, self.timeout_ms };
+    zbctl_global_t global = { self.control, self.ingest, self.publish, self.timeout_ms,
+                              self.curve_server, self.curve_cert, self.max_msg_size };
     if (streq (command, "tail"))
         return zbctl_tail (&global, sub_argc, sub_argv);
     if (streq (command, "replay"))

@@ -17,6 +17,9 @@ typedef struct {
     const char *ingest;
     const char *publish;
     int timeout_ms;
+    const char *curve_server;       //  as given, for zbctl tail's consumer
+    const char *curve_cert;
+    const char *max_msg_size;
 } zbctl_global_t;
 
 //  The global options, for a subcommand's getopt table.

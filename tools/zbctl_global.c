@@ -26,6 +26,13 @@ zbctl_global_option (zbctl_global_t *global, int opt, const char *arg)
         case ZB_CURVE_OPT_SERVER:
         case ZB_CURVE_OPT_CERT:
         case ZB_CURVE_OPT_MAXMSG:
+            if (opt == ZB_CURVE_OPT_SERVER)
+                global->curve_server = arg;
+            else
+            if (opt == ZB_CURVE_OPT_CERT)
+                global->curve_cert = arg;
+            else
+                global->max_msg_size = arg;
             return zb_curve_client_option (ZBCTL_PROG, opt, arg) == 0 ? 1 : 2;
         default:
             return 0;

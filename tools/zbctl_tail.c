@@ -59,7 +59,7 @@ zbctl_tail (zbctl_global_t *global, int argc, char **argv)
         { NULL, 0, NULL, 0 }
     };
     //  The consumer's arguments: at most two per one of ours, and 6 more
-    const char **args = (const char **) calloc ((size_t) argc * 2 + 8, sizeof (char *));
+    const char **args = (const char **) calloc ((size_t) argc * 2 + 16, sizeof (char *));
     assert (args);
     int n = 0;
     args [n++] = TAIL_NAME;
@@ -107,6 +107,19 @@ zbctl_tail (zbctl_global_t *global, int argc, char **argv)
             args [n++] = global->publish;
             args [n++] = "--control";
             args [n++] = global->control;
+            //  The consumer runs on libzbridge: its CURVE settings are its own
+            if (global->curve_server) {
+                args [n++] = "--curve-server";
+                args [n++] = global->curve_server;
+            }
+            if (global->curve_cert) {
+                args [n++] = "--curve-cert";
+                args [n++] = global->curve_cert;
+            }
+            if (global->max_msg_size) {
+                args [n++] = "--max-msg-size";
+                args [n++] = global->max_msg_size;
+            }
             zb_consumer_spec_t spec = {
                 .name = TAIL_NAME,
                 .purpose = "follow events (zbctl tail --help)",

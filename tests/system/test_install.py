@@ -57,10 +57,20 @@ def test_files_are_installed(destdir):
     assert "--config %s/etc/zbridge/zbridge.cfg" % PREFIX in broker
 
 
+def _libdir(dest):
+    """Where the destdir copy of libzbridge is (the programs' rpath names the real
+    prefix, which a destdir install does not fill)."""
+    for root, _, files in os.walk(dest):
+        if "libzbridge.so.0" in files:
+            return root
+    raise AssertionError("no libzbridge.so.0 under %s" % dest)
+
+
 def test_installed_programs_run(destdir):
+    env = dict(os.environ, LD_LIBRARY_PATH=_libdir(destdir))
     for prog in PROGRAMS:
         out = subprocess.run([installed(destdir, "bin", prog), "--version"],
-                             capture_output=True, text=True, timeout=30)
+                             capture_output=True, text=True, timeout=30, env=env)
         assert out.returncode == 0, (prog, out.stderr)
         assert out.stdout.startswith(prog + " "), out.stdout
 

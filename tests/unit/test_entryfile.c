@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "../../producer/entryfile.h"
+#include "entryfile.h"
 #include "event.h"
 
 typedef struct {

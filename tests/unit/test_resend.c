@@ -14,7 +14,7 @@
 #include <msgpack.h>
 
 #include "../../producer/generator.h"
-#include "../../producer/window.h"
+#include "window.h"
 #include "event.h"
 
 static void

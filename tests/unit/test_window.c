@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../producer/window.h"
+#include "window.h"
 
 static void
 test_ids_count_from_one_big_endian (void **state)

@@ -45,4 +45,10 @@ typedef struct {
 int zb_entryfile_next (zb_entryfile_t *self, msgpack_sbuffer *out, zb_entryinfo_t *info,
                        char *err, size_t errlen);
 
+//  One entry from its JSON text (as one line of the file, without a line
+//  number or generated key): its msgpack map appended to out, 0; or -1 with
+//  the reason in err (nothing appended).
+int zb_entryfile_pack_text (const char *text, size_t len, msgpack_sbuffer *out,
+                            char *err, size_t errlen);
+
 #endif

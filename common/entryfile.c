@@ -117,6 +117,28 @@ s_pack_str (msgpack_packer *pk, json_object *str)
                                 (size_t) json_object_get_string_len (str));
 }
 
+//  A key for a message: its first 60 bytes (cut at a character boundary),
+//  control characters written as \u00XX, so the message stays one line.
+static void
+s_quote_key (char *out, size_t size, const char *key)
+{
+    size_t len = strlen (key);
+    if (len > 60) {
+        len = 60;
+        while (len > 0 && ((unsigned char) key [len] & 0xc0) == 0x80)
+            len--;              //  key [len] continues a character: cut before it
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < len && used + 7 < size; i++) {
+        unsigned char c = (unsigned char) key [i];
+        if (c < 0x20 || c == 0x7f)
+            used += (size_t) snprintf (out + used, size - used, "\\u%04x", c);
+        else
+            out [used++] = (char) c;
+    }
+    out [used] = '\0';
+}
+
 //  Check one line's object and pack it into self->scratch.
 //  0, or -1 with the reason (without the "line N: ") in err.
 static int
@@ -145,9 +167,11 @@ s_pack_entry (zb_entryfile_t *self, json_object *obj, zb_entryinfo_t *info,
         for (size_t i = 0; i < sizeof s_stamped / sizeof s_stamped [0] && !known; i++)
             known = strcmp (key, s_stamped [i]) == 0;
         if (!known) {
+            char quoted [80];
+            s_quote_key (quoted, sizeof quoted, key);
             size_t used = strlen (unknown);
-            snprintf (unknown + used, sizeof unknown - used, "%s\"%.60s\"",
-                      nunknown? ", ": "", key);
+            snprintf (unknown + used, sizeof unknown - used, "%s\"%s\"",
+                      nunknown? ", ": "", quoted);
             nunknown++;
         }
     }
@@ -326,4 +350,36 @@ zb_entryfile_next (zb_entryfile_t *self, msgpack_sbuffer *out, zb_entryinfo_t *i
         msgpack_sbuffer_write (out, self->scratch.data, self->scratch.size);
         return 1;
     }
+}
+
+int
+zb_entryfile_pack_text (const char *text, size_t len, msgpack_sbuffer *out,
+                        char *err, size_t errlen)
+{
+    assert (text);
+    assert (out);
+    char jerr [200] = "";
+    json_object *json = zb_json_parse (text, len, jerr, sizeof jerr);
+    if (!json && *jerr) {
+        snprintf (err, errlen, "not valid JSON: %s", jerr);
+        return -1;
+    }
+    if (!json_object_is_type (json, json_type_object)) {      //  NULL: JSON null
+        snprintf (err, errlen, "not a JSON object (an entry is an object with "
+                  "Source, DetailType and Detail)");
+        if (json)
+            json_object_put (json);
+        return -1;
+    }
+    //  A file of no lines, for s_pack_entry's scratch buffer and packer
+    zb_entryfile_t self = { .file = NULL };
+    msgpack_sbuffer_init (&self.scratch);
+    msgpack_packer_init (&self.pk, &self.scratch, msgpack_sbuffer_write);
+    zb_entryinfo_t info = { 0 };
+    int rc = s_pack_entry (&self, json, &info, err, errlen);
+    if (rc == 0)
+        msgpack_sbuffer_write (out, self.scratch.data, self.scratch.size);
+    msgpack_sbuffer_destroy (&self.scratch);
+    json_object_put (json);
+    return rc;
 }
