@@ -89,3 +89,12 @@ zb_cli_parse_double (const char *text, double *value)
     *value = v;
     return true;
 }
+
+int
+zb_cli_curve_pair_error (const char *prog, bool server_given)
+{
+    return zb_cli_usage_error (prog, "%s needs %s as well (CURVE takes the broker's public "
+                               "certificate and this client's secret one)",
+                               server_given ? "--curve-server" : "--curve-cert",
+                               server_given ? "--curve-cert" : "--curve-server");
+}

@@ -40,4 +40,8 @@ bool zb_cli_parse_range (const char *text, uint64_t low, uint64_t high, uint64_t
 //  untouched, when text is not one.
 bool zb_cli_parse_double (const char *text, double *value);
 
+//  The usage error of --curve-server without --curve-cert (server_given) or
+//  the other way round; returns 2.
+int zb_cli_curve_pair_error (const char *prog, bool server_given);
+
 #endif

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "curve.h"              //  ZB_CURVE_CLIENT_HELP only: the library applies the keys
 #include "consumer_main.h"
 #include "counts.h"
 #include "zb.h"
@@ -33,7 +34,9 @@
 //  Default replay credit window
 #define CONSUMER_CREDIT         1000
 
+#ifndef streq
 #define streq(a, b) (strcmp ((a), (b)) == 0)
+#endif
 
 typedef struct {
     const zb_consumer_spec_t *spec;
@@ -127,14 +130,7 @@ s_usage (const zb_consumer_spec_t *spec, FILE *out)
         "      --credit N      replay credit window, 1..%d (default %d)\n"
         "  -h, --help          show this help\n"
         "  -V, --version       show the version\n"
-        "Security (docs/SECURITY.md):\n"
-        "      --curve-server PATH  the broker's public certificate: talk CURVE\n"
-        "                           (encrypted, authenticated); needs --curve-cert\n"
-        "      --curve-cert PATH    this client's secret certificate (NAME_secret from\n"
-        "                           zbctl keygen NAME); its public part must be in the\n"
-        "                           broker's --curve-allow directory\n"
-        "      --max-msg-size B     largest frame accepted from the broker, 1024..2^40\n"
-        "                           (default 268435456: 256 MiB)\n\n",
+        ZB_CURVE_CLIENT_HELP "\n",
         spec->topics? spec->name: "none; required with --state-dir", ZBRIDGE_MAX_CREDIT,
         CONSUMER_CREDIT);
     if (spec->topics) {
@@ -330,10 +326,7 @@ s_parse_args (consumer_t *self, int argc, char **argv)
     if (optind < argc)
         return zb_cli_usage_error (prog, "unexpected argument '%s'", argv [optind]);
     if (!self->curve_server != !self->curve_cert)
-        return zb_cli_usage_error (prog, "%s needs %s as well (CURVE takes the broker's public "
-                                   "certificate and this client's secret one)",
-                                   self->curve_server ? "--curve-server" : "--curve-cert",
-                                   self->curve_server ? "--curve-cert" : "--curve-server");
+        return zb_cli_curve_pair_error (prog, self->curve_server != NULL);
     if (self->pattern_text) {
         zbridge_error_t error;
         if (zbridge_pattern_check (self->pattern_text, &error) != ZBRIDGE_OK)

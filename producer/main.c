@@ -47,6 +47,7 @@
 #include <zbridge.h>
 
 #include "cli.h"
+#include "curve.h"              //  ZB_CURVE_CLIENT_HELP only: the library applies the keys
 #include "entryfile.h"
 #include "generator.h"
 #include "zb.h"
@@ -203,14 +204,7 @@ s_usage (FILE *out)
         "  -q, --quiet           no progress line\n"
         "  -h, --help            show this help\n"
         "  -V, --version         show the version\n"
-        "Security (docs/SECURITY.md):\n"
-        "      --curve-server PATH  the broker's public certificate: talk CURVE\n"
-        "                           (encrypted, authenticated); needs --curve-cert\n"
-        "      --curve-cert PATH    this client's secret certificate (NAME_secret from\n"
-        "                           zbctl keygen NAME); its public part must be in the\n"
-        "                           broker's --curve-allow directory\n"
-        "      --max-msg-size B     largest frame accepted from the broker, 1024..2^40\n"
-        "                           (default 268435456: 256 MiB)\n\n"
+        ZB_CURVE_CLIENT_HELP "\n"
         "At the end one JSON line goes to stdout:\n"
         "  {\"status\":true,\"tot_msgs\":N,\"bad_msgs\":B,\"sale_evnts\":S,\"inventory_evnts\":I,"
         "\"acked\":A,\"failed\":F,\n   \"retried\":R,\"duplicates\":D}\n"
@@ -349,10 +343,7 @@ s_parse_args (producer_t *self, int argc, char **argv)
     if (optind < argc)
         return zb_cli_usage_error (PROG, "unexpected argument '%s'", argv [optind]);
     if (!self->curve_server != !self->curve_cert)
-        return zb_cli_usage_error (PROG, "%s needs %s as well (CURVE takes the broker's public "
-                                   "certificate and this client's secret one)",
-                                   self->curve_server ? "--curve-server" : "--curve-cert",
-                                   self->curve_server ? "--curve-cert" : "--curve-server");
+        return zb_cli_curve_pair_error (PROG, self->curve_server != NULL);
     return -1;
 }
 
