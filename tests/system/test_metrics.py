@@ -191,7 +191,7 @@ def test_garbage_keeps_it_serving(zb):
                 s.shutdown(socket.SHUT_WR)
                 while s.recv(65536):
                     pass
-            except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            except OSError:     # reset, broken pipe, not connected (closed first), timeout
                 pass
     # connections opened and dropped without a byte
     for _ in range(20):
