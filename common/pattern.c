@@ -128,6 +128,7 @@ enum {
 #define P_STRING_OPS    0x0400          //  prefix, suffix, wildcard, cidr
 #define P_AB_EQ_CI      0x0800          //  anything-but equals-ignore-case
 #define P_CI_AFFIX      0x1000          //  prefix/suffix ignoring case
+#define P_KEEP          0x2000          //  lazy alts: keep the values met here
 
 typedef struct {
     const uint32_t *v;
@@ -155,8 +156,7 @@ typedef struct {
     uint32_t n_kids;            //  kid_off + n_kids), else the children table
     const char *key;
     size_t key_len;
-    s_list_t exists, ab, wild;  //  ab: anything-but alts hit as values come
-    s_list_t ab_lazy;           //  anything-but alts checked when a branch asks
+    s_list_t exists, ab, wild;  //  ab: the eager anything-but alts
     s_list_t pre, pre_ci, suf, suf_ci, ab_pre, ab_suf, cidr4, cidr6;
     s_segtree_t ranges;
 } s_path_t;
@@ -191,8 +191,10 @@ typedef struct {
     const zb_wild_t *wild;      //  a wildcard to check before the hit counts
     const zb_excl_t *excl;      //  anything-but with wildcard exclusions
     uint32_t n_excl;
+    const zb_alt_t *src;        //  anything-but and numeric: the compiled alt
     bool ab;                    //  an anything-but
-    bool lazy;                  //  ... of a lazy condition
+    bool range;                 //  a numeric range
+    bool lazy;                  //  either, of a condition that anchors nothing
 } s_alt_t;
 
 //  A condition: one field of one or more branches (identical fields of all
@@ -205,7 +207,7 @@ typedef struct {
     uint32_t alt_first;         //  its alts: [alt_first, alt_first + alt_n)
     uint32_t alt_n;
     bool has_ab;                //  an alternative is an anything-but
-    bool lazy;                  //  has_ab, and no branch is anchored on it
+    bool lazy;                  //  it has lazy alts (anchors no branch)
 } s_cond_t;
 
 typedef struct {
@@ -249,11 +251,9 @@ typedef struct {
     uint64_t *pattern_stamp;
     uint64_t *path_stamp;       //  P_OCC paths: a value was seen
     int32_t *path_head;         //  their values' scopes: list in occs
-    uint64_t *excl_stamp;       //  per alt, per value: excluded
-    uint64_t *excl_gen;         //  lazy alts: the values that excluded them,
-    int32_t *excl_head;         //  a list in excls
-    uint64_t *abo_stamp;        //  paths with lazy alts: the values seen,
-    int32_t *abo_head;          //  a list in abos
+    uint64_t *excl_stamp;       //  per eager anything-but alt, per value: excluded
+    uint64_t *kept_stamp;       //  P_KEEP paths: the values seen,
+    int32_t *kept_head;         //  a list in kept
     uint64_t *mat_stamp;        //  lazy conditions: hits worked out
 } s_index_t;
 
@@ -267,19 +267,12 @@ typedef struct {
     uint32_t len;
 } s_scope_t;
 
-//  A value met at a path with lazy anything-but alts
+//  A value met at a path with lazy alts (P_KEEP)
 typedef struct {
     msgpack_object obj;         //  a copy: the packed walk's objects are on its stack
-    uint64_t value;             //  its leaf_gen
     uint32_t scope;
     int32_t next;
-} s_abo_t;
-
-//  A value that excluded a lazy alt
-typedef struct {
-    uint64_t value;             //  its leaf_gen
-    int32_t next;
-} s_excl_link_t;
+} s_kept_t;
 
 #define S_MAX_WALK_DEPTH 64
 
@@ -297,10 +290,8 @@ struct zb_patterns_t {
     size_t n_hits, cap_hits;
     s_link_t *occs;
     size_t n_occs, cap_occs;
-    s_abo_t *abos;
-    size_t n_abos, cap_abos;
-    s_excl_link_t *excls;
-    size_t n_excls, cap_excls;
+    s_kept_t *kept;
+    size_t n_kept, cap_kept;
     uint32_t *hit_conds;        //  conditions hit by this event
     size_t n_hit_conds, cap_hit_conds;
     s_scope_t *scopes;
@@ -675,11 +666,9 @@ s_add_alt (s_index_t *ix, s_build_t *b, uint32_t path, uint32_t cond, const zb_a
             return s_tuple (b, path, K_WILD, "", 0, id);
         }
         case ZB_OP_NUMERIC:
-            //  "=" too: a range of one atom
-            if (!s_grow ((void **) &b->ranges, &b->cap_ranges, b->n_ranges + 1, sizeof (s_range_t)))
-                return false;
-            b->ranges [b->n_ranges++] = (s_range_t) { path, id, alt, 0, 0 };
-            p->flags |= P_RANGES;
+            //  "=" too: a range of one atom. Indexed only when eager (s_lazy)
+            a->range = true;
+            a->src = alt;
             return true;
         case ZB_OP_CIDR:
             p->flags |= P_STRING_OPS;
@@ -689,47 +678,68 @@ s_add_alt (s_index_t *ix, s_build_t *b, uint32_t path, uint32_t cond, const zb_a
         case ZB_OP_EXISTS:
             return s_tuple (b, path, K_EXISTS, "", 0, id);
         case ZB_OP_ANYTHING_BUT:
+            //  Its exclusions are indexed only when eager (s_lazy)
             a->ab = true;
+            a->src = alt;
             ix->conds [cond].has_ab = true;
-            for (size_t i = 0; i < alt->n_excl; i++) {
-                const zb_excl_t *x = &alt->excl [i];
-                bool ok = true;
-                switch (x->kind) {
-                    case ZB_EXCL_VALUE:
-                        if (x->vkind == ZB_VAL_STR) {
-                            p->flags |= P_AB_STR;
-                            ok = s_tuple (b, path, K_AB_STR, x->key, x->key_len, id);
-                        }
-                        else {
-                            p->flags |= P_AB_NUM;
-                            ok = s_tuple (b, path, K_AB_NUM, x->key, x->key_len, id);
-                        }
-                        break;
-                    case ZB_EXCL_PREFIX:
-                        p->flags |= P_AB_STR;
-                        ok = s_tuple (b, path, K_AB_PRE, x->key, x->key_len, id)
-                          && s_tuple (b, path, K_LEN_AB_PRE, "", 0, (uint32_t) x->key_len);
-                        break;
-                    case ZB_EXCL_SUFFIX:
-                        p->flags |= P_AB_STR;
-                        ok = s_tuple (b, path, K_AB_SUF, x->key, x->key_len, id)
-                          && s_tuple (b, path, K_LEN_AB_SUF, "", 0, (uint32_t) x->key_len);
-                        break;
-                    case ZB_EXCL_EQUALS_CI:
-                        p->flags |= P_AB_STR | P_AB_EQ_CI;
-                        ok = s_tuple (b, path, K_AB_EQ_CI, x->key, x->key_len, id);
-                        break;
-                    case ZB_EXCL_WILDCARD:
-                        a->excl = alt->excl;
-                        a->n_excl = (uint32_t) alt->n_excl;
-                        break;
-                }
-                if (!ok)
-                    return false;
-            }
-            return s_tuple (b, path, K_AB, "", 0, id);
+            return true;
     }
     return false;
+}
+
+//  Enters an eager anything-but alt (its exclusions, looked up as values
+//  come) or numeric alt (into the path's ranges) in the index.
+static bool
+s_add_eager (s_index_t *ix, s_build_t *b, uint32_t id)
+{
+    s_alt_t *a = &ix->alts [id];
+    const zb_alt_t *alt = a->src;
+    uint32_t path = ix->conds [a->cond].path;
+    s_path_t *p = &ix->paths [path];
+    if (a->range) {
+        if (!s_grow ((void **) &b->ranges, &b->cap_ranges, b->n_ranges + 1, sizeof (s_range_t)))
+            return false;
+        b->ranges [b->n_ranges++] = (s_range_t) { path, id, alt, 0, 0 };
+        p->flags |= P_RANGES;
+        return true;
+    }
+    for (size_t i = 0; i < alt->n_excl; i++) {
+        const zb_excl_t *x = &alt->excl [i];
+        bool ok = true;
+        switch (x->kind) {
+            case ZB_EXCL_VALUE:
+                if (x->vkind == ZB_VAL_STR) {
+                    p->flags |= P_AB_STR;
+                    ok = s_tuple (b, path, K_AB_STR, x->key, x->key_len, id);
+                }
+                else {
+                    p->flags |= P_AB_NUM;
+                    ok = s_tuple (b, path, K_AB_NUM, x->key, x->key_len, id);
+                }
+                break;
+            case ZB_EXCL_PREFIX:
+                p->flags |= P_AB_STR;
+                ok = s_tuple (b, path, K_AB_PRE, x->key, x->key_len, id)
+                  && s_tuple (b, path, K_LEN_AB_PRE, "", 0, (uint32_t) x->key_len);
+                break;
+            case ZB_EXCL_SUFFIX:
+                p->flags |= P_AB_STR;
+                ok = s_tuple (b, path, K_AB_SUF, x->key, x->key_len, id)
+                  && s_tuple (b, path, K_LEN_AB_SUF, "", 0, (uint32_t) x->key_len);
+                break;
+            case ZB_EXCL_EQUALS_CI:
+                p->flags |= P_AB_STR | P_AB_EQ_CI;
+                ok = s_tuple (b, path, K_AB_EQ_CI, x->key, x->key_len, id);
+                break;
+            case ZB_EXCL_WILDCARD:
+                a->excl = alt->excl;
+                a->n_excl = (uint32_t) alt->n_excl;
+                break;
+        }
+        if (!ok)
+            return false;
+    }
+    return s_tuple (b, path, K_AB, "", 0, id);
 }
 
 static int
@@ -1012,10 +1022,8 @@ s_index_destroy (s_index_t **ix_p)
     free (ix->path_stamp);
     free (ix->path_head);
     free (ix->excl_stamp);
-    free (ix->excl_gen);
-    free (ix->excl_head);
-    free (ix->abo_stamp);
-    free (ix->abo_head);
+    free (ix->kept_stamp);
+    free (ix->kept_head);
     free (ix->mat_stamp);
     free (ix);
     *ix_p = NULL;
@@ -1258,31 +1266,35 @@ s_anchor (s_index_t *ix)
     return true;
 }
 
-//  anything-but alts of a condition no branch is anchored on are LAZY: the
-//  walk does not hit them one by one (that would cost every value at the
-//  path a step per such alt, whether any branch needs it or not); it keeps
-//  the path's values and the exclusions each value found, and a branch
-//  being verified works out the hits of its lazy conditions (s_materialize).
-//  The others (conditions that anchor branches) are hit as values come: the
-//  branches they anchor are candidates, so that work is paid per candidate.
-static void
-s_split_ab (s_index_t *ix, s_path_t *path)
+//  anything-but and numeric alts of a condition no branch is anchored on
+//  are LAZY: the walk does not look them up (an anything-but is hit by
+//  nearly every value, an open range by every value past its bound, and
+//  with thousands of such conditions beside narrower fields that would cost
+//  every event a step per condition, and a step per exclusion of the value,
+//  whether any branch needs them or not). It keeps the values met at their
+//  paths, and a branch being verified works out the hits of its lazy
+//  conditions from them (s_materialize): the work is per candidate branch.
+//  The others (conditions that anchor branches) are indexed and hit as
+//  values come: the branches they anchor are candidates, so that work is
+//  paid per candidate too.
+static bool
+s_lazy (s_index_t *ix, s_build_t *b)
 {
-    uint32_t *v = (uint32_t *) path->ab.v;
-    uint32_t n = path->ab.n, eager = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        s_alt_t *a = &ix->alts [v [i]];
+    for (uint32_t id = 0; id < ix->n_alts; id++) {
+        s_alt_t *a = &ix->alts [id];
+        if (!a->ab && !a->range)
+            continue;
+        s_cond_t *cond = &ix->conds [a->cond];
         a->lazy = ix->anchored_off [a->cond + 1] == ix->anchored_off [a->cond];
-        if (!a->lazy) {         //  eager ones first, lazy after
-            uint32_t alt = v [i];
-            v [i] = v [eager];
-            v [eager++] = alt;
+        if (a->lazy) {
+            cond->lazy = true;
+            ix->paths [cond->path].flags |= P_KEEP;
         }
+        else
+        if (!s_add_eager (ix, b, id))
+            return false;
     }
-    path->ab_lazy = (s_list_t) { v? v + eager: NULL, n - eager };
-    path->ab.n = eager;
-    for (uint32_t i = eager; i < n; i++)
-        ix->conds [ix->alts [v [i]].cond].lazy = true;
+    return true;
 }
 
 static bool
@@ -1324,7 +1336,8 @@ s_index_build (zb_patterns_t *self)
     free (dedup.sig.bytes);
     free (dedup.sigs.bytes);
     free (dedup.table);
-    ok = ok && s_anchor (ix) && s_build_table (ix, &b) && s_build_ranges (ix, &b) && s_build_kids (ix);
+    ok = ok && s_anchor (ix) && s_lazy (ix, &b) && s_build_table (ix, &b) && s_build_ranges (ix, &b)
+       && s_build_kids (ix);
     if (ok)
         for (uint32_t p = 1; p < ix->n_paths; p++) {
             s_path_t *path = &ix->paths [p];
@@ -1339,7 +1352,6 @@ s_index_build (zb_patterns_t *self)
             path->ab_suf = s_find_list (ix, p, K_LEN_AB_SUF);
             path->cidr4 = s_find_list (ix, p, K_LEN_CIDR4);
             path->cidr6 = s_find_list (ix, p, K_LEN_CIDR6);
-            s_split_ab (ix, path);
         }
     ok = ok
       && s_zalloc ((void **) &ix->cond_stamp, ix->n_conds, sizeof (uint64_t))
@@ -1349,10 +1361,8 @@ s_index_build (zb_patterns_t *self)
       && s_zalloc ((void **) &ix->path_stamp, ix->n_paths, sizeof (uint64_t))
       && s_zalloc ((void **) &ix->path_head, ix->n_paths, sizeof (int32_t))
       && s_zalloc ((void **) &ix->excl_stamp, ix->n_alts, sizeof (uint64_t))
-      && s_zalloc ((void **) &ix->excl_gen, ix->n_alts, sizeof (uint64_t))
-      && s_zalloc ((void **) &ix->excl_head, ix->n_alts, sizeof (int32_t))
-      && s_zalloc ((void **) &ix->abo_stamp, ix->n_paths, sizeof (uint64_t))
-      && s_zalloc ((void **) &ix->abo_head, ix->n_paths, sizeof (int32_t))
+      && s_zalloc ((void **) &ix->kept_stamp, ix->n_paths, sizeof (uint64_t))
+      && s_zalloc ((void **) &ix->kept_head, ix->n_paths, sizeof (int32_t))
       && s_zalloc ((void **) &ix->mat_stamp, ix->n_conds, sizeof (uint64_t));
     if (ok && max_conds > self->cap_search) {
         free (self->chosen);
@@ -1418,23 +1428,8 @@ s_apply (zb_patterns_t *self, s_list_t list, s_mode_t mode, uint32_t scope,
 {
     for (uint32_t i = 0; i < list.n; i++) {
         uint32_t alt = list.v [i];
-        if (mode == S_EXCLUDE) {
-            s_index_t *ix = self->ix;
-            ix->excl_stamp [alt] = self->leaf_gen;
-            if (ix->alts [alt].lazy) {
-                if (ix->excl_gen [alt] != self->gen) {
-                    ix->excl_gen [alt] = self->gen;
-                    ix->excl_head [alt] = -1;
-                }
-                if (!s_grow ((void **) &self->excls, &self->cap_excls, self->n_excls + 1,
-                             sizeof (s_excl_link_t))) {
-                    s_oom (self);
-                    return;
-                }
-                self->excls [self->n_excls] = (s_excl_link_t) { self->leaf_gen, ix->excl_head [alt] };
-                ix->excl_head [alt] = (int32_t) self->n_excls++;
-            }
-        }
+        if (mode == S_EXCLUDE)
+            self->ix->excl_stamp [alt] = self->leaf_gen;
         else {
             const zb_wild_t *wild = self->ix->alts [alt].wild;
             if (!wild || zb_wild_match (wild, s, len))
@@ -1574,31 +1569,33 @@ s_wild_excluded (const s_alt_t *a, const msgpack_object *obj)
     return false;
 }
 
-//  anything-but: exclusions of this value stamp their alts; the others hit.
+//  Keeps a value met at a path with lazy alts, for s_materialize.
+static void
+s_keep (zb_patterns_t *self, uint32_t path, const msgpack_object *obj, uint32_t scope)
+{
+    s_index_t *ix = self->ix;
+    if (ix->kept_stamp [path] != self->gen) {
+        ix->kept_stamp [path] = self->gen;
+        ix->kept_head [path] = -1;
+    }
+    if (!s_grow ((void **) &self->kept, &self->cap_kept, self->n_kept + 1, sizeof (s_kept_t))) {
+        s_oom (self);
+        return;
+    }
+    self->kept [self->n_kept] = (s_kept_t) { *obj, scope, ix->kept_head [path] };
+    ix->kept_head [path] = (int32_t) self->n_kept++;
+}
+
+//  Eager anything-but alts: exclusions of this value stamp their alts; the
+//  others hit.
 static void
 s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msgpack_object *obj,
                 const char *numkey, uint32_t scope)
 {
     self->leaf_gen++;
-    const char *s = NULL;
-    size_t len = 0;
-    if (p->ab_lazy.n) {
-        //  Kept for the lazy alts: see s_materialize
-        s_index_t *ix = self->ix;
-        if (ix->abo_stamp [path] != self->gen) {
-            ix->abo_stamp [path] = self->gen;
-            ix->abo_head [path] = -1;
-        }
-        if (!s_grow ((void **) &self->abos, &self->cap_abos, self->n_abos + 1, sizeof (s_abo_t))) {
-            s_oom (self);
-            return;
-        }
-        self->abos [self->n_abos] = (s_abo_t) { *obj, self->leaf_gen, scope, ix->abo_head [path] };
-        ix->abo_head [path] = (int32_t) self->n_abos++;
-    }
     if (obj->type == MSGPACK_OBJECT_STR) {
-        s = obj->via.str.ptr;
-        len = obj->via.str.size;
+        const char *s = obj->via.str.ptr;
+        size_t len = obj->via.str.size;
         if (p->flags & P_AB_STR) {
             s_exact (self, path, K_AB_STR, s, len, S_EXCLUDE, scope);
             if (p->ab_pre.n)
@@ -1626,28 +1623,130 @@ s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msg
     }
 }
 
-//  The hits of a lazy condition: its anything-but alts against every value
-//  kept at its path (the other alts were hit during the walk). Once per
-//  event; the cost is the condition's alts times the values at the path.
+//  The canonical number of a numeric msgpack value; false for anything
+//  else (NaN included: not a JSON number).
+static inline bool
+s_number (const msgpack_object *obj, zb_num_t *num)
+{
+    switch (obj->type) {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            *num = zb_num_from_uint (obj->via.u64);
+            return true;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            *num = zb_num_from_int (obj->via.i64);
+            return true;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            if (obj->via.f64 != obj->via.f64)
+                return false;
+            *num = zb_num_from_double (obj->via.f64);
+            return true;
+        default:
+            return false;
+    }
+}
+
+//  Does a lazy anything-but alt hold for the value (no exclusion names it)?
+//  The same tests as the eager lookups: string values against the string
+//  exclusions (equals-ignore-case on the folded value), numbers by value.
+static bool
+s_ab_holds (zb_patterns_t *self, const zb_alt_t *alt, const msgpack_object *obj)
+{
+    const char *s = NULL, *folded = NULL;
+    size_t len = 0, flen = 0;
+    bool is_str = obj->type == MSGPACK_OBJECT_STR;
+    if (is_str) {
+        s = obj->via.str.ptr;
+        len = obj->via.str.size;
+    }
+    uint8_t numkey [ZB_NUM_KEY_SIZE];
+    int is_num = -1;                //  not worked out yet
+    for (size_t k = 0; k < alt->n_excl; k++) {
+        const zb_excl_t *x = &alt->excl [k];
+        if (x->kind == ZB_EXCL_VALUE && x->vkind != ZB_VAL_STR) {
+            if (is_num < 0) {
+                zb_num_t num;
+                is_num = s_number (obj, &num);
+                if (is_num)
+                    zb_num_key (&num, numkey);
+            }
+            if (is_num && x->key_len == ZB_NUM_KEY_SIZE && memcmp (x->key, numkey, ZB_NUM_KEY_SIZE) == 0)
+                return false;
+            continue;
+        }
+        if (!is_str)
+            continue;               //  the string forms let every non-string through
+        switch (x->kind) {
+            case ZB_EXCL_VALUE:
+                if (len == x->key_len && s_memeq (s, x->key, len))
+                    return false;
+                break;
+            case ZB_EXCL_PREFIX:
+                if (len >= x->key_len && s_memeq (s, x->key, x->key_len))
+                    return false;
+                break;
+            case ZB_EXCL_SUFFIX:
+                if (len >= x->key_len && s_memeq (s + len - x->key_len, x->key, x->key_len))
+                    return false;
+                break;
+            case ZB_EXCL_EQUALS_CI:
+                if (!folded) {
+                    folded = s_fold (self, s, len, &flen);
+                    if (!folded)
+                        return false;
+                }
+                if (flen == x->key_len && s_memeq (folded, x->key, flen))
+                    return false;
+                break;
+            case ZB_EXCL_WILDCARD:
+                if (zb_wild_match (x->wild, s, len))
+                    return false;
+                break;
+        }
+    }
+    return true;
+}
+
+//  Is the value in a lazy numeric alt's range?
+static bool
+s_range_holds (const zb_alt_t *alt, const msgpack_object *obj)
+{
+    zb_num_t num;
+    if (!s_number (obj, &num))
+        return false;
+    if (alt->has_lo) {
+        int cmp = zb_num_cmp (&num, &alt->lo);
+        if (cmp < 0 || (cmp == 0 && !alt->lo_incl))
+            return false;
+    }
+    if (alt->has_hi) {
+        int cmp = zb_num_cmp (&num, &alt->hi);
+        if (cmp > 0 || (cmp == 0 && !alt->hi_incl))
+            return false;
+    }
+    return true;
+}
+
+//  The hits of a lazy condition: its lazy alts against every value kept at
+//  its path (its other alts were hit during the walk). Once per event and
+//  condition, when a candidate branch needs it; the cost is the
+//  condition's lazy alts times the values at the path.
 static void
 s_materialize (zb_patterns_t *self, uint32_t c)
 {
     s_index_t *ix = self->ix;
     ix->mat_stamp [c] = self->gen;
     const s_cond_t *cond = &ix->conds [c];
-    if (ix->abo_stamp [cond->path] != self->gen)
+    if (ix->kept_stamp [cond->path] != self->gen)
         return;                 //  no value there
     for (uint32_t alt = cond->alt_first; alt < cond->alt_first + cond->alt_n; alt++) {
-        if (!ix->alts [alt].ab)
+        const s_alt_t *a = &ix->alts [alt];
+        if (!a->lazy)
             continue;
-        for (int32_t o = ix->abo_head [cond->path]; o >= 0; o = self->abos [o].next) {
-            const s_abo_t *abo = &self->abos [o];
-            bool excluded = false;
-            if (ix->excl_gen [alt] == self->gen)
-                for (int32_t x = ix->excl_head [alt]; x >= 0 && !excluded; x = self->excls [x].next)
-                    excluded = self->excls [x].value == abo->value;
-            if (!excluded && !s_wild_excluded (&ix->alts [alt], &abo->obj))
-                s_hit (self, alt, abo->scope);
+        for (int32_t o = ix->kept_head [cond->path]; o >= 0; o = self->kept [o].next) {
+            const s_kept_t *kept = &self->kept [o];
+            if (a->ab? s_ab_holds (self, a->src, &kept->obj): s_range_holds (a->src, &kept->obj))
+                s_hit (self, alt, kept->scope);
         }
     }
 }
@@ -1736,7 +1835,9 @@ s_leaf (zb_patterns_t *self, uint32_t path, const msgpack_object *obj, uint32_t 
         default:
             break;
     }
-    if (p->ab.n || p->ab_lazy.n)
+    if (p->flags & P_KEEP)
+        s_keep (self, path, obj, scope);
+    if (p->ab.n)
         s_anything_but (self, p, path, obj, is_num? numkey: NULL, scope);
 }
 
@@ -2216,8 +2317,7 @@ zb_patterns_destroy (zb_patterns_t **self_p)
     zhashx_destroy (&self->by_name);
     free (self->hits);
     free (self->occs);
-    free (self->abos);
-    free (self->excls);
+    free (self->kept);
     free (self->hit_conds);
     free (self->scopes);
     free (self->trail);
@@ -2322,7 +2422,7 @@ s_match_begin (zb_patterns_t *self)
     self->gen++;
     self->oom = false;
     self->n_hits = self->n_occs = self->n_hit_conds = self->n_trail = 0;
-    self->n_abos = self->n_excls = 0;
+    self->n_kept = 0;
     self->n_arrays = 0;
     if (!s_grow ((void **) &self->scopes, &self->cap_scopes, 1, sizeof (s_scope_t)))
         return false;
