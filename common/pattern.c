@@ -151,7 +151,7 @@ typedef struct {
 typedef struct {
     uint32_t parent;
     uint32_t flags;
-    uint64_t child_lens;        //  bit n: a child key of n bytes (63: 63 or more)
+    uint64_t kid_bloom;         //  bit s_kid_bit (head, len) of each child key
     uint32_t kid_off;           //  up to S_SMALL_KIDS children: kids [kid_off ..
     uint32_t n_kids;            //  kid_off + n_kids), else the children table
     const char *key;
@@ -323,10 +323,11 @@ s_fmix (uint64_t h)
     return h;
 }
 
+//  Every hash ends with s_fmix: a multiply is mixing enough for the seed
 static inline uint64_t
 s_seed (uint32_t path, uint32_t kind)
 {
-    return s_fmix (((uint64_t) path << 8 | kind) + 0x9E3779B97F4A7C15ULL) ^ 0xcbf29ce484222325ULL;
+    return (((uint64_t) path << 8 | kind) + 1) * 0x9E3779B97F4A7C15ULL ^ 0xcbf29ce484222325ULL;
 }
 
 static inline uint64_t
@@ -369,9 +370,19 @@ s_hash_words (uint64_t h, const char *s, size_t len)
         p += 8;
         left -= 8;
     }
+    //  The last 0 to 7 bytes: two overlapping loads rather than a copy of
+    //  variable length (any function of the bytes does: len is mixed in)
     uint64_t w = 0;
+    if (left >= 4) {
+        uint32_t lo, hi;
+        memcpy (&lo, p, 4);
+        memcpy (&hi, p + left - 4, 4);
+        w = lo | (uint64_t) hi << 32;
+    }
+    else
     if (left)
-        memcpy (&w, p, left);
+        w = (uint64_t) (uint8_t) p [0] | (uint64_t) (uint8_t) p [left / 2] << 8
+          | (uint64_t) (uint8_t) p [left - 1] << 16;
     h = (h ^ w ^ ((uint64_t) len << 56)) * 0x9E3779B97F4A7C15ULL;
     return s_fmix (h);
 }
@@ -513,14 +524,41 @@ s_key_head (const char *key, size_t len)
     return head;
 }
 
-//  s_child at matching time: in place for paths with few children
+//  s_key_head of a key in the packed event: one load when 8 bytes are
+//  there to read
+static inline uint64_t
+s_key_head_packed (const uint8_t *key, size_t len, const uint8_t *end)
+{
+#if defined (__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (end - key >= 8) {
+        uint64_t head;
+        memcpy (&head, key, 8);
+        return len >= 8? head: head & ((1ULL << (8 * len)) - 1);
+    }
+#else
+    (void) end;
+#endif
+    return s_key_head ((const char *) key, len);
+}
+
+//  A key's bit in its parent's kid_bloom: most keys no pattern names are
+//  passed over on this test alone
+static inline uint64_t
+s_kid_bit (uint64_t head, size_t len)
+{
+    return 1ULL << (((head ^ len) * 0x9E3779B97F4A7C15ULL) >> 58);
+}
+
+//  s_child at matching time, head = s_key_head (key, len): in place for
+//  paths with few children
 static inline uint32_t
-s_child_fast (const s_index_t *ix, uint32_t parent, const char *key, size_t len)
+s_child_fast (const s_index_t *ix, uint32_t parent, uint64_t head, const char *key, size_t len)
 {
     const s_path_t *p = &ix->paths [parent];
+    if (!(p->kid_bloom & s_kid_bit (head, len)))
+        return 0;
     if (p->n_kids > S_SMALL_KIDS)
         return s_child (ix, parent, key, len);
-    uint64_t head = s_key_head (key, len);
     const s_kid_t *kid = ix->kids + p->kid_off;
     for (uint32_t i = 0; i < p->n_kids; i++, kid++)
         if (kid->head == head && kid->len == len
@@ -548,9 +586,11 @@ s_build_kids (s_index_t *ix)
     }
     for (uint32_t p = 1; p < ix->n_paths; p++) {
         s_path_t *parent = &ix->paths [ix->paths [p].parent];
+        uint64_t head = s_key_head (ix->paths [p].key, ix->paths [p].key_len);
         ix->kids [parent->kid_off + parent->n_kids++] = (s_kid_t) {
-            s_key_head (ix->paths [p].key, ix->paths [p].key_len), (uint32_t) ix->paths [p].key_len, p
+            head, (uint32_t) ix->paths [p].key_len, p
         };
+        parent->kid_bloom |= s_kid_bit (head, ix->paths [p].key_len);
     }
     return true;
 }
@@ -605,7 +645,6 @@ s_intern (s_index_t *ix, const zb_field_t *field)
             if (!s_children_insert (ix, s_child_hash (path, key, len), path, child))
                 return 0;
             ix->paths [path].flags |= P_CHILDREN;
-            ix->paths [path].child_lens |= 1ULL << (len < 63? len: 63);
         }
         path = child;
     }
@@ -1884,10 +1923,9 @@ s_walk (zb_patterns_t *self, const msgpack_object *obj, uint32_t path, uint32_t 
             const msgpack_object_kv *kv = &obj->via.map.ptr [i];
             if (kv->key.type != MSGPACK_OBJECT_STR)
                 continue;
+            const char *key = kv->key.via.str.ptr;
             uint32_t len = kv->key.via.str.size;
-            if (!(p->child_lens & (1ULL << (len < 63? len: 63))))
-                continue;       //  no pattern names a key that long here
-            uint32_t child = s_child_fast (ix, path, kv->key.via.str.ptr, kv->key.via.str.size);
+            uint32_t child = s_child_fast (ix, path, s_key_head (key, len), key, len);
             if (child)
                 s_walk (self, &kv->val, child, scope, base, 0, depth + 1);
         }
@@ -2120,6 +2158,24 @@ s_skip (s_cursor_t *c, uint64_t n)
     return true;
 }
 
+//  Skips one object: the common headers in line, the others by s_skip
+static inline void
+s_skip_one (s_cursor_t *c)
+{
+    if (c->p < c->end) {
+        uint8_t b = *c->p;
+        size_t left = (size_t) (c->end - c->p);
+        size_t n = (b & 0xe0) == 0xa0? 1 + (size_t) (b & 0x1f):             //  fixstr
+                   b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3? 1:
+                   b == 0xcb? 9: 0;                                         //  float 64
+        if (n && n <= left) {
+            c->p += n;
+            return;
+        }
+    }
+    s_skip (c, 1);
+}
+
 //  The value at the cursor, at path (as s_walk)
 static void
 s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope,
@@ -2142,25 +2198,41 @@ s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope
             base += n_pending;
         }
         for (uint32_t i = 0; i < count && !c->bad && !self->oom; i++) {
-            s_head_t key_head;
-            uint32_t key_count;
-            msgpack_object key;
-            if (!s_head (c, &key_head, &key_count, &key))
-                return;
-            if (key_head != S_SCALAR) {     //  a map or array as a key: skipped
-                s_skip (c, (key_head == S_MAP? 2: 1) * (uint64_t) key_count + 1);
-                continue;
+            const uint8_t *key;
+            size_t len;
+            if (c->p < c->end && (*c->p & 0xe0) == 0xa0) {
+                //  A fixstr key: nearly all of them
+                len = *c->p & 0x1f;
+                key = c->p + 1;
+                if ((size_t) (c->end - key) < len) {
+                    c->bad = true;
+                    return;
+                }
+                c->p = key + len;
             }
-            uint32_t child = 0;
-            if (key.type == MSGPACK_OBJECT_STR) {
-                uint32_t len = key.via.str.size;
-                if (p->child_lens & (1ULL << (len < 63? len: 63)))
-                    child = s_child_fast (ix, path, key.via.str.ptr, len);
+            else {
+                s_head_t key_head;
+                uint32_t key_count;
+                msgpack_object obj_key;
+                if (!s_head (c, &key_head, &key_count, &obj_key))
+                    return;
+                if (key_head != S_SCALAR) {     //  a map or array as a key: skipped
+                    s_skip (c, (key_head == S_MAP? 2: 1) * (uint64_t) key_count + 1);
+                    continue;
+                }
+                if (obj_key.type != MSGPACK_OBJECT_STR) {
+                    s_skip_one (c);
+                    continue;
+                }
+                key = (const uint8_t *) obj_key.via.str.ptr;
+                len = obj_key.via.str.size;
             }
+            uint32_t child = s_child_fast (ix, path, s_key_head_packed (key, len, c->end),
+                                           (const char *) key, len);
             if (child)
                 s_walk_packed (self, c, child, scope, base, 0, depth + 1);
             else
-                s_skip (c, 1);
+                s_skip_one (c);
         }
     }
     else
