@@ -530,10 +530,14 @@ static inline uint64_t
 s_key_head_packed (const uint8_t *key, size_t len, const uint8_t *end)
 {
 #if defined (__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    static const uint64_t mask [9] = {
+        0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFULL, 0xFFFFFFFFFFFFULL,
+        0xFFFFFFFFFFFFFFULL, 0xFFFFFFFFFFFFFFFFULL
+    };
     if (end - key >= 8) {
         uint64_t head;
         memcpy (&head, key, 8);
-        return len >= 8? head: head & ((1ULL << (8 * len)) - 1);
+        return head & mask [len < 8? len: 8];
     }
 #else
     (void) end;
@@ -559,9 +563,9 @@ s_child_fast (const s_index_t *ix, uint32_t parent, uint64_t head, const char *k
         return 0;
     if (p->n_kids > S_SMALL_KIDS)
         return s_child (ix, parent, key, len);
-    const s_kid_t *kid = ix->kids + p->kid_off;
-    for (uint32_t i = 0; i < p->n_kids; i++, kid++)
-        if (kid->head == head && kid->len == len
+    const s_kid_t *kid = ix->kids + p->kid_off, *end = kid + p->n_kids;
+    for (; kid < end; kid++)
+        if (kid->head == head && kid->len == len    //  longer keys can share a head
         &&  (len <= 8 || memcmp (ix->paths [kid->child].key + 8, key + 8, len - 8) == 0))
             return kid->child;
     return 0;
@@ -1833,8 +1837,10 @@ s_leaf (zb_patterns_t *self, uint32_t path, const msgpack_object *obj, uint32_t 
                     return;     //  NaN: not a JSON number
                 num = zb_num_from_double (obj->via.f64);
             }
-            is_num = true;
-            zb_num_key (&num, (uint8_t *) numkey);
+            //  The hash key only when something looks numbers up by value
+            is_num = (p->flags & (P_NUM | P_AB_NUM)) != 0;
+            if (is_num)
+                zb_num_key (&num, (uint8_t *) numkey);
             if (p->flags & P_NUM)
                 s_exact (self, path, K_NUM, numkey, ZB_NUM_KEY_SIZE, S_HIT, scope);
             if (p->flags & P_RANGES) {
@@ -2110,6 +2116,28 @@ s_head (s_cursor_t *c, s_head_t *head, uint32_t *count, msgpack_object *obj)
     return true;
 }
 
+//  The whole size of an object from its first byte, for the objects whose
+//  size that byte tells (fixint, fixstr, nil, bool, float, (u)int, fixext);
+//  0 for the others (maps, arrays, str/bin/ext with a length field)
+static const uint8_t s_fixed_size [256] = {
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, 15, 16,
+    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+     1,  0,  1,  1,  0,  0,  0,  0,  0,  0,  5,  9,  2,  3,  5,  9,
+     2,  3,  5,  9,  3,  4,  6, 10, 18,  0,  0,  0,  0,  0,  0,  0,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+};
+
 //  Skips n objects, however nested (no recursion).
 static bool
 s_skip (s_cursor_t *c, uint64_t n)
@@ -2121,26 +2149,30 @@ s_skip (s_cursor_t *c, uint64_t n)
             c->bad = true;
             return false;
         }
-        //  The common one-byte headers first
+        //  The common headers first
         uint8_t b = *c->p;
-        if ((b & 0xe0) == 0xa0) {                   //  fixstr
-            size_t len = b & 0x1f;
-            if ((size_t) (c->end - c->p) < len + 1) {
+        size_t fixed = s_fixed_size [b];
+        if (fixed) {
+            if ((size_t) (c->end - c->p) < fixed) {
                 c->bad = true;
                 return false;
             }
-            c->p += len + 1;
-            n--;
-            continue;
-        }
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            c->p++;                                 //  fixint, nil, bool
+            c->p += fixed;
             n--;
             continue;
         }
         if ((b & 0xe0) == 0x80) {                   //  fixmap, fixarray
             c->p++;
             n = n - 1 + (uint64_t) (b & 0x0f) * ((b & 0xf0) == 0x80? 2: 1);
+            continue;
+        }
+        if (b == 0xd9) {                            //  str 8
+            if ((size_t) (c->end - c->p) < 2 || (size_t) (c->end - c->p) - 2 < c->p [1]) {
+                c->bad = true;
+                return false;
+            }
+            c->p += 2 + (size_t) c->p [1];
+            n--;
             continue;
         }
         s_head_t head;
@@ -2158,22 +2190,23 @@ s_skip (s_cursor_t *c, uint64_t n)
     return true;
 }
 
-//  Skips one object: the common headers in line, the others by s_skip
-static inline void
+//  Skips one object: the common headers in line, the others by s_skip.
+//  false when the data is bad.
+static inline bool
 s_skip_one (s_cursor_t *c)
 {
     if (c->p < c->end) {
         uint8_t b = *c->p;
         size_t left = (size_t) (c->end - c->p);
-        size_t n = (b & 0xe0) == 0xa0? 1 + (size_t) (b & 0x1f):             //  fixstr
-                   b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3? 1:
-                   b == 0xcb? 9: 0;                                         //  float 64
+        size_t n = s_fixed_size [b];
+        if (b == 0xd9 && left >= 2)                 //  str 8
+            n = 2 + (size_t) c->p [1];
         if (n && n <= left) {
             c->p += n;
-            return;
+            return true;
         }
     }
-    s_skip (c, 1);
+    return s_skip (c, 1);
 }
 
 //  The value at the cursor, at path (as s_walk)
@@ -2197,7 +2230,8 @@ s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope
             scope = s_new_scope (self, scope, base, n_pending);
             base += n_pending;
         }
-        for (uint32_t i = 0; i < count && !c->bad && !self->oom; i++) {
+        //  c->bad and self->oom are set only by the calls that check them
+        for (uint32_t i = 0; i < count; i++) {
             const uint8_t *key;
             size_t len;
             if (c->p < c->end && (*c->p & 0xe0) == 0xa0) {
@@ -2217,11 +2251,13 @@ s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope
                 if (!s_head (c, &key_head, &key_count, &obj_key))
                     return;
                 if (key_head != S_SCALAR) {     //  a map or array as a key: skipped
-                    s_skip (c, (key_head == S_MAP? 2: 1) * (uint64_t) key_count + 1);
+                    if (!s_skip (c, (key_head == S_MAP? 2: 1) * (uint64_t) key_count + 1))
+                        return;
                     continue;
                 }
                 if (obj_key.type != MSGPACK_OBJECT_STR) {
-                    s_skip_one (c);
+                    if (!s_skip_one (c))
+                        return;
                     continue;
                 }
                 key = (const uint8_t *) obj_key.via.str.ptr;
@@ -2229,10 +2265,14 @@ s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope
             }
             uint32_t child = s_child_fast (ix, path, s_key_head_packed (key, len, c->end),
                                            (const char *) key, len);
-            if (child)
+            if (child) {
                 s_walk_packed (self, c, child, scope, base, 0, depth + 1);
+                if (c->bad || self->oom)
+                    return;
+            }
             else
-                s_skip_one (c);
+            if (!s_skip_one (c))
+                return;
         }
     }
     else
