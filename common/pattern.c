@@ -2230,50 +2230,79 @@ s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope
             scope = s_new_scope (self, scope, base, n_pending);
             base += n_pending;
         }
-        //  c->bad and self->oom are set only by the calls that check them
+        //  The common case in line, on a local copy of the cursor (c->p is
+        //  written back before any call that reads it). c->bad and
+        //  self->oom are set only by the calls, checked after them.
+        const uint8_t *at = c->p, *end = c->end;
         for (uint32_t i = 0; i < count; i++) {
             const uint8_t *key;
             size_t len;
-            if (c->p < c->end && (*c->p & 0xe0) == 0xa0) {
+            if (at < end && (*at & 0xe0) == 0xa0) {
                 //  A fixstr key: nearly all of them
-                len = *c->p & 0x1f;
-                key = c->p + 1;
-                if ((size_t) (c->end - key) < len) {
+                len = *at & 0x1f;
+                key = at + 1;
+                if ((size_t) (end - key) < len) {
                     c->bad = true;
                     return;
                 }
-                c->p = key + len;
+                at = key + len;
             }
             else {
                 s_head_t key_head;
                 uint32_t key_count;
                 msgpack_object obj_key;
+                c->p = at;
                 if (!s_head (c, &key_head, &key_count, &obj_key))
                     return;
-                if (key_head != S_SCALAR) {     //  a map or array as a key: skipped
-                    if (!s_skip (c, (key_head == S_MAP? 2: 1) * (uint64_t) key_count + 1))
+                at = c->p;
+                if (key_head != S_SCALAR || obj_key.type != MSGPACK_OBJECT_STR) {
+                    //  A map, array or non-string as a key: skipped with its value
+                    uint64_t n = key_head == S_SCALAR? 1: (key_head == S_MAP? 2: 1) * (uint64_t) key_count + 1;
+                    if (!s_skip (c, n))
                         return;
-                    continue;
-                }
-                if (obj_key.type != MSGPACK_OBJECT_STR) {
-                    if (!s_skip_one (c))
-                        return;
+                    at = c->p;
                     continue;
                 }
                 key = (const uint8_t *) obj_key.via.str.ptr;
                 len = obj_key.via.str.size;
             }
-            uint32_t child = s_child_fast (ix, path, s_key_head_packed (key, len, c->end),
+            uint32_t child = s_child_fast (ix, path, s_key_head_packed (key, len, end),
                                            (const char *) key, len);
-            if (child) {
-                s_walk_packed (self, c, child, scope, base, 0, depth + 1);
-                if (c->bad || self->oom)
-                    return;
+            size_t n = at < end? s_fixed_size [*at]: 0;
+            if (n && n <= (size_t) (end - at)) {
+                //  A value whose first byte tells its size: a scalar. At a
+                //  key no pattern names, skipped in line; at a named path,
+                //  straight to s_leaf (as the call below would)
+                if (child && (ix->paths [child].flags & P_LEAF) && depth + 1 < S_MAX_WALK_DEPTH) {
+                    msgpack_object value;
+                    if ((*at & 0xe0) == 0xa0) {
+                        value.type = MSGPACK_OBJECT_STR;
+                        value.via.str.ptr = (const char *) at + 1;
+                        value.via.str.size = (uint32_t) n - 1;
+                    }
+                    else {
+                        s_cursor_t scalar = { at, end, false };
+                        s_head_t value_head;
+                        uint32_t value_count;
+                        s_head (&scalar, &value_head, &value_count, &value);
+                    }
+                    s_leaf (self, child, &value, scope);
+                    if (self->oom)
+                        return;
+                }
+                at += n;
+                continue;
             }
+            c->p = at;
+            if (child)
+                s_walk_packed (self, c, child, scope, base, 0, depth + 1);
             else
-            if (!s_skip_one (c))
+                s_skip (c, 1);
+            if (c->bad || self->oom)
                 return;
+            at = c->p;
         }
+        c->p = at;
     }
     else
     if (head == S_ARRAY) {
