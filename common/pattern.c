@@ -210,6 +210,18 @@ typedef struct {
     bool lazy;                  //  it has lazy alts (anchors no branch)
 } s_cond_t;
 
+//  What matching reads and writes of a condition, in one place (one cache
+//  line, where s_cond_t's fields and separate arrays took several)
+typedef struct {
+    uint64_t stamp;             //  gen: hit by this event
+    int32_t head;               //  its hits: list in hits
+    uint32_t last;              //  scope of its last hit
+    uint64_t mat_stamp;         //  lazy: hits worked out
+    uint32_t path;
+    bool anchors;               //  some branch is anchored on it
+    bool lazy;                  //  s_cond_t.lazy
+} s_cond_state_t;
+
 typedef struct {
     uint32_t pattern;
     uint32_t first;             //  conditions: branch_conds [first, first + n),
@@ -245,16 +257,14 @@ typedef struct {
     const char **names;
     uint32_t n_patterns;
     //  Per-event state, by generation stamp
-    uint64_t *cond_stamp;
-    int32_t *cond_head;         //  hits of the condition: list in hits
-    uint32_t *cond_last;        //  scope of its last hit
+    s_cond_state_t *cs;         //  per condition
+    uint32_t *alt_cond;         //  alts [alt].cond, dense: s_hit reads only that
     uint64_t *pattern_stamp;
     uint64_t *path_stamp;       //  P_OCC paths: a value was seen
     int32_t *path_head;         //  their values' scopes: list in occs
     uint64_t *excl_stamp;       //  per eager anything-but alt, per value: excluded
     uint64_t *kept_stamp;       //  P_KEEP paths: the values seen,
     int32_t *kept_head;         //  a list in kept
-    uint64_t *mat_stamp;        //  lazy conditions: hits worked out
 } s_index_t;
 
 typedef struct {
@@ -1058,16 +1068,14 @@ s_index_destroy (s_index_t **ix_p)
     free (ix->anchored);
     free (ix->always);
     free (ix->names);
-    free (ix->cond_stamp);
-    free (ix->cond_head);
-    free (ix->cond_last);
+    free (ix->cs);
+    free (ix->alt_cond);
     free (ix->pattern_stamp);
     free (ix->path_stamp);
     free (ix->path_head);
     free (ix->excl_stamp);
     free (ix->kept_stamp);
     free (ix->kept_head);
-    free (ix->mat_stamp);
     free (ix);
     *ix_p = NULL;
 }
@@ -1397,16 +1405,23 @@ s_index_build (zb_patterns_t *self)
             path->cidr6 = s_find_list (ix, p, K_LEN_CIDR6);
         }
     ok = ok
-      && s_zalloc ((void **) &ix->cond_stamp, ix->n_conds, sizeof (uint64_t))
-      && s_zalloc ((void **) &ix->cond_head, ix->n_conds, sizeof (int32_t))
-      && s_zalloc ((void **) &ix->cond_last, ix->n_conds, sizeof (uint32_t))
+      && s_zalloc ((void **) &ix->cs, ix->n_conds, sizeof (s_cond_state_t))
+      && s_zalloc ((void **) &ix->alt_cond, ix->n_alts, sizeof (uint32_t))
       && s_zalloc ((void **) &ix->pattern_stamp, ix->n_patterns, sizeof (uint64_t))
       && s_zalloc ((void **) &ix->path_stamp, ix->n_paths, sizeof (uint64_t))
       && s_zalloc ((void **) &ix->path_head, ix->n_paths, sizeof (int32_t))
       && s_zalloc ((void **) &ix->excl_stamp, ix->n_alts, sizeof (uint64_t))
       && s_zalloc ((void **) &ix->kept_stamp, ix->n_paths, sizeof (uint64_t))
-      && s_zalloc ((void **) &ix->kept_head, ix->n_paths, sizeof (int32_t))
-      && s_zalloc ((void **) &ix->mat_stamp, ix->n_conds, sizeof (uint64_t));
+      && s_zalloc ((void **) &ix->kept_head, ix->n_paths, sizeof (int32_t));
+    if (ok) {
+        for (uint32_t a = 0; a < ix->n_alts; a++)
+            ix->alt_cond [a] = ix->alts [a].cond;
+        for (uint32_t c = 0; c < ix->n_conds; c++) {
+            ix->cs [c].anchors = ix->anchored_off [c + 1] > ix->anchored_off [c];
+            ix->cs [c].lazy = ix->conds [c].lazy;
+            ix->cs [c].path = ix->conds [c].path;
+        }
+    }
     if (ok && max_conds > self->cap_search) {
         free (self->chosen);
         free (self->deferred);
@@ -1437,12 +1452,13 @@ static inline void
 s_hit (zb_patterns_t *self, uint32_t alt, uint32_t scope)
 {
     s_index_t *ix = self->ix;
-    uint32_t c = ix->alts [alt].cond;
-    if (ix->cond_stamp [c] != self->gen) {
-        ix->cond_stamp [c] = self->gen;
-        ix->cond_head [c] = -1;
-        ix->cond_last [c] = UINT32_MAX;
-        if (ix->anchored_off [c + 1] > ix->anchored_off [c]) {
+    uint32_t c = ix->alt_cond [alt];
+    s_cond_state_t *cs = &ix->cs [c];
+    if (cs->stamp != self->gen) {
+        cs->stamp = self->gen;
+        cs->head = -1;
+        cs->last = UINT32_MAX;
+        if (cs->anchors) {
             if (!s_grow ((void **) &self->hit_conds, &self->cap_hit_conds, self->n_hit_conds + 1,
                          sizeof (uint32_t))) {
                 s_oom (self);
@@ -1451,14 +1467,14 @@ s_hit (zb_patterns_t *self, uint32_t alt, uint32_t scope)
             self->hit_conds [self->n_hit_conds++] = c;
         }
     }
-    if (ix->cond_last [c] != scope) {
+    if (cs->last != scope) {
         if (!s_grow ((void **) &self->hits, &self->cap_hits, self->n_hits + 1, sizeof (s_link_t))) {
             s_oom (self);
             return;
         }
-        self->hits [self->n_hits] = (s_link_t) { scope, ix->cond_head [c] };
-        ix->cond_head [c] = (int32_t) self->n_hits++;
-        ix->cond_last [c] = scope;
+        self->hits [self->n_hits] = (s_link_t) { scope, cs->head };
+        cs->head = (int32_t) self->n_hits++;
+        cs->last = scope;
     }
 }
 
@@ -1778,7 +1794,7 @@ static void
 s_materialize (zb_patterns_t *self, uint32_t c)
 {
     s_index_t *ix = self->ix;
-    ix->mat_stamp [c] = self->gen;
+    ix->cs [c].mat_stamp = self->gen;
     const s_cond_t *cond = &ix->conds [c];
     if (ix->kept_stamp [cond->path] != self->gen)
         return;                 //  no value there
@@ -2387,9 +2403,9 @@ s_search (zb_patterns_t *self, const s_branch_t *branch, uint32_t k,
         if (s_search (self, branch, k + 1, n_chosen, n_deferred + 1))
             return true;
     }
-    if (ix->cond_stamp [c] != self->gen)
+    if (ix->cs [c].stamp != self->gen)
         return false;
-    for (int32_t h = ix->cond_head [c]; h >= 0; h = self->hits [h].next) {
+    for (int32_t h = ix->cs [c].head; h >= 0; h = self->hits [h].next) {
         uint32_t scope = self->hits [h].scope;
         if (!s_compatible_all (self, scope, n_chosen))
             continue;
@@ -2407,19 +2423,19 @@ s_verify (zb_patterns_t *self, uint32_t b)
     const s_branch_t *branch = &ix->branches [b];
     const uint32_t *conds = ix->branch_conds + branch->first;
     for (uint32_t k = 0; k < branch->n; k++)
-        if (ix->conds [conds [k]].lazy && ix->mat_stamp [conds [k]] != self->gen)
+        if (ix->cs [conds [k]].lazy && ix->cs [conds [k]].mat_stamp != self->gen)
             s_materialize (self, conds [k]);
     if (self->oom)
         return false;
     for (uint32_t k = 0; k < branch->n_must; k++)
-        if (ix->cond_stamp [conds [k]] != self->gen)
+        if (ix->cs [conds [k]].stamp != self->gen)
             return false;
     if (self->n_scopes > 1)
         return s_search (self, branch, 0, 0, 0);
     //  One scope: every hit is compatible; absent conditions need no value
     for (uint32_t k = branch->n_must; k < branch->n; k++) {
         uint32_t c = conds [k];
-        if (ix->cond_stamp [c] != self->gen && ix->path_stamp [ix->conds [c].path] == self->gen)
+        if (ix->cs [c].stamp != self->gen && ix->path_stamp [ix->cs [c].path] == self->gen)
             return false;
     }
     return true;
