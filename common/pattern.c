@@ -220,6 +220,7 @@ typedef struct {
     uint32_t path;
     bool anchors;               //  some branch is anchored on it
     bool lazy;                  //  s_cond_t.lazy
+    bool can_absent;            //  s_cond_t.can_absent
 } s_cond_state_t;
 
 typedef struct {
@@ -239,6 +240,7 @@ typedef struct {
     s_kid_t *kids;
     //  Values
     s_entry_t *entries;
+    uint32_t *tags;             //  per slot of entries: 0 empty, else s_tag (hash)
     uint32_t entries_mask;
     uint32_t *lists;
     //  Ids
@@ -258,7 +260,8 @@ typedef struct {
     uint32_t n_patterns;
     //  Per-event state, by generation stamp
     s_cond_state_t *cs;         //  per condition
-    uint32_t *alt_cond;         //  alts [alt].cond, dense: s_hit reads only that
+    uint32_t *alt_cond;         //  alts [alt].cond, dense: s_hit reads only that;
+                                //  S_ALT_WILD: the alt has a wildcard to check
     uint64_t *pattern_stamp;
     uint64_t *path_stamp;       //  P_OCC paths: a value was seen
     int32_t *path_head;         //  their values' scopes: list in occs
@@ -285,6 +288,7 @@ typedef struct {
 } s_kept_t;
 
 #define S_MAX_WALK_DEPTH 64
+#define S_ALT_WILD      0x80000000u     //  in alt_cond (conditions are fewer)
 
 struct zb_patterns_t {
     size_t max_size;
@@ -420,16 +424,29 @@ s_key_hash (uint32_t path, uint32_t kind, const char *key, size_t len)
     return s_fmix (h);
 }
 
+//  An entry's tag: other bits of the hash than the slot's, never 0
+static inline uint32_t
+s_tag (uint64_t hash)
+{
+    return (uint32_t) (hash >> 32) | 1;
+}
+
 //  The list stored under (path, kind, key), hash given; empty when none.
+//  The probe reads the tags, 4 bytes a slot: a key that is not there (most
+//  lookups) costs no read of the entries, whose table grows with the rules
+//  and outgrows the caches.
 static inline s_list_t
 s_find (const s_index_t *ix, uint64_t hash, uint32_t path, uint32_t kind,
         const char *key, size_t len)
 {
-    uint32_t mask = ix->entries_mask;
+    uint32_t mask = ix->entries_mask, tag = s_tag (hash);
     for (uint32_t i = (uint32_t) hash & mask; ; i = (i + 1) & mask) {
-        const s_entry_t *e = &ix->entries [i];
-        if (!e->used)
+        uint32_t t = ix->tags [i];
+        if (!t)
             return (s_list_t) { NULL, 0 };
+        if (t != tag)
+            continue;
+        const s_entry_t *e = &ix->entries [i];
         if (e->hash == hash && e->path == path && e->kind == kind && e->len == len
         &&  s_memeq (e->key, key, len))
             return (s_list_t) { ix->lists + e->list_off, e->list_n };
@@ -835,8 +852,9 @@ s_build_table (s_index_t *ix, s_build_t *b)
     if (cap > UINT32_MAX)
         return false;
     ix->entries = calloc (cap, sizeof (s_entry_t));
+    ix->tags = calloc (cap, sizeof (uint32_t));
     ix->lists = malloc ((b->n_tuples? b->n_tuples: 1) * sizeof (uint32_t));
-    if (!ix->entries || !ix->lists)
+    if (!ix->entries || !ix->tags || !ix->lists)
         return false;
     ix->entries_mask = (uint32_t) cap - 1;
     uint32_t n_list = 0;
@@ -855,6 +873,7 @@ s_build_table (s_index_t *ix, s_build_t *b)
             .hash = hash, .key = t->key, .len = t->len, .path = t->path,
             .list_off = off, .list_n = n_list - off, .kind = (uint8_t) t->kind, .used = 1
         };
+        ix->tags [k] = s_tag (hash);
         i = j;
     }
     return true;
@@ -1059,6 +1078,7 @@ s_index_destroy (s_index_t **ix_p)
     free (ix->children);
     free (ix->kids);
     free (ix->entries);
+    free (ix->tags);
     free (ix->lists);
     free (ix->alts);
     free (ix->conds);
@@ -1221,6 +1241,7 @@ s_condition (s_index_t *ix, s_build_t *b, s_dedup_t *d, uint32_t path, const zb_
     }
     size_t off = d->sigs.len;
     if (!s_sig_put (&d->sigs, d->sig.bytes, d->sig.len)
+    ||  ix->n_conds >= S_ALT_WILD      //  ids must leave alt_cond's flag bit free
     ||  !s_grow32 ((void **) &ix->conds, &ix->cap_conds, ix->n_conds + 1, sizeof (s_cond_t)))
         return UINT32_MAX;
     uint32_t cond = ix->n_conds++;
@@ -1415,11 +1436,12 @@ s_index_build (zb_patterns_t *self)
       && s_zalloc ((void **) &ix->kept_head, ix->n_paths, sizeof (int32_t));
     if (ok) {
         for (uint32_t a = 0; a < ix->n_alts; a++)
-            ix->alt_cond [a] = ix->alts [a].cond;
+            ix->alt_cond [a] = ix->alts [a].cond | (ix->alts [a].wild? S_ALT_WILD: 0);
         for (uint32_t c = 0; c < ix->n_conds; c++) {
             ix->cs [c].anchors = ix->anchored_off [c + 1] > ix->anchored_off [c];
             ix->cs [c].lazy = ix->conds [c].lazy;
             ix->cs [c].path = ix->conds [c].path;
+            ix->cs [c].can_absent = ix->conds [c].can_absent;
         }
     }
     if (ok && max_conds > self->cap_search) {
@@ -1452,7 +1474,7 @@ static inline void
 s_hit (zb_patterns_t *self, uint32_t alt, uint32_t scope)
 {
     s_index_t *ix = self->ix;
-    uint32_t c = ix->alt_cond [alt];
+    uint32_t c = ix->alt_cond [alt] & ~S_ALT_WILD;
     s_cond_state_t *cs = &ix->cs [c];
     if (cs->stamp != self->gen) {
         cs->stamp = self->gen;
@@ -1490,8 +1512,8 @@ s_apply (zb_patterns_t *self, s_list_t list, s_mode_t mode, uint32_t scope,
         if (mode == S_EXCLUDE)
             self->ix->excl_stamp [alt] = self->leaf_gen;
         else {
-            const zb_wild_t *wild = self->ix->alts [alt].wild;
-            if (!wild || zb_wild_match (wild, s, len))
+            if (!(self->ix->alt_cond [alt] & S_ALT_WILD)
+            ||  zb_wild_match (self->ix->alts [alt].wild, s, len))
                 s_hit (self, alt, scope);
         }
     }
@@ -2393,12 +2415,12 @@ s_search (zb_patterns_t *self, const s_branch_t *branch, uint32_t k,
     if (k == branch->n) {
         //  Absence only gets easier as scopes are chosen: check it last
         for (uint32_t d = 0; d < n_deferred; d++)
-            if (!s_absent (self, ix->conds [self->deferred [d]].path, n_chosen))
+            if (!s_absent (self, ix->cs [self->deferred [d]].path, n_chosen))
                 return false;
         return true;
     }
     uint32_t c = ix->branch_conds [branch->first + k];
-    if (ix->conds [c].can_absent) {
+    if (ix->cs [c].can_absent) {
         self->deferred [n_deferred] = c;
         if (s_search (self, branch, k + 1, n_chosen, n_deferred + 1))
             return true;
