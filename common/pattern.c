@@ -36,31 +36,36 @@
       running FNV-1a state at each needed length), so their cost depends on
       the value and on the number of distinct lengths, never on the number
       of patterns;
-    - per path, the numeric ranges: the distinct bounds cut the number line
+    - per path, the (eager, see LAZY) numeric ranges: the distinct bounds cut the number line
       into atoms (-inf,b0) [b0] (b0,b1) ... [bn] (bn,+inf); a value finds its
       atom by binary search, then either reads the atom's list of ranges
       (when the ranges overlap little, so the lists stay small) or collects
       them on a root-to-leaf walk of a segment tree, where each range is
       stored in O(log n) nodes;
-    - per path, three plain lists: exists:true alts, anything-but alts, and
-      wildcards with neither a literal start nor end (checked one by one);
+    - per path, three plain lists: exists:true alts, (eager) anything-but
+      alts, and wildcards with neither a literal start nor end (checked one
+      by one);
     - ANCHORS: each branch is filed under one of its conditions that need a
       value, the one fewest branches share, operators that match nearly
-      anything (exists, anything-but, "*") last. Branches with nothing but
-      exists:false conditions are filed apart, as always candidates.
+      anything (exists, anything-but, "*") last, ranges before them.
+      Branches with nothing but exists:false conditions are filed apart, as
+      always candidates;
+    - LAZY conditions: the anything-but and numeric alts of a condition no
+      branch is anchored on are not in the index at all (s_lazy).
 
     MATCHING
     The event is walked once. Each scalar met at a known path is looked up
     as above; every alt found is a hit on its condition, recorded (once per
-    scope) with the event SCOPE the value sits in. anything-but: the
-    exclusions found for the value stamp their alts, then the path's
-    anything-but alts not stamped are hits, but only those of conditions
-    that anchor branches (whose branches are then candidates: they nearly
-    all match). The others are LAZY: the walk keeps the path's values and
-    what each excluded, and a candidate branch that needs such a condition
-    works its hits out then (s_materialize), so ten thousand anything-but
-    filters beside narrower fields cost nothing to an event none of those
-    fields selects. Then the branches anchored on a
+    scope) with the event SCOPE the value sits in. anything-but (eager):
+    the exclusions found for the value stamp their alts, then the path's
+    anything-but alts not stamped are hits; those conditions anchor
+    branches, which are then candidates (they nearly all match). At a path
+    with LAZY alts the walk only keeps the values met, and a candidate
+    branch that needs a lazy condition works its hits out then, testing
+    its alts on those values (s_materialize): ten thousand anything-but
+    filters or open ranges ("total" > X) beside narrower fields cost
+    nothing to an event none of those fields selects, and a step per
+    candidate otherwise. Then the branches anchored on a
     hit condition, and the always candidates, are verified: every other
     condition that needs a value was hit, no exists:false condition saw a
     value, arrays are consistent. A pattern is reported once however many
