@@ -157,6 +157,7 @@ typedef struct {
     uint32_t parent;
     uint32_t flags;
     uint64_t kid_bloom;         //  bit s_kid_bit (head, len) of each child key
+    uint64_t child_lens;        //  bit n: a child key of n bytes (63: 63 or more)
     uint32_t kid_off;           //  up to S_SMALL_KIDS children: kids [kid_off ..
     uint32_t n_kids;            //  kid_off + n_kids), else the children table
     const char *key;
@@ -681,6 +682,7 @@ s_intern (s_index_t *ix, const zb_field_t *field)
             if (!s_children_insert (ix, s_child_hash (path, key, len), path, child))
                 return 0;
             ix->paths [path].flags |= P_CHILDREN;
+            ix->paths [path].child_lens |= 1ULL << (len < 63? len: 63);
         }
         path = child;
     }
@@ -1974,6 +1976,9 @@ s_walk (zb_patterns_t *self, const msgpack_object *obj, uint32_t path, uint32_t 
                 continue;
             const char *key = kv->key.via.str.ptr;
             uint32_t len = kv->key.via.str.size;
+            if (!(p->child_lens & (1ULL << (len < 63? len: 63))))
+                continue;       //  no pattern names a key that long here (cheaper
+                                //  than the head the bloom test needs)
             uint32_t child = s_child_fast (ix, path, s_key_head (key, len), key, len);
             if (child)
                 s_walk (self, &kv->val, child, scope, base, 0, depth + 1);
@@ -2309,8 +2314,9 @@ s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope
                 key = (const uint8_t *) obj_key.via.str.ptr;
                 len = obj_key.via.str.size;
             }
-            uint32_t child = s_child_fast (ix, path, s_key_head_packed (key, len, end),
-                                           (const char *) key, len);
+            uint32_t child = 0;
+            if (p->child_lens & (1ULL << (len < 63? len: 63)))
+                child = s_child_fast (ix, path, s_key_head_packed (key, len, end), (const char *) key, len);
             size_t n = at < end? s_fixed_size [*at]: 0;
             if (n && n <= (size_t) (end - at)) {
                 //  A value whose first byte tells its size: a scalar. At a
