@@ -36,31 +36,36 @@
       running FNV-1a state at each needed length), so their cost depends on
       the value and on the number of distinct lengths, never on the number
       of patterns;
-    - per path, the numeric ranges: the distinct bounds cut the number line
+    - per path, the (eager, see LAZY) numeric ranges: the distinct bounds cut the number line
       into atoms (-inf,b0) [b0] (b0,b1) ... [bn] (bn,+inf); a value finds its
       atom by binary search, then either reads the atom's list of ranges
       (when the ranges overlap little, so the lists stay small) or collects
       them on a root-to-leaf walk of a segment tree, where each range is
       stored in O(log n) nodes;
-    - per path, three plain lists: exists:true alts, anything-but alts, and
-      wildcards with neither a literal start nor end (checked one by one);
+    - per path, three plain lists: exists:true alts, (eager) anything-but
+      alts, and wildcards with neither a literal start nor end (checked one
+      by one);
     - ANCHORS: each branch is filed under one of its conditions that need a
       value, the one fewest branches share, operators that match nearly
-      anything (exists, anything-but, "*") last. Branches with nothing but
-      exists:false conditions are filed apart, as always candidates.
+      anything (exists, anything-but, "*") last, ranges before them.
+      Branches with nothing but exists:false conditions are filed apart, as
+      always candidates;
+    - LAZY conditions: the anything-but and numeric alts of a condition no
+      branch is anchored on are not in the index at all (s_lazy).
 
     MATCHING
     The event is walked once. Each scalar met at a known path is looked up
     as above; every alt found is a hit on its condition, recorded (once per
-    scope) with the event SCOPE the value sits in. anything-but: the
-    exclusions found for the value stamp their alts, then the path's
-    anything-but alts not stamped are hits, but only those of conditions
-    that anchor branches (whose branches are then candidates: they nearly
-    all match). The others are LAZY: the walk keeps the path's values and
-    what each excluded, and a candidate branch that needs such a condition
-    works its hits out then (s_materialize), so ten thousand anything-but
-    filters beside narrower fields cost nothing to an event none of those
-    fields selects. Then the branches anchored on a
+    scope) with the event SCOPE the value sits in. anything-but (eager):
+    the exclusions found for the value stamp their alts, then the path's
+    anything-but alts not stamped are hits; those conditions anchor
+    branches, which are then candidates (they nearly all match). At a path
+    with LAZY alts the walk only keeps the values met, and a candidate
+    branch that needs a lazy condition works its hits out then, testing
+    its alts on those values (s_materialize): ten thousand anything-but
+    filters or open ranges ("total" > X) beside narrower fields cost
+    nothing to an event none of those fields selects, and a step per
+    candidate otherwise. Then the branches anchored on a
     hit condition, and the always candidates, are verified: every other
     condition that needs a value was hit, no exists:false condition saw a
     value, arrays are consistent. A pattern is reported once however many
@@ -128,6 +133,7 @@ enum {
 #define P_STRING_OPS    0x0400          //  prefix, suffix, wildcard, cidr
 #define P_AB_EQ_CI      0x0800          //  anything-but equals-ignore-case
 #define P_CI_AFFIX      0x1000          //  prefix/suffix ignoring case
+#define P_KEEP          0x2000          //  lazy alts: keep the values met here
 
 typedef struct {
     const uint32_t *v;
@@ -150,13 +156,13 @@ typedef struct {
 typedef struct {
     uint32_t parent;
     uint32_t flags;
+    uint64_t kid_bloom;         //  bit s_kid_bit (head, len) of each child key
     uint64_t child_lens;        //  bit n: a child key of n bytes (63: 63 or more)
     uint32_t kid_off;           //  up to S_SMALL_KIDS children: kids [kid_off ..
     uint32_t n_kids;            //  kid_off + n_kids), else the children table
     const char *key;
     size_t key_len;
-    s_list_t exists, ab, wild;  //  ab: anything-but alts hit as values come
-    s_list_t ab_lazy;           //  anything-but alts checked when a branch asks
+    s_list_t exists, ab, wild;  //  ab: the eager anything-but alts
     s_list_t pre, pre_ci, suf, suf_ci, ab_pre, ab_suf, cidr4, cidr6;
     s_segtree_t ranges;
 } s_path_t;
@@ -191,8 +197,10 @@ typedef struct {
     const zb_wild_t *wild;      //  a wildcard to check before the hit counts
     const zb_excl_t *excl;      //  anything-but with wildcard exclusions
     uint32_t n_excl;
+    const zb_alt_t *src;        //  anything-but and numeric: the compiled alt
     bool ab;                    //  an anything-but
-    bool lazy;                  //  ... of a lazy condition
+    bool range;                 //  a numeric range
+    bool lazy;                  //  either, of a condition that anchors nothing
 } s_alt_t;
 
 //  A condition: one field of one or more branches (identical fields of all
@@ -205,8 +213,21 @@ typedef struct {
     uint32_t alt_first;         //  its alts: [alt_first, alt_first + alt_n)
     uint32_t alt_n;
     bool has_ab;                //  an alternative is an anything-but
-    bool lazy;                  //  has_ab, and no branch is anchored on it
+    bool lazy;                  //  it has lazy alts (anchors no branch)
 } s_cond_t;
+
+//  What matching reads and writes of a condition, in one place (one cache
+//  line, where s_cond_t's fields and separate arrays took several)
+typedef struct {
+    uint64_t stamp;             //  gen: hit by this event
+    int32_t head;               //  its hits: list in hits
+    uint32_t last;              //  scope of its last hit
+    uint64_t mat_stamp;         //  lazy: hits worked out
+    uint32_t path;
+    bool anchors;               //  some branch is anchored on it
+    bool lazy;                  //  s_cond_t.lazy
+    bool can_absent;            //  s_cond_t.can_absent
+} s_cond_state_t;
 
 typedef struct {
     uint32_t pattern;
@@ -225,6 +246,7 @@ typedef struct {
     s_kid_t *kids;
     //  Values
     s_entry_t *entries;
+    uint32_t *tags;             //  per slot of entries: 0 empty, else s_tag (hash)
     uint32_t entries_mask;
     uint32_t *lists;
     //  Ids
@@ -243,18 +265,15 @@ typedef struct {
     const char **names;
     uint32_t n_patterns;
     //  Per-event state, by generation stamp
-    uint64_t *cond_stamp;
-    int32_t *cond_head;         //  hits of the condition: list in hits
-    uint32_t *cond_last;        //  scope of its last hit
+    s_cond_state_t *cs;         //  per condition
+    uint32_t *alt_cond;         //  alts [alt].cond, dense: s_hit reads only that;
+                                //  S_ALT_WILD: the alt has a wildcard to check
     uint64_t *pattern_stamp;
     uint64_t *path_stamp;       //  P_OCC paths: a value was seen
     int32_t *path_head;         //  their values' scopes: list in occs
-    uint64_t *excl_stamp;       //  per alt, per value: excluded
-    uint64_t *excl_gen;         //  lazy alts: the values that excluded them,
-    int32_t *excl_head;         //  a list in excls
-    uint64_t *abo_stamp;        //  paths with lazy alts: the values seen,
-    int32_t *abo_head;          //  a list in abos
-    uint64_t *mat_stamp;        //  lazy conditions: hits worked out
+    uint64_t *excl_stamp;       //  per eager anything-but alt, per value: excluded
+    uint64_t *kept_stamp;       //  P_KEEP paths: the values seen,
+    int32_t *kept_head;         //  a list in kept
 } s_index_t;
 
 typedef struct {
@@ -267,21 +286,15 @@ typedef struct {
     uint32_t len;
 } s_scope_t;
 
-//  A value met at a path with lazy anything-but alts
+//  A value met at a path with lazy alts (P_KEEP)
 typedef struct {
     msgpack_object obj;         //  a copy: the packed walk's objects are on its stack
-    uint64_t value;             //  its leaf_gen
     uint32_t scope;
     int32_t next;
-} s_abo_t;
-
-//  A value that excluded a lazy alt
-typedef struct {
-    uint64_t value;             //  its leaf_gen
-    int32_t next;
-} s_excl_link_t;
+} s_kept_t;
 
 #define S_MAX_WALK_DEPTH 64
+#define S_ALT_WILD      0x80000000u     //  in alt_cond (conditions are fewer)
 
 struct zb_patterns_t {
     size_t max_size;
@@ -297,10 +310,8 @@ struct zb_patterns_t {
     size_t n_hits, cap_hits;
     s_link_t *occs;
     size_t n_occs, cap_occs;
-    s_abo_t *abos;
-    size_t n_abos, cap_abos;
-    s_excl_link_t *excls;
-    size_t n_excls, cap_excls;
+    s_kept_t *kept;
+    size_t n_kept, cap_kept;
     uint32_t *hit_conds;        //  conditions hit by this event
     size_t n_hit_conds, cap_hit_conds;
     s_scope_t *scopes;
@@ -332,10 +343,11 @@ s_fmix (uint64_t h)
     return h;
 }
 
+//  Every hash ends with s_fmix: a multiply is mixing enough for the seed
 static inline uint64_t
 s_seed (uint32_t path, uint32_t kind)
 {
-    return s_fmix (((uint64_t) path << 8 | kind) + 0x9E3779B97F4A7C15ULL) ^ 0xcbf29ce484222325ULL;
+    return (((uint64_t) path << 8 | kind) + 1) * 0x9E3779B97F4A7C15ULL ^ 0xcbf29ce484222325ULL;
 }
 
 static inline uint64_t
@@ -378,9 +390,19 @@ s_hash_words (uint64_t h, const char *s, size_t len)
         p += 8;
         left -= 8;
     }
+    //  The last 0 to 7 bytes: two overlapping loads rather than a copy of
+    //  variable length (any function of the bytes does: len is mixed in)
     uint64_t w = 0;
+    if (left >= 4) {
+        uint32_t lo, hi;
+        memcpy (&lo, p, 4);
+        memcpy (&hi, p + left - 4, 4);
+        w = lo | (uint64_t) hi << 32;
+    }
+    else
     if (left)
-        memcpy (&w, p, left);
+        w = (uint64_t) (uint8_t) p [0] | (uint64_t) (uint8_t) p [left / 2] << 8
+          | (uint64_t) (uint8_t) p [left - 1] << 16;
     h = (h ^ w ^ ((uint64_t) len << 56)) * 0x9E3779B97F4A7C15ULL;
     return s_fmix (h);
 }
@@ -408,16 +430,29 @@ s_key_hash (uint32_t path, uint32_t kind, const char *key, size_t len)
     return s_fmix (h);
 }
 
+//  An entry's tag: other bits of the hash than the slot's, never 0
+static inline uint32_t
+s_tag (uint64_t hash)
+{
+    return (uint32_t) (hash >> 32) | 1;
+}
+
 //  The list stored under (path, kind, key), hash given; empty when none.
+//  The probe reads the tags, 4 bytes a slot: a key that is not there (most
+//  lookups) costs no read of the entries, whose table grows with the rules
+//  and outgrows the caches.
 static inline s_list_t
 s_find (const s_index_t *ix, uint64_t hash, uint32_t path, uint32_t kind,
         const char *key, size_t len)
 {
-    uint32_t mask = ix->entries_mask;
+    uint32_t mask = ix->entries_mask, tag = s_tag (hash);
     for (uint32_t i = (uint32_t) hash & mask; ; i = (i + 1) & mask) {
-        const s_entry_t *e = &ix->entries [i];
-        if (!e->used)
+        uint32_t t = ix->tags [i];
+        if (!t)
             return (s_list_t) { NULL, 0 };
+        if (t != tag)
+            continue;
+        const s_entry_t *e = &ix->entries [i];
         if (e->hash == hash && e->path == path && e->kind == kind && e->len == len
         &&  s_memeq (e->key, key, len))
             return (s_list_t) { ix->lists + e->list_off, e->list_n };
@@ -522,17 +557,48 @@ s_key_head (const char *key, size_t len)
     return head;
 }
 
-//  s_child at matching time: in place for paths with few children
+//  s_key_head of a key in the packed event: one load when 8 bytes are
+//  there to read
+static inline uint64_t
+s_key_head_packed (const uint8_t *key, size_t len, const uint8_t *end)
+{
+#if defined (__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    static const uint64_t mask [9] = {
+        0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFULL, 0xFFFFFFFFFFFFULL,
+        0xFFFFFFFFFFFFFFULL, 0xFFFFFFFFFFFFFFFFULL
+    };
+    if (end - key >= 8) {
+        uint64_t head;
+        memcpy (&head, key, 8);
+        return head & mask [len < 8? len: 8];
+    }
+#else
+    (void) end;
+#endif
+    return s_key_head ((const char *) key, len);
+}
+
+//  A key's bit in its parent's kid_bloom: most keys no pattern names are
+//  passed over on this test alone
+static inline uint64_t
+s_kid_bit (uint64_t head, size_t len)
+{
+    return 1ULL << (((head ^ len) * 0x9E3779B97F4A7C15ULL) >> 58);
+}
+
+//  s_child at matching time, head = s_key_head (key, len): in place for
+//  paths with few children
 static inline uint32_t
-s_child_fast (const s_index_t *ix, uint32_t parent, const char *key, size_t len)
+s_child_fast (const s_index_t *ix, uint32_t parent, uint64_t head, const char *key, size_t len)
 {
     const s_path_t *p = &ix->paths [parent];
+    if (!(p->kid_bloom & s_kid_bit (head, len)))
+        return 0;
     if (p->n_kids > S_SMALL_KIDS)
         return s_child (ix, parent, key, len);
-    uint64_t head = s_key_head (key, len);
-    const s_kid_t *kid = ix->kids + p->kid_off;
-    for (uint32_t i = 0; i < p->n_kids; i++, kid++)
-        if (kid->head == head && kid->len == len
+    const s_kid_t *kid = ix->kids + p->kid_off, *end = kid + p->n_kids;
+    for (; kid < end; kid++)
+        if (kid->head == head && kid->len == len    //  longer keys can share a head
         &&  (len <= 8 || memcmp (ix->paths [kid->child].key + 8, key + 8, len - 8) == 0))
             return kid->child;
     return 0;
@@ -557,9 +623,11 @@ s_build_kids (s_index_t *ix)
     }
     for (uint32_t p = 1; p < ix->n_paths; p++) {
         s_path_t *parent = &ix->paths [ix->paths [p].parent];
+        uint64_t head = s_key_head (ix->paths [p].key, ix->paths [p].key_len);
         ix->kids [parent->kid_off + parent->n_kids++] = (s_kid_t) {
-            s_key_head (ix->paths [p].key, ix->paths [p].key_len), (uint32_t) ix->paths [p].key_len, p
+            head, (uint32_t) ix->paths [p].key_len, p
         };
+        parent->kid_bloom |= s_kid_bit (head, ix->paths [p].key_len);
     }
     return true;
 }
@@ -675,11 +743,9 @@ s_add_alt (s_index_t *ix, s_build_t *b, uint32_t path, uint32_t cond, const zb_a
             return s_tuple (b, path, K_WILD, "", 0, id);
         }
         case ZB_OP_NUMERIC:
-            //  "=" too: a range of one atom
-            if (!s_grow ((void **) &b->ranges, &b->cap_ranges, b->n_ranges + 1, sizeof (s_range_t)))
-                return false;
-            b->ranges [b->n_ranges++] = (s_range_t) { path, id, alt, 0, 0 };
-            p->flags |= P_RANGES;
+            //  "=" too: a range of one atom. Indexed only when eager (s_lazy)
+            a->range = true;
+            a->src = alt;
             return true;
         case ZB_OP_CIDR:
             p->flags |= P_STRING_OPS;
@@ -689,47 +755,68 @@ s_add_alt (s_index_t *ix, s_build_t *b, uint32_t path, uint32_t cond, const zb_a
         case ZB_OP_EXISTS:
             return s_tuple (b, path, K_EXISTS, "", 0, id);
         case ZB_OP_ANYTHING_BUT:
+            //  Its exclusions are indexed only when eager (s_lazy)
             a->ab = true;
+            a->src = alt;
             ix->conds [cond].has_ab = true;
-            for (size_t i = 0; i < alt->n_excl; i++) {
-                const zb_excl_t *x = &alt->excl [i];
-                bool ok = true;
-                switch (x->kind) {
-                    case ZB_EXCL_VALUE:
-                        if (x->vkind == ZB_VAL_STR) {
-                            p->flags |= P_AB_STR;
-                            ok = s_tuple (b, path, K_AB_STR, x->key, x->key_len, id);
-                        }
-                        else {
-                            p->flags |= P_AB_NUM;
-                            ok = s_tuple (b, path, K_AB_NUM, x->key, x->key_len, id);
-                        }
-                        break;
-                    case ZB_EXCL_PREFIX:
-                        p->flags |= P_AB_STR;
-                        ok = s_tuple (b, path, K_AB_PRE, x->key, x->key_len, id)
-                          && s_tuple (b, path, K_LEN_AB_PRE, "", 0, (uint32_t) x->key_len);
-                        break;
-                    case ZB_EXCL_SUFFIX:
-                        p->flags |= P_AB_STR;
-                        ok = s_tuple (b, path, K_AB_SUF, x->key, x->key_len, id)
-                          && s_tuple (b, path, K_LEN_AB_SUF, "", 0, (uint32_t) x->key_len);
-                        break;
-                    case ZB_EXCL_EQUALS_CI:
-                        p->flags |= P_AB_STR | P_AB_EQ_CI;
-                        ok = s_tuple (b, path, K_AB_EQ_CI, x->key, x->key_len, id);
-                        break;
-                    case ZB_EXCL_WILDCARD:
-                        a->excl = alt->excl;
-                        a->n_excl = (uint32_t) alt->n_excl;
-                        break;
-                }
-                if (!ok)
-                    return false;
-            }
-            return s_tuple (b, path, K_AB, "", 0, id);
+            return true;
     }
     return false;
+}
+
+//  Enters an eager anything-but alt (its exclusions, looked up as values
+//  come) or numeric alt (into the path's ranges) in the index.
+static bool
+s_add_eager (s_index_t *ix, s_build_t *b, uint32_t id)
+{
+    s_alt_t *a = &ix->alts [id];
+    const zb_alt_t *alt = a->src;
+    uint32_t path = ix->conds [a->cond].path;
+    s_path_t *p = &ix->paths [path];
+    if (a->range) {
+        if (!s_grow ((void **) &b->ranges, &b->cap_ranges, b->n_ranges + 1, sizeof (s_range_t)))
+            return false;
+        b->ranges [b->n_ranges++] = (s_range_t) { path, id, alt, 0, 0 };
+        p->flags |= P_RANGES;
+        return true;
+    }
+    for (size_t i = 0; i < alt->n_excl; i++) {
+        const zb_excl_t *x = &alt->excl [i];
+        bool ok = true;
+        switch (x->kind) {
+            case ZB_EXCL_VALUE:
+                if (x->vkind == ZB_VAL_STR) {
+                    p->flags |= P_AB_STR;
+                    ok = s_tuple (b, path, K_AB_STR, x->key, x->key_len, id);
+                }
+                else {
+                    p->flags |= P_AB_NUM;
+                    ok = s_tuple (b, path, K_AB_NUM, x->key, x->key_len, id);
+                }
+                break;
+            case ZB_EXCL_PREFIX:
+                p->flags |= P_AB_STR;
+                ok = s_tuple (b, path, K_AB_PRE, x->key, x->key_len, id)
+                  && s_tuple (b, path, K_LEN_AB_PRE, "", 0, (uint32_t) x->key_len);
+                break;
+            case ZB_EXCL_SUFFIX:
+                p->flags |= P_AB_STR;
+                ok = s_tuple (b, path, K_AB_SUF, x->key, x->key_len, id)
+                  && s_tuple (b, path, K_LEN_AB_SUF, "", 0, (uint32_t) x->key_len);
+                break;
+            case ZB_EXCL_EQUALS_CI:
+                p->flags |= P_AB_STR | P_AB_EQ_CI;
+                ok = s_tuple (b, path, K_AB_EQ_CI, x->key, x->key_len, id);
+                break;
+            case ZB_EXCL_WILDCARD:
+                a->excl = alt->excl;
+                a->n_excl = (uint32_t) alt->n_excl;
+                break;
+        }
+        if (!ok)
+            return false;
+    }
+    return s_tuple (b, path, K_AB, "", 0, id);
 }
 
 static int
@@ -772,8 +859,9 @@ s_build_table (s_index_t *ix, s_build_t *b)
     if (cap > UINT32_MAX)
         return false;
     ix->entries = calloc (cap, sizeof (s_entry_t));
+    ix->tags = calloc (cap, sizeof (uint32_t));
     ix->lists = malloc ((b->n_tuples? b->n_tuples: 1) * sizeof (uint32_t));
-    if (!ix->entries || !ix->lists)
+    if (!ix->entries || !ix->tags || !ix->lists)
         return false;
     ix->entries_mask = (uint32_t) cap - 1;
     uint32_t n_list = 0;
@@ -792,6 +880,7 @@ s_build_table (s_index_t *ix, s_build_t *b)
             .hash = hash, .key = t->key, .len = t->len, .path = t->path,
             .list_off = off, .list_n = n_list - off, .kind = (uint8_t) t->kind, .used = 1
         };
+        ix->tags [k] = s_tag (hash);
         i = j;
     }
     return true;
@@ -996,6 +1085,7 @@ s_index_destroy (s_index_t **ix_p)
     free (ix->children);
     free (ix->kids);
     free (ix->entries);
+    free (ix->tags);
     free (ix->lists);
     free (ix->alts);
     free (ix->conds);
@@ -1005,18 +1095,14 @@ s_index_destroy (s_index_t **ix_p)
     free (ix->anchored);
     free (ix->always);
     free (ix->names);
-    free (ix->cond_stamp);
-    free (ix->cond_head);
-    free (ix->cond_last);
+    free (ix->cs);
+    free (ix->alt_cond);
     free (ix->pattern_stamp);
     free (ix->path_stamp);
     free (ix->path_head);
     free (ix->excl_stamp);
-    free (ix->excl_gen);
-    free (ix->excl_head);
-    free (ix->abo_stamp);
-    free (ix->abo_head);
-    free (ix->mat_stamp);
+    free (ix->kept_stamp);
+    free (ix->kept_head);
     free (ix);
     *ix_p = NULL;
 }
@@ -1162,6 +1248,7 @@ s_condition (s_index_t *ix, s_build_t *b, s_dedup_t *d, uint32_t path, const zb_
     }
     size_t off = d->sigs.len;
     if (!s_sig_put (&d->sigs, d->sig.bytes, d->sig.len)
+    ||  ix->n_conds >= S_ALT_WILD      //  ids must leave alt_cond's flag bit free
     ||  !s_grow32 ((void **) &ix->conds, &ix->cap_conds, ix->n_conds + 1, sizeof (s_cond_t)))
         return UINT32_MAX;
     uint32_t cond = ix->n_conds++;
@@ -1258,31 +1345,35 @@ s_anchor (s_index_t *ix)
     return true;
 }
 
-//  anything-but alts of a condition no branch is anchored on are LAZY: the
-//  walk does not hit them one by one (that would cost every value at the
-//  path a step per such alt, whether any branch needs it or not); it keeps
-//  the path's values and the exclusions each value found, and a branch
-//  being verified works out the hits of its lazy conditions (s_materialize).
-//  The others (conditions that anchor branches) are hit as values come: the
-//  branches they anchor are candidates, so that work is paid per candidate.
-static void
-s_split_ab (s_index_t *ix, s_path_t *path)
+//  anything-but and numeric alts of a condition no branch is anchored on
+//  are LAZY: the walk does not look them up (an anything-but is hit by
+//  nearly every value, an open range by every value past its bound, and
+//  with thousands of such conditions beside narrower fields that would cost
+//  every event a step per condition, and a step per exclusion of the value,
+//  whether any branch needs them or not). It keeps the values met at their
+//  paths, and a branch being verified works out the hits of its lazy
+//  conditions from them (s_materialize): the work is per candidate branch.
+//  The others (conditions that anchor branches) are indexed and hit as
+//  values come: the branches they anchor are candidates, so that work is
+//  paid per candidate too.
+static bool
+s_lazy (s_index_t *ix, s_build_t *b)
 {
-    uint32_t *v = (uint32_t *) path->ab.v;
-    uint32_t n = path->ab.n, eager = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        s_alt_t *a = &ix->alts [v [i]];
+    for (uint32_t id = 0; id < ix->n_alts; id++) {
+        s_alt_t *a = &ix->alts [id];
+        if (!a->ab && !a->range)
+            continue;
+        s_cond_t *cond = &ix->conds [a->cond];
         a->lazy = ix->anchored_off [a->cond + 1] == ix->anchored_off [a->cond];
-        if (!a->lazy) {         //  eager ones first, lazy after
-            uint32_t alt = v [i];
-            v [i] = v [eager];
-            v [eager++] = alt;
+        if (a->lazy) {
+            cond->lazy = true;
+            ix->paths [cond->path].flags |= P_KEEP;
         }
+        else
+        if (!s_add_eager (ix, b, id))
+            return false;
     }
-    path->ab_lazy = (s_list_t) { v? v + eager: NULL, n - eager };
-    path->ab.n = eager;
-    for (uint32_t i = eager; i < n; i++)
-        ix->conds [ix->alts [v [i]].cond].lazy = true;
+    return true;
 }
 
 static bool
@@ -1324,7 +1415,8 @@ s_index_build (zb_patterns_t *self)
     free (dedup.sig.bytes);
     free (dedup.sigs.bytes);
     free (dedup.table);
-    ok = ok && s_anchor (ix) && s_build_table (ix, &b) && s_build_ranges (ix, &b) && s_build_kids (ix);
+    ok = ok && s_anchor (ix) && s_lazy (ix, &b) && s_build_table (ix, &b) && s_build_ranges (ix, &b)
+       && s_build_kids (ix);
     if (ok)
         for (uint32_t p = 1; p < ix->n_paths; p++) {
             s_path_t *path = &ix->paths [p];
@@ -1339,21 +1431,26 @@ s_index_build (zb_patterns_t *self)
             path->ab_suf = s_find_list (ix, p, K_LEN_AB_SUF);
             path->cidr4 = s_find_list (ix, p, K_LEN_CIDR4);
             path->cidr6 = s_find_list (ix, p, K_LEN_CIDR6);
-            s_split_ab (ix, path);
         }
     ok = ok
-      && s_zalloc ((void **) &ix->cond_stamp, ix->n_conds, sizeof (uint64_t))
-      && s_zalloc ((void **) &ix->cond_head, ix->n_conds, sizeof (int32_t))
-      && s_zalloc ((void **) &ix->cond_last, ix->n_conds, sizeof (uint32_t))
+      && s_zalloc ((void **) &ix->cs, ix->n_conds, sizeof (s_cond_state_t))
+      && s_zalloc ((void **) &ix->alt_cond, ix->n_alts, sizeof (uint32_t))
       && s_zalloc ((void **) &ix->pattern_stamp, ix->n_patterns, sizeof (uint64_t))
       && s_zalloc ((void **) &ix->path_stamp, ix->n_paths, sizeof (uint64_t))
       && s_zalloc ((void **) &ix->path_head, ix->n_paths, sizeof (int32_t))
       && s_zalloc ((void **) &ix->excl_stamp, ix->n_alts, sizeof (uint64_t))
-      && s_zalloc ((void **) &ix->excl_gen, ix->n_alts, sizeof (uint64_t))
-      && s_zalloc ((void **) &ix->excl_head, ix->n_alts, sizeof (int32_t))
-      && s_zalloc ((void **) &ix->abo_stamp, ix->n_paths, sizeof (uint64_t))
-      && s_zalloc ((void **) &ix->abo_head, ix->n_paths, sizeof (int32_t))
-      && s_zalloc ((void **) &ix->mat_stamp, ix->n_conds, sizeof (uint64_t));
+      && s_zalloc ((void **) &ix->kept_stamp, ix->n_paths, sizeof (uint64_t))
+      && s_zalloc ((void **) &ix->kept_head, ix->n_paths, sizeof (int32_t));
+    if (ok) {
+        for (uint32_t a = 0; a < ix->n_alts; a++)
+            ix->alt_cond [a] = ix->alts [a].cond | (ix->alts [a].wild? S_ALT_WILD: 0);
+        for (uint32_t c = 0; c < ix->n_conds; c++) {
+            ix->cs [c].anchors = ix->anchored_off [c + 1] > ix->anchored_off [c];
+            ix->cs [c].lazy = ix->conds [c].lazy;
+            ix->cs [c].path = ix->conds [c].path;
+            ix->cs [c].can_absent = ix->conds [c].can_absent;
+        }
+    }
     if (ok && max_conds > self->cap_search) {
         free (self->chosen);
         free (self->deferred);
@@ -1384,12 +1481,13 @@ static inline void
 s_hit (zb_patterns_t *self, uint32_t alt, uint32_t scope)
 {
     s_index_t *ix = self->ix;
-    uint32_t c = ix->alts [alt].cond;
-    if (ix->cond_stamp [c] != self->gen) {
-        ix->cond_stamp [c] = self->gen;
-        ix->cond_head [c] = -1;
-        ix->cond_last [c] = UINT32_MAX;
-        if (ix->anchored_off [c + 1] > ix->anchored_off [c]) {
+    uint32_t c = ix->alt_cond [alt] & ~S_ALT_WILD;
+    s_cond_state_t *cs = &ix->cs [c];
+    if (cs->stamp != self->gen) {
+        cs->stamp = self->gen;
+        cs->head = -1;
+        cs->last = UINT32_MAX;
+        if (cs->anchors) {
             if (!s_grow ((void **) &self->hit_conds, &self->cap_hit_conds, self->n_hit_conds + 1,
                          sizeof (uint32_t))) {
                 s_oom (self);
@@ -1398,14 +1496,14 @@ s_hit (zb_patterns_t *self, uint32_t alt, uint32_t scope)
             self->hit_conds [self->n_hit_conds++] = c;
         }
     }
-    if (ix->cond_last [c] != scope) {
+    if (cs->last != scope) {
         if (!s_grow ((void **) &self->hits, &self->cap_hits, self->n_hits + 1, sizeof (s_link_t))) {
             s_oom (self);
             return;
         }
-        self->hits [self->n_hits] = (s_link_t) { scope, ix->cond_head [c] };
-        ix->cond_head [c] = (int32_t) self->n_hits++;
-        ix->cond_last [c] = scope;
+        self->hits [self->n_hits] = (s_link_t) { scope, cs->head };
+        cs->head = (int32_t) self->n_hits++;
+        cs->last = scope;
     }
 }
 
@@ -1418,26 +1516,11 @@ s_apply (zb_patterns_t *self, s_list_t list, s_mode_t mode, uint32_t scope,
 {
     for (uint32_t i = 0; i < list.n; i++) {
         uint32_t alt = list.v [i];
-        if (mode == S_EXCLUDE) {
-            s_index_t *ix = self->ix;
-            ix->excl_stamp [alt] = self->leaf_gen;
-            if (ix->alts [alt].lazy) {
-                if (ix->excl_gen [alt] != self->gen) {
-                    ix->excl_gen [alt] = self->gen;
-                    ix->excl_head [alt] = -1;
-                }
-                if (!s_grow ((void **) &self->excls, &self->cap_excls, self->n_excls + 1,
-                             sizeof (s_excl_link_t))) {
-                    s_oom (self);
-                    return;
-                }
-                self->excls [self->n_excls] = (s_excl_link_t) { self->leaf_gen, ix->excl_head [alt] };
-                ix->excl_head [alt] = (int32_t) self->n_excls++;
-            }
-        }
+        if (mode == S_EXCLUDE)
+            self->ix->excl_stamp [alt] = self->leaf_gen;
         else {
-            const zb_wild_t *wild = self->ix->alts [alt].wild;
-            if (!wild || zb_wild_match (wild, s, len))
+            if (!(self->ix->alt_cond [alt] & S_ALT_WILD)
+            ||  zb_wild_match (self->ix->alts [alt].wild, s, len))
                 s_hit (self, alt, scope);
         }
     }
@@ -1574,31 +1657,33 @@ s_wild_excluded (const s_alt_t *a, const msgpack_object *obj)
     return false;
 }
 
-//  anything-but: exclusions of this value stamp their alts; the others hit.
+//  Keeps a value met at a path with lazy alts, for s_materialize.
+static void
+s_keep (zb_patterns_t *self, uint32_t path, const msgpack_object *obj, uint32_t scope)
+{
+    s_index_t *ix = self->ix;
+    if (ix->kept_stamp [path] != self->gen) {
+        ix->kept_stamp [path] = self->gen;
+        ix->kept_head [path] = -1;
+    }
+    if (!s_grow ((void **) &self->kept, &self->cap_kept, self->n_kept + 1, sizeof (s_kept_t))) {
+        s_oom (self);
+        return;
+    }
+    self->kept [self->n_kept] = (s_kept_t) { *obj, scope, ix->kept_head [path] };
+    ix->kept_head [path] = (int32_t) self->n_kept++;
+}
+
+//  Eager anything-but alts: exclusions of this value stamp their alts; the
+//  others hit.
 static void
 s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msgpack_object *obj,
                 const char *numkey, uint32_t scope)
 {
     self->leaf_gen++;
-    const char *s = NULL;
-    size_t len = 0;
-    if (p->ab_lazy.n) {
-        //  Kept for the lazy alts: see s_materialize
-        s_index_t *ix = self->ix;
-        if (ix->abo_stamp [path] != self->gen) {
-            ix->abo_stamp [path] = self->gen;
-            ix->abo_head [path] = -1;
-        }
-        if (!s_grow ((void **) &self->abos, &self->cap_abos, self->n_abos + 1, sizeof (s_abo_t))) {
-            s_oom (self);
-            return;
-        }
-        self->abos [self->n_abos] = (s_abo_t) { *obj, self->leaf_gen, scope, ix->abo_head [path] };
-        ix->abo_head [path] = (int32_t) self->n_abos++;
-    }
     if (obj->type == MSGPACK_OBJECT_STR) {
-        s = obj->via.str.ptr;
-        len = obj->via.str.size;
+        const char *s = obj->via.str.ptr;
+        size_t len = obj->via.str.size;
         if (p->flags & P_AB_STR) {
             s_exact (self, path, K_AB_STR, s, len, S_EXCLUDE, scope);
             if (p->ab_pre.n)
@@ -1626,28 +1711,130 @@ s_anything_but (zb_patterns_t *self, const s_path_t *p, uint32_t path, const msg
     }
 }
 
-//  The hits of a lazy condition: its anything-but alts against every value
-//  kept at its path (the other alts were hit during the walk). Once per
-//  event; the cost is the condition's alts times the values at the path.
+//  The canonical number of a numeric msgpack value; false for anything
+//  else (NaN included: not a JSON number).
+static inline bool
+s_number (const msgpack_object *obj, zb_num_t *num)
+{
+    switch (obj->type) {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            *num = zb_num_from_uint (obj->via.u64);
+            return true;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            *num = zb_num_from_int (obj->via.i64);
+            return true;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            if (obj->via.f64 != obj->via.f64)
+                return false;
+            *num = zb_num_from_double (obj->via.f64);
+            return true;
+        default:
+            return false;
+    }
+}
+
+//  Does a lazy anything-but alt hold for the value (no exclusion names it)?
+//  The same tests as the eager lookups: string values against the string
+//  exclusions (equals-ignore-case on the folded value), numbers by value.
+static bool
+s_ab_holds (zb_patterns_t *self, const zb_alt_t *alt, const msgpack_object *obj)
+{
+    const char *s = NULL, *folded = NULL;
+    size_t len = 0, flen = 0;
+    bool is_str = obj->type == MSGPACK_OBJECT_STR;
+    if (is_str) {
+        s = obj->via.str.ptr;
+        len = obj->via.str.size;
+    }
+    uint8_t numkey [ZB_NUM_KEY_SIZE];
+    int is_num = -1;                //  not worked out yet
+    for (size_t k = 0; k < alt->n_excl; k++) {
+        const zb_excl_t *x = &alt->excl [k];
+        if (x->kind == ZB_EXCL_VALUE && x->vkind != ZB_VAL_STR) {
+            if (is_num < 0) {
+                zb_num_t num;
+                is_num = s_number (obj, &num);
+                if (is_num)
+                    zb_num_key (&num, numkey);
+            }
+            if (is_num && x->key_len == ZB_NUM_KEY_SIZE && memcmp (x->key, numkey, ZB_NUM_KEY_SIZE) == 0)
+                return false;
+            continue;
+        }
+        if (!is_str)
+            continue;               //  the string forms let every non-string through
+        switch (x->kind) {
+            case ZB_EXCL_VALUE:
+                if (len == x->key_len && s_memeq (s, x->key, len))
+                    return false;
+                break;
+            case ZB_EXCL_PREFIX:
+                if (len >= x->key_len && s_memeq (s, x->key, x->key_len))
+                    return false;
+                break;
+            case ZB_EXCL_SUFFIX:
+                if (len >= x->key_len && s_memeq (s + len - x->key_len, x->key, x->key_len))
+                    return false;
+                break;
+            case ZB_EXCL_EQUALS_CI:
+                if (!folded) {
+                    folded = s_fold (self, s, len, &flen);
+                    if (!folded)
+                        return false;
+                }
+                if (flen == x->key_len && s_memeq (folded, x->key, flen))
+                    return false;
+                break;
+            case ZB_EXCL_WILDCARD:
+                if (zb_wild_match (x->wild, s, len))
+                    return false;
+                break;
+        }
+    }
+    return true;
+}
+
+//  Is the value in a lazy numeric alt's range?
+static bool
+s_range_holds (const zb_alt_t *alt, const msgpack_object *obj)
+{
+    zb_num_t num;
+    if (!s_number (obj, &num))
+        return false;
+    if (alt->has_lo) {
+        int cmp = zb_num_cmp (&num, &alt->lo);
+        if (cmp < 0 || (cmp == 0 && !alt->lo_incl))
+            return false;
+    }
+    if (alt->has_hi) {
+        int cmp = zb_num_cmp (&num, &alt->hi);
+        if (cmp > 0 || (cmp == 0 && !alt->hi_incl))
+            return false;
+    }
+    return true;
+}
+
+//  The hits of a lazy condition: its lazy alts against every value kept at
+//  its path (its other alts were hit during the walk). Once per event and
+//  condition, when a candidate branch needs it; the cost is the
+//  condition's lazy alts times the values at the path.
 static void
 s_materialize (zb_patterns_t *self, uint32_t c)
 {
     s_index_t *ix = self->ix;
-    ix->mat_stamp [c] = self->gen;
+    ix->cs [c].mat_stamp = self->gen;
     const s_cond_t *cond = &ix->conds [c];
-    if (ix->abo_stamp [cond->path] != self->gen)
+    if (ix->kept_stamp [cond->path] != self->gen)
         return;                 //  no value there
     for (uint32_t alt = cond->alt_first; alt < cond->alt_first + cond->alt_n; alt++) {
-        if (!ix->alts [alt].ab)
+        const s_alt_t *a = &ix->alts [alt];
+        if (!a->lazy)
             continue;
-        for (int32_t o = ix->abo_head [cond->path]; o >= 0; o = self->abos [o].next) {
-            const s_abo_t *abo = &self->abos [o];
-            bool excluded = false;
-            if (ix->excl_gen [alt] == self->gen)
-                for (int32_t x = ix->excl_head [alt]; x >= 0 && !excluded; x = self->excls [x].next)
-                    excluded = self->excls [x].value == abo->value;
-            if (!excluded && !s_wild_excluded (&ix->alts [alt], &abo->obj))
-                s_hit (self, alt, abo->scope);
+        for (int32_t o = ix->kept_head [cond->path]; o >= 0; o = self->kept [o].next) {
+            const s_kept_t *kept = &self->kept [o];
+            if (a->ab? s_ab_holds (self, a->src, &kept->obj): s_range_holds (a->src, &kept->obj))
+                s_hit (self, alt, kept->scope);
         }
     }
 }
@@ -1695,8 +1882,10 @@ s_leaf (zb_patterns_t *self, uint32_t path, const msgpack_object *obj, uint32_t 
                     return;     //  NaN: not a JSON number
                 num = zb_num_from_double (obj->via.f64);
             }
-            is_num = true;
-            zb_num_key (&num, (uint8_t *) numkey);
+            //  The hash key only when something looks numbers up by value
+            is_num = (p->flags & (P_NUM | P_AB_NUM)) != 0;
+            if (is_num)
+                zb_num_key (&num, (uint8_t *) numkey);
             if (p->flags & P_NUM)
                 s_exact (self, path, K_NUM, numkey, ZB_NUM_KEY_SIZE, S_HIT, scope);
             if (p->flags & P_RANGES) {
@@ -1736,7 +1925,9 @@ s_leaf (zb_patterns_t *self, uint32_t path, const msgpack_object *obj, uint32_t 
         default:
             break;
     }
-    if (p->ab.n || p->ab_lazy.n)
+    if (p->flags & P_KEEP)
+        s_keep (self, path, obj, scope);
+    if (p->ab.n)
         s_anything_but (self, p, path, obj, is_num? numkey: NULL, scope);
 }
 
@@ -1783,10 +1974,12 @@ s_walk (zb_patterns_t *self, const msgpack_object *obj, uint32_t path, uint32_t 
             const msgpack_object_kv *kv = &obj->via.map.ptr [i];
             if (kv->key.type != MSGPACK_OBJECT_STR)
                 continue;
+            const char *key = kv->key.via.str.ptr;
             uint32_t len = kv->key.via.str.size;
             if (!(p->child_lens & (1ULL << (len < 63? len: 63))))
-                continue;       //  no pattern names a key that long here
-            uint32_t child = s_child_fast (ix, path, kv->key.via.str.ptr, kv->key.via.str.size);
+                continue;       //  no pattern names a key that long here (cheaper
+                                //  than the head the bloom test needs)
+            uint32_t child = s_child_fast (ix, path, s_key_head (key, len), key, len);
             if (child)
                 s_walk (self, &kv->val, child, scope, base, 0, depth + 1);
         }
@@ -1971,6 +2164,28 @@ s_head (s_cursor_t *c, s_head_t *head, uint32_t *count, msgpack_object *obj)
     return true;
 }
 
+//  The whole size of an object from its first byte, for the objects whose
+//  size that byte tells (fixint, fixstr, nil, bool, float, (u)int, fixext);
+//  0 for the others (maps, arrays, str/bin/ext with a length field)
+static const uint8_t s_fixed_size [256] = {
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, 15, 16,
+    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+     1,  0,  1,  1,  0,  0,  0,  0,  0,  0,  5,  9,  2,  3,  5,  9,
+     2,  3,  5,  9,  3,  4,  6, 10, 18,  0,  0,  0,  0,  0,  0,  0,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+};
+
 //  Skips n objects, however nested (no recursion).
 static bool
 s_skip (s_cursor_t *c, uint64_t n)
@@ -1982,26 +2197,30 @@ s_skip (s_cursor_t *c, uint64_t n)
             c->bad = true;
             return false;
         }
-        //  The common one-byte headers first
+        //  The common headers first
         uint8_t b = *c->p;
-        if ((b & 0xe0) == 0xa0) {                   //  fixstr
-            size_t len = b & 0x1f;
-            if ((size_t) (c->end - c->p) < len + 1) {
+        size_t fixed = s_fixed_size [b];
+        if (fixed) {
+            if ((size_t) (c->end - c->p) < fixed) {
                 c->bad = true;
                 return false;
             }
-            c->p += len + 1;
-            n--;
-            continue;
-        }
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            c->p++;                                 //  fixint, nil, bool
+            c->p += fixed;
             n--;
             continue;
         }
         if ((b & 0xe0) == 0x80) {                   //  fixmap, fixarray
             c->p++;
             n = n - 1 + (uint64_t) (b & 0x0f) * ((b & 0xf0) == 0x80? 2: 1);
+            continue;
+        }
+        if (b == 0xd9) {                            //  str 8
+            if ((size_t) (c->end - c->p) < 2 || (size_t) (c->end - c->p) - 2 < c->p [1]) {
+                c->bad = true;
+                return false;
+            }
+            c->p += 2 + (size_t) c->p [1];
+            n--;
             continue;
         }
         s_head_t head;
@@ -2017,6 +2236,25 @@ s_skip (s_cursor_t *c, uint64_t n)
             n += count;
     }
     return true;
+}
+
+//  Skips one object: the common headers in line, the others by s_skip.
+//  false when the data is bad.
+static inline bool
+s_skip_one (s_cursor_t *c)
+{
+    if (c->p < c->end) {
+        uint8_t b = *c->p;
+        size_t left = (size_t) (c->end - c->p);
+        size_t n = s_fixed_size [b];
+        if (b == 0xd9 && left >= 2)                 //  str 8
+            n = 2 + (size_t) c->p [1];
+        if (n && n <= left) {
+            c->p += n;
+            return true;
+        }
+    }
+    return s_skip (c, 1);
 }
 
 //  The value at the cursor, at path (as s_walk)
@@ -2040,27 +2278,80 @@ s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope
             scope = s_new_scope (self, scope, base, n_pending);
             base += n_pending;
         }
-        for (uint32_t i = 0; i < count && !c->bad && !self->oom; i++) {
-            s_head_t key_head;
-            uint32_t key_count;
-            msgpack_object key;
-            if (!s_head (c, &key_head, &key_count, &key))
-                return;
-            if (key_head != S_SCALAR) {     //  a map or array as a key: skipped
-                s_skip (c, (key_head == S_MAP? 2: 1) * (uint64_t) key_count + 1);
-                continue;
+        //  The common case in line, on a local copy of the cursor (c->p is
+        //  written back before any call that reads it). c->bad and
+        //  self->oom are set only by the calls, checked after them.
+        const uint8_t *at = c->p, *end = c->end;
+        for (uint32_t i = 0; i < count; i++) {
+            const uint8_t *key;
+            size_t len;
+            if (at < end && (*at & 0xe0) == 0xa0) {
+                //  A fixstr key: nearly all of them
+                len = *at & 0x1f;
+                key = at + 1;
+                if ((size_t) (end - key) < len) {
+                    c->bad = true;
+                    return;
+                }
+                at = key + len;
+            }
+            else {
+                s_head_t key_head;
+                uint32_t key_count;
+                msgpack_object obj_key;
+                c->p = at;
+                if (!s_head (c, &key_head, &key_count, &obj_key))
+                    return;
+                at = c->p;
+                if (key_head != S_SCALAR || obj_key.type != MSGPACK_OBJECT_STR) {
+                    //  A map, array or non-string as a key: skipped with its value
+                    uint64_t n = key_head == S_SCALAR? 1: (key_head == S_MAP? 2: 1) * (uint64_t) key_count + 1;
+                    if (!s_skip (c, n))
+                        return;
+                    at = c->p;
+                    continue;
+                }
+                key = (const uint8_t *) obj_key.via.str.ptr;
+                len = obj_key.via.str.size;
             }
             uint32_t child = 0;
-            if (key.type == MSGPACK_OBJECT_STR) {
-                uint32_t len = key.via.str.size;
-                if (p->child_lens & (1ULL << (len < 63? len: 63)))
-                    child = s_child_fast (ix, path, key.via.str.ptr, len);
+            if (p->child_lens & (1ULL << (len < 63? len: 63)))
+                child = s_child_fast (ix, path, s_key_head_packed (key, len, end), (const char *) key, len);
+            size_t n = at < end? s_fixed_size [*at]: 0;
+            if (n && n <= (size_t) (end - at)) {
+                //  A value whose first byte tells its size: a scalar. At a
+                //  key no pattern names, skipped in line; at a named path,
+                //  straight to s_leaf (as the call below would)
+                if (child && (ix->paths [child].flags & P_LEAF) && depth + 1 < S_MAX_WALK_DEPTH) {
+                    msgpack_object value;
+                    if ((*at & 0xe0) == 0xa0) {
+                        value.type = MSGPACK_OBJECT_STR;
+                        value.via.str.ptr = (const char *) at + 1;
+                        value.via.str.size = (uint32_t) n - 1;
+                    }
+                    else {
+                        s_cursor_t scalar = { at, end, false };
+                        s_head_t value_head;
+                        uint32_t value_count;
+                        s_head (&scalar, &value_head, &value_count, &value);
+                    }
+                    s_leaf (self, child, &value, scope);
+                    if (self->oom)
+                        return;
+                }
+                at += n;
+                continue;
             }
+            c->p = at;
             if (child)
                 s_walk_packed (self, c, child, scope, base, 0, depth + 1);
             else
                 s_skip (c, 1);
+            if (c->bad || self->oom)
+                return;
+            at = c->p;
         }
+        c->p = at;
     }
     else
     if (head == S_ARRAY) {
@@ -2135,19 +2426,19 @@ s_search (zb_patterns_t *self, const s_branch_t *branch, uint32_t k,
     if (k == branch->n) {
         //  Absence only gets easier as scopes are chosen: check it last
         for (uint32_t d = 0; d < n_deferred; d++)
-            if (!s_absent (self, ix->conds [self->deferred [d]].path, n_chosen))
+            if (!s_absent (self, ix->cs [self->deferred [d]].path, n_chosen))
                 return false;
         return true;
     }
     uint32_t c = ix->branch_conds [branch->first + k];
-    if (ix->conds [c].can_absent) {
+    if (ix->cs [c].can_absent) {
         self->deferred [n_deferred] = c;
         if (s_search (self, branch, k + 1, n_chosen, n_deferred + 1))
             return true;
     }
-    if (ix->cond_stamp [c] != self->gen)
+    if (ix->cs [c].stamp != self->gen)
         return false;
-    for (int32_t h = ix->cond_head [c]; h >= 0; h = self->hits [h].next) {
+    for (int32_t h = ix->cs [c].head; h >= 0; h = self->hits [h].next) {
         uint32_t scope = self->hits [h].scope;
         if (!s_compatible_all (self, scope, n_chosen))
             continue;
@@ -2165,19 +2456,19 @@ s_verify (zb_patterns_t *self, uint32_t b)
     const s_branch_t *branch = &ix->branches [b];
     const uint32_t *conds = ix->branch_conds + branch->first;
     for (uint32_t k = 0; k < branch->n; k++)
-        if (ix->conds [conds [k]].lazy && ix->mat_stamp [conds [k]] != self->gen)
+        if (ix->cs [conds [k]].lazy && ix->cs [conds [k]].mat_stamp != self->gen)
             s_materialize (self, conds [k]);
     if (self->oom)
         return false;
     for (uint32_t k = 0; k < branch->n_must; k++)
-        if (ix->cond_stamp [conds [k]] != self->gen)
+        if (ix->cs [conds [k]].stamp != self->gen)
             return false;
     if (self->n_scopes > 1)
         return s_search (self, branch, 0, 0, 0);
     //  One scope: every hit is compatible; absent conditions need no value
     for (uint32_t k = branch->n_must; k < branch->n; k++) {
         uint32_t c = conds [k];
-        if (ix->cond_stamp [c] != self->gen && ix->path_stamp [ix->conds [c].path] == self->gen)
+        if (ix->cs [c].stamp != self->gen && ix->path_stamp [ix->cs [c].path] == self->gen)
             return false;
     }
     return true;
@@ -2216,8 +2507,7 @@ zb_patterns_destroy (zb_patterns_t **self_p)
     zhashx_destroy (&self->by_name);
     free (self->hits);
     free (self->occs);
-    free (self->abos);
-    free (self->excls);
+    free (self->kept);
     free (self->hit_conds);
     free (self->scopes);
     free (self->trail);
@@ -2322,7 +2612,7 @@ s_match_begin (zb_patterns_t *self)
     self->gen++;
     self->oom = false;
     self->n_hits = self->n_occs = self->n_hit_conds = self->n_trail = 0;
-    self->n_abos = self->n_excls = 0;
+    self->n_kept = 0;
     self->n_arrays = 0;
     if (!s_grow ((void **) &self->scopes, &self->cap_scopes, 1, sizeof (s_scope_t)))
         return false;

@@ -67,8 +67,9 @@
     Cost: matching walks the event once, looks each value up in one index
     built from all patterns and checks only the patterns filed under what it
     found (see pattern.c): the work grows with the patterns that (nearly)
-    match, not with the number of patterns. anything-but beside a narrower
-    field is checked only for the patterns that field selects; a pattern
+    match, not with the number of patterns. anything-but and numeric
+    beside a narrower field (an exact store id and "total" > X) are checked
+    only for the patterns that field selects; a pattern
     that is only anything-but fields matches nearly every event, so costs
     a step per event (listing it). Wildcards that start and end with '*'
     are tried one by one, and patterns made only of {"exists": false}

@@ -540,6 +540,50 @@ test_operators_together (void **state)
     }
 }
 
+//  Numeric ranges and anything-but beside a narrower field are LAZY
+//  (pattern.c): the walk keeps the values, a candidate evaluates them. The
+//  same operators as anchors are eager. Both kinds in one set, every form,
+//  with arrays of objects.
+static void
+test_lazy_conditions (void **state)
+{
+    (void) state;
+    zb_patterns_t *set = zb_patterns_new ();
+    assert_non_null (set);
+    t_add (set, "r1", "{\"id\": [\"A\"], \"total\": [{\"numeric\": [\">\", 100]}]}");
+    t_add (set, "r2", "{\"id\": [\"A\"], \"total\": [{\"numeric\": [\">=\", 0, \"<\", 50]}, \"free\"]}");
+    t_add (set, "r3", "{\"total\": [{\"numeric\": [\">\", 1000]}]}");
+    t_add (set, "r4", "{\"id\": [\"A\"], \"store\": [{\"anything-but\": {\"prefix\": \"st\"}}]}");
+    t_add (set, "r5", "{\"id\": [\"A\"], \"store\": [{\"anything-but\": {\"suffix\": \"9\"}}]}");
+    t_add (set, "r6", "{\"id\": [\"A\"], \"store\": [{\"anything-but\": {\"equals-ignore-case\": \"X\"}}]}");
+    t_add (set, "r7", "{\"id\": [\"A\"], \"store\": [{\"anything-but\": [\"s1\", \"s2\"]}]}");
+    t_add (set, "r12", "{\"id\": [\"A\"], \"store\": [{\"anything-but\": [5, 7]}]}");
+    t_add (set, "r8", "{\"id\": [\"A\"], \"store\": [{\"anything-but\": {\"wildcard\": \"s*1\"}}]}");
+    t_add (set, "r9", "{\"store\": [{\"anything-but\": \"s1\"}]}");
+    t_add (set, "r10", "{\"items\": {\"sku\": [\"K\"], \"qty\": [{\"numeric\": [\">\", 2]}]}}");
+    t_add (set, "r11", "{\"items\": {\"sku\": [\"K\"], \"tag\": [{\"anything-but\": \"old\"}]}}");
+    assert_string_equal (t_match_set (set, "{\"id\": \"A\", \"total\": 150, \"store\": \"x\"}"),
+                         "r1 r12 r4 r5 r7 r8 r9");
+    assert_string_equal (t_match_set (set, "{\"id\": \"A\", \"total\": \"free\", \"store\": \"s1\"}"),
+                         "r12 r2 r4 r5 r6");
+    assert_string_equal (t_match_set (set, "{\"id\": \"A\", \"total\": [20, 2000], \"store\": [5, \"st9\"]}"),
+                         "r1 r12 r2 r3 r4 r5 r6 r7 r8 r9");
+    assert_string_equal (t_match_set (set, "{\"id\": \"B\", \"total\": 2000, \"store\": \"q\"}"), "r3 r9");
+    assert_string_equal (t_match_set (set, "{\"id\": \"A\", \"store\": 5}"), "r4 r5 r6 r7 r8 r9");
+    assert_string_equal (t_match_set (set, "{\"id\": \"A\", \"store\": 5.0}"), "r4 r5 r6 r7 r8 r9");
+    assert_string_equal (t_match_set (set, "{\"id\": \"A\", \"store\": \"ST\"}"), "r12 r4 r5 r6 r7 r8 r9");
+    assert_string_equal (t_match_set (set, "{\"id\": \"A\", \"store\": null, \"total\": 50}"),
+                         "r12 r4 r5 r6 r7 r8 r9");
+    assert_string_equal (t_match_set (set, "{\"id\": \"A\", \"total\": 100, \"store\": \"s19\"}"),
+                         "r12 r4 r6 r7 r8 r9");
+    //  Array consistency: the lazy value must come from the anchor's element
+    assert_string_equal (t_match_set (set, "{\"items\": [{\"sku\": \"K\", \"qty\": 1, \"tag\": \"old\"},"
+                                           " {\"sku\": \"L\", \"qty\": 5, \"tag\": \"new\"}]}"), "");
+    assert_string_equal (t_match_set (set, "{\"items\": [{\"sku\": \"L\", \"qty\": 1},"
+                                           " {\"sku\": \"K\", \"qty\": 3, \"tag\": \"new\"}]}"), "r10 r11");
+    zb_patterns_destroy (&set);
+}
+
 int
 main (void)
 {
@@ -556,6 +600,7 @@ main (void)
         cmocka_unit_test (test_cidr),
         cmocka_unit_test (test_exists),
         cmocka_unit_test (test_operators_together),
+        cmocka_unit_test (test_lazy_conditions),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
