@@ -4,8 +4,9 @@
     number, the elements still expected, so it needs no stack at any depth,
     and it fails as soon as more elements are expected than bytes remain (each
     element takes at least one byte): after it, every count in the body is
-    backed by data. The decoder then recurses at most keep_depth deep and
-    skips deeper containers with the same counting trick. */
+    backed by data. The decoder makes the same checks in the same order as it
+    builds (one pass over the body, not two), recurses at most keep_depth
+    deep and skips deeper containers with the same counting trick. */
 
 #include <assert.h>
 #include <stdbool.h>
@@ -269,13 +270,66 @@ s_skip (const uint8_t *in, size_t len, size_t *pos, uint64_t count)
     }
 }
 
+//  The decoder checks as it builds, in one pass, exactly as
+//  zb_msgpack_validate does: the same count of values still expected, the
+//  same checks in the same order, so the same verdict and the same message.
+//  A container's storage is allocated only after the check that its elements
+//  are backed by bytes (with every other value still expected), so memory
+//  stays at most one msgpack_object per byte of the body.
+typedef struct {
+    const uint8_t *in;
+    size_t len;
+    uint64_t pending;           //  values still expected, as in validate
+    size_t bad_pos;             //  where it failed
+    int failure;                //  0, or what went wrong (below)
+} s_decoder_t;
+
+#define S_TRUNCATED 1
+#define S_BAD_BYTE  2
+
+//  Read the item at *pos with validate's checks; false when the body is
+//  invalid (failure set).
+static inline bool
+s_next (s_decoder_t *d, size_t *pos, item_t *it)
+{
+    size_t next = s_item (d->in, d->len, *pos, it);
+    if (next == 0 || next == (size_t) -1) {
+        d->failure = next == 0 ? S_TRUNCATED : S_BAD_BYTE;
+        d->bad_pos = *pos;
+        return false;
+    }
+    d->pending += s_elements (it) - 1;
+    *pos = next;
+    //  Every value still expected takes at least one byte
+    if (d->pending > d->len - next) {
+        d->failure = S_TRUNCATED;
+        return false;
+    }
+    return true;
+}
+
+//  Skip count values from *pos, checking them.
+static bool
+s_skip_checked (s_decoder_t *d, size_t *pos, uint64_t count)
+{
+    while (count) {
+        item_t it;
+        if (!s_next (d, pos, &it))
+            return false;
+        count += s_elements (&it) - 1;
+    }
+    return true;
+}
+
 //  Decode the value at *pos into out; depth is out's depth (top value: 1).
+//  0, -1 when the body is invalid (d->failure says why), -2 out of memory.
 static int
-s_build (const uint8_t *in, size_t len, size_t *pos, size_t depth, size_t keep_depth,
+s_build (s_decoder_t *d, size_t *pos, size_t depth, size_t keep_depth,
          msgpack_zone *zone, msgpack_object *out)
 {
     item_t it;
-    *pos = s_item (in, len, *pos, &it);
+    if (!s_next (d, pos, &it))
+        return -1;
     switch (it.kind) {
         case K_NIL:
             out->type = MSGPACK_OBJECT_NIL;
@@ -329,11 +383,10 @@ s_build (const uint8_t *in, size_t len, size_t *pos, size_t depth, size_t keep_d
     }
     if (depth > keep_depth) {
         //  Too deep for anyone to look at: stands in as an empty array
-        s_skip (in, len, pos, s_elements (&it));
         out->type = MSGPACK_OBJECT_ARRAY;
         out->via.array.size = 0;
         out->via.array.ptr = NULL;
-        return 0;
+        return s_skip_checked (d, pos, s_elements (&it)) ? 0 : -1;
     }
     if (it.kind == K_ARRAY) {
         out->type = MSGPACK_OBJECT_ARRAY;
@@ -347,7 +400,7 @@ s_build (const uint8_t *in, size_t len, size_t *pos, size_t depth, size_t keep_d
             return -2;
         out->via.array.ptr = items;
         for (uint32_t i = 0; i < it.size; i++) {
-            int rc = s_build (in, len, pos, depth + 1, keep_depth, zone, &items [i]);
+            int rc = s_build (d, pos, depth + 1, keep_depth, zone, &items [i]);
             if (rc)
                 return rc;
             out->via.array.size = i + 1;
@@ -365,9 +418,9 @@ s_build (const uint8_t *in, size_t len, size_t *pos, size_t depth, size_t keep_d
             return -2;
         out->via.map.ptr = pairs;
         for (uint32_t i = 0; i < it.size; i++) {
-            int rc = s_build (in, len, pos, depth + 1, keep_depth, zone, &pairs [i].key);
+            int rc = s_build (d, pos, depth + 1, keep_depth, zone, &pairs [i].key);
             if (rc == 0)
-                rc = s_build (in, len, pos, depth + 1, keep_depth, zone, &pairs [i].val);
+                rc = s_build (d, pos, depth + 1, keep_depth, zone, &pairs [i].val);
             if (rc)
                 return rc;
             out->via.map.size = i + 1;
@@ -383,15 +436,34 @@ zb_msgpack_decode (const void *data, size_t len, size_t keep_depth,
     assert (zone);
     assert (obj);
     assert (keep_depth > 0);
-    if (zb_msgpack_validate (data, len, err, errlen) == -1)
+    assert (data || len == 0);
+    assert (err && errlen > 0);
+    if (len == 0) {
+        snprintf (err, errlen, "body is empty");
         return -1;
+    }
+    s_decoder_t d = { (const uint8_t *) data, len, 1, 0, 0 };
     size_t pos = 0;
-    int rc = s_build ((const uint8_t *) data, len, &pos, 1, keep_depth, zone, obj);
+    int rc = s_build (&d, &pos, 1, keep_depth, zone, obj);
     if (rc == -2) {
         snprintf (err, errlen, "out of memory decoding the body");
         return -2;
     }
-    assert (pos == len);
+    if (rc == -1) {
+        if (d.failure == S_BAD_BYTE)
+            snprintf (err, errlen,
+                      "body is not valid msgpack: byte 0x%02x at offset %zu is not a msgpack type",
+                      d.in [d.bad_pos], d.bad_pos);
+        else
+            snprintf (err, errlen, "body is not valid msgpack: it ends in the middle of a value");
+        return -1;
+    }
+    assert (d.pending == 0);
+    if (pos != len) {
+        snprintf (err, errlen, "body is not exactly one msgpack value: %zu more bytes follow the first",
+                  len - pos);
+        return -1;
+    }
     return 0;
 }
 

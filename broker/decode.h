@@ -8,10 +8,11 @@
     an entry nested deeper must fail alone (MalformedDetail), never sink the
     request.
 
-    So the broker checks the body first (one pass over the headers, keeping
-    only a count of the elements still expected: any depth, nothing
-    allocated), then builds msgpack_object trees in a msgpack zone, exactly as
-    msgpack-c would, with strings pointing into the body (no copies). A
+    So the broker checks the body keeping only a count of the elements still
+    expected (any depth, nothing allocated before the elements a container
+    announces are known to be backed by bytes) and, in the same pass, builds
+    msgpack_object trees in a msgpack zone, exactly as msgpack-c would, with
+    strings pointing into the body (no copies). A
     container deeper than keep_depth levels is replaced by an empty array: it
     lies inside a container that is already too deep for any consumer of the
     tree (zb_entry_parse rejects the first container past its limit without

@@ -1,8 +1,11 @@
 /*  journal_memory.c - the journal's memory backend (--memory): a bounded ring.
 
-    The ring holds up to memory_events records, each copied into one
-    allocation (header + topic + event bytes). Appending to a full ring drops
-    the oldest record. Sequence numbers in the ring are contiguous, so a read
+    The ring holds up to memory_events records, each copied into one block
+    (header + topic + event bytes). Records are appended and dropped in seq
+    order, so the blocks come from a FIFO of 1 MiB chunks: a record is
+    carved from the newest chunk, and a chunk is freed (or kept as the one
+    spare) when its last record is dropped; no malloc or free per event.
+    Appending to a full ring drops the oldest record. Sequence numbers in the ring are contiguous, so a read
     finds its start by subtraction. Idempotency keys live in their own entries
     (a key can outlive its record in the ring, or the other way round): an
     index by key and a FIFO in order of acceptance, which is the order they
@@ -39,8 +42,20 @@ typedef struct mdedup_t {
     char bytes [];
 } mdedup_t;
 
+//  A chunk of records, oldest chunk first.
+typedef struct mchunk_t {
+    struct mchunk_t *next;      //  the next newer chunk
+    size_t size;                //  bytes of data []
+    size_t used;                //  bytes carved
+    size_t live;                //  records in it not dropped (or being appended)
+    uint64_t data [];           //  8-byte aligned records
+} mchunk_t;
+
+#define ZB_MCHUNK_SIZE ((size_t) 1 << 20)
+
 typedef struct {
     mrecord_t *record;
+    mchunk_t *chunk;
     mdedup_t *dedup;
 } mpending_t;
 
@@ -60,6 +75,9 @@ typedef struct {
     uint64_t dedup_bytes;
     mpending_t *pending;        //  append scratch, one per record
     size_t pending_cap;
+    mchunk_t *chunk_first;      //  the records' chunks, oldest first
+    mchunk_t *chunk_last;
+    mchunk_t *chunk_spare;      //  an empty chunk kept for the next one
 } mjournal_t;
 
 void *
@@ -107,8 +125,12 @@ s_destroy (void **be_p)
     mjournal_t *self = (mjournal_t *) *be_p;
     if (!self)
         return;
-    for (size_t i = 0; i < self->count; i++)
-        free (self->ring [(self->start + i) % self->capacity]);
+    while (self->chunk_first) {
+        mchunk_t *chunk = self->chunk_first;
+        self->chunk_first = chunk->next;
+        free (chunk);
+    }
+    free (self->chunk_spare);
     while (self->dedup_first) {
         mdedup_t *entry = self->dedup_first;
         self->dedup_first = entry->next;
@@ -121,13 +143,68 @@ s_destroy (void **be_p)
     *be_p = NULL;
 }
 
+//  Carve size bytes for a record from the newest chunk, or from a new one;
+//  counts it live there. NULL when out of memory.
+static mrecord_t *
+s_chunk_carve (mjournal_t *self, size_t size, mchunk_t **chunk_p)
+{
+    size = (size + 7) & ~(size_t) 7;
+    mchunk_t *chunk = self->chunk_last;
+    if (!chunk || chunk->size - chunk->used < size) {
+        if (self->chunk_spare && self->chunk_spare->size >= size) {
+            chunk = self->chunk_spare;
+            self->chunk_spare = NULL;
+        }
+        else {
+            size_t bytes = size > ZB_MCHUNK_SIZE ? size : ZB_MCHUNK_SIZE;
+            chunk = (mchunk_t *) malloc (sizeof (mchunk_t) + bytes);
+            if (!chunk)
+                return NULL;
+            chunk->size = bytes;
+        }
+        chunk->next = NULL;
+        chunk->used = 0;
+        chunk->live = 0;
+        if (self->chunk_last)
+            self->chunk_last->next = chunk;
+        else
+            self->chunk_first = chunk;
+        self->chunk_last = chunk;
+    }
+    mrecord_t *record = (mrecord_t *) ((char *) chunk->data + chunk->used);
+    chunk->used += size;
+    chunk->live++;
+    *chunk_p = chunk;
+    return record;
+}
+
+//  The oldest record is gone: free its chunk when that was its last one
+//  (records leave in the order they came, so it is in the oldest chunk).
+static void
+s_chunk_release (mjournal_t *self)
+{
+    mchunk_t *chunk = self->chunk_first;
+    assert (chunk && chunk->live > 0);
+    if (--chunk->live > 0)
+        return;
+    if (chunk == self->chunk_last) {
+        chunk->used = 0;        //  the only chunk: start it again
+        return;
+    }
+    self->chunk_first = chunk->next;
+    if (!self->chunk_spare && chunk->size == ZB_MCHUNK_SIZE)
+        self->chunk_spare = chunk;
+    else
+        free (chunk);
+}
+
 static void
 s_drop_oldest (mjournal_t *self)
 {
     assert (self->count > 0);
     mrecord_t *record = self->ring [self->start];
     self->record_bytes -= record->size;
-    free (record);
+    s_chunk_release (self);
     self->ring [self->start] = NULL;
     self->start = (self->start + 1) % self->capacity;
     self->count--;
@@ -150,7 +227,11 @@ s_append (void *be, const zb_record_t *records, size_t count,
         self->pending = pending;
         self->pending_cap = cap;
     }
-    //  1. Allocate everything, change nothing
+    //  1. Allocate everything, change nothing (the records are counted live
+    //  in their chunks now, so that no drop frees a chunk under them; undone
+    //  below when anything fails)
+    mchunk_t *last_before = self->chunk_last;
+    size_t used_before = last_before ? last_before->used : 0;
     size_t new_keys = 0;
     size_t done;
     for (done = 0; done < count; done++) {
@@ -158,7 +239,7 @@ s_append (void *be, const zb_record_t *records, size_t count,
         mpending_t *pending = &self->pending [done];
         pending->dedup = NULL;
         size_t size = sizeof (mrecord_t) + in->topic.len + in->event.len;
-        pending->record = (mrecord_t *) malloc (size);
+        pending->record = s_chunk_carve (self, size, &pending->chunk);
         if (!pending->record)
             break;
         mrecord_t *record = pending->record;
@@ -176,7 +257,7 @@ s_append (void *be, const zb_record_t *records, size_t count,
             size = sizeof (mdedup_t) + in->idem_key.len;
             mdedup_t *entry = (mdedup_t *) malloc (size);
             if (!entry) {
-                free (pending->record);
+                pending->chunk->live--;
                 break;
             }
             memcpy (entry->bytes, in->idem_key.ptr, in->idem_key.len);
@@ -193,9 +274,23 @@ s_append (void *be, const zb_record_t *records, size_t count,
     }
     if (done < count || zb_jindex_reserve (self->dedup, new_keys)) {
         for (size_t i = 0; i < done; i++) {
-            free (self->pending [i].record);
+            self->pending [i].chunk->live--;
             free (self->pending [i].dedup);
         }
+        //  The chunks this append added go; the newest one before is as it was
+        mchunk_t *added = last_before ? last_before->next : self->chunk_first;
+        while (added) {
+            mchunk_t *next = added->next;
+            free (added);
+            added = next;
+        }
+        if (last_before) {
+            last_before->next = NULL;
+            last_before->used = used_before;
+        }
+        else
+            self->chunk_first = NULL;
+        self->chunk_last = last_before;
         goto nomem;
     }
     //  2. Commit: nothing below can fail

@@ -12,6 +12,8 @@
       zb_msgpack_decode accepts it (msgpack-c only runs on bodies the
       validator passed: on others it could allocate gigabytes from one
       header, which is why the broker has its own decoder);
+    - zb_msgpack_decode (one pass) gives zb_msgpack_validate's verdict and
+      reason;
     - every error message is one line of valid UTF-8 (it goes to the client);
     - a valid entry has the documented field limits;
     - the published event is one msgpack value that msgpack-c (what
@@ -23,6 +25,7 @@
 #include <math.h>
 #include <msgpack.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "codec.h"
 #include "../../broker/decode.h"
@@ -253,8 +256,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     int rc = zb_msgpack_decode (data, size, ZB_MAX_DEPTH + 2, &s_zone, &root, err, sizeof err);
     if (rc != 0)
         FUZZ_CHECK (fuzz_message_ok (err, sizeof err), "decode error is not one line of UTF-8");
+    //  The decoder checks as it builds: the validator's verdict and reason
+    char verr [256] = "";
+    int vrc = zb_msgpack_validate (data, size, verr, sizeof verr);
+    FUZZ_CHECK (vrc == (rc == 0 ? 0 : -1), "zb_msgpack_validate says %d, zb_msgpack_decode %d",
+                vrc, rc);
+    if (rc == -1)
+        FUZZ_CHECK (strcmp (err, verr) == 0, "decode and validate give other reasons");
     //  Only a body every count of which is backed by bytes is safe for msgpack-c
-    if (rc == 0 || zb_msgpack_validate (data, size, err, sizeof err) == 0)
+    if (rc == 0 || vrc == 0)
         s_differential (data, size, rc, &root);
     if (rc == 0 && root.type == MSGPACK_OBJECT_ARRAY)
         for (uint32_t i = 0; i < root.via.array.size; i++)

@@ -83,6 +83,9 @@ s_agree (const void *data, size_t len, const char *what)
     //  validate() alone gives the same verdict as decode()
     char err2 [256];
     assert_int_equal (zb_msgpack_validate (data, len, err2, sizeof err2), rc == 0 ? 0 : -1);
+    //  ... and the same reason (decode checks as it builds, in one pass)
+    if (rc == -1)
+        assert_string_equal (err, err2);
     msgpack_zone_destroy (&zone_a);
     msgpack_zone_destroy (&zone_b);
 }

@@ -968,6 +968,37 @@ test_memory_ring_overwrites_oldest (void **state)
     assert_int_equal (found.seq, 38);
 }
 
+//  Records live in 1 MiB chunks (journal_memory.c): a ring that wraps many
+//  times frees and reuses chunks, and a record larger than a chunk gets its
+//  own; every record read back is intact.
+static void
+test_memory_chunks_wrap (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.memory_events = 600;     //  about 2.4 MB of 4,000-byte events
+    s_open (fx);
+    fx->event_size = 4000;
+    for (int round = 0; round < 40; round++) {
+        s_append_ok (fx, 50, 2, T0 + (uint64_t) round * 100, 1, NULL);
+        s_check_all (fx);
+    }
+    assert_int_equal (zb_journal_head (fx->journal), 2000);
+    assert_int_equal (zb_journal_oldest (fx->journal), 1401);
+    //  Larger than a chunk: a chunk of its own, gone when it is dropped
+    fx->event_size = 3 << 20;
+    s_append_ok (fx, 1, 1, T0 + 5000, 1, NULL);
+    assert_int_equal (zb_journal_head (fx->journal), 2001);
+    fx->event_size = 100;
+    for (int round = 0; round < 13; round++)
+        s_append_ok (fx, 50, 3, T0 + 6000 + (uint64_t) round * 100, 1, NULL);
+    assert_int_equal (zb_journal_oldest (fx->journal), 2651 - 600 + 1);
+    s_check_all (fx);
+    zb_journal_info_t info;
+    zb_journal_info (fx->journal, &info);
+    assert_int_equal (info.events, 600);
+    assert_true (info.bytes < 600 * (100 + 200) + 600 * sizeof (void *));
+}
+
 static void
 test_memory_restart_forgets (void **state)
 {
@@ -1157,6 +1188,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_lmdb_failed_commit, s_setup_lmdb, s_teardown),
         cmocka_unit_test_setup_teardown (test_lmdb_large_events, s_setup_lmdb, s_teardown),
         cmocka_unit_test_setup_teardown (test_memory_ring_overwrites_oldest, s_setup_memory, s_teardown),
+        cmocka_unit_test_setup_teardown (test_memory_chunks_wrap, s_setup_memory, s_teardown),
         cmocka_unit_test_setup_teardown (test_memory_restart_forgets, s_setup_memory, s_teardown),
         cmocka_unit_test (test_jindex_grow_and_remove),
         cmocka_unit_test (test_jhash_grow_and_remove),
