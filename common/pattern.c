@@ -2238,25 +2238,6 @@ s_skip (s_cursor_t *c, uint64_t n)
     return true;
 }
 
-//  Skips one object: the common headers in line, the others by s_skip.
-//  false when the data is bad.
-static inline bool
-s_skip_one (s_cursor_t *c)
-{
-    if (c->p < c->end) {
-        uint8_t b = *c->p;
-        size_t left = (size_t) (c->end - c->p);
-        size_t n = s_fixed_size [b];
-        if (b == 0xd9 && left >= 2)                 //  str 8
-            n = 2 + (size_t) c->p [1];
-        if (n && n <= left) {
-            c->p += n;
-            return true;
-        }
-    }
-    return s_skip (c, 1);
-}
-
 //  The value at the cursor, at path (as s_walk)
 static void
 s_walk_packed (zb_patterns_t *self, s_cursor_t *c, uint32_t path, uint32_t scope,

@@ -161,8 +161,10 @@ s_parse_paths (zb_transform_t *self, json_object *map, char *err, size_t errlen)
         char where [160];
         char shown [ZB_TRANSFORM_MAX_NAME + 8];
         size_t len = strlen (name);
+        //  At most 64 bytes of it, never cut inside a UTF-8 sequence
+        size_t cut = zb_utf8_prefix (name, len < ZB_TRANSFORM_MAX_NAME ? len : ZB_TRANSFORM_MAX_NAME);
         size_t shown_len = 0;
-        for (size_t i = 0; i < len && shown_len + 1 < sizeof shown; i++)
+        for (size_t i = 0; i < cut; i++)
             shown [shown_len++] = (unsigned char) name [i] < 0x20 ? '?' : name [i];
         shown [shown_len] = 0;
         snprintf (where, sizeof where, "InputPathsMap.%s", shown);
@@ -320,8 +322,11 @@ zb_transform_new (const char *text, size_t len, char *err, size_t errlen)
             template_json = value;
         else {
             char reason [200];
-            snprintf (reason, sizeof reason, "unknown key \"%.64s\" (allowed: InputPathsMap, InputTemplate)",
-                      key);
+            size_t len = strlen (key);
+            //  At most 64 bytes of it, never cut inside a UTF-8 sequence
+            int cut = (int) zb_utf8_prefix (key, len < 64 ? len : 64);
+            snprintf (reason, sizeof reason, "unknown key \"%.*s\" (allowed: InputPathsMap, InputTemplate)",
+                      cut, key);
             for (char *p = reason; *p; p++)
                 if ((unsigned char) *p < 0x20)
                     *p = '?';
