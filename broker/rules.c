@@ -184,7 +184,7 @@ s_put (zb_rules_t *self, const char *name, size_t name_len, const char *pattern,
     memcpy (rule->name, name, name_len);
     rule->topic_len = (size_t) snprintf (rule->topic, sizeof rule->topic, "%s%s",
                                          ZB_RULE_TOPIC_PREFIX, rule->name);
-    rule->arn_len = (size_t) snprintf (rule->arn, sizeof rule->arn, "arn:zbridge:events:%.40s:%.40s:rule/%s",
+    rule->arn_len = (size_t) snprintf (rule->arn, sizeof rule->arn, "arn:zbridge:events:%s:%s:rule/%s",
                                        self->region, self->account, rule->name);
     rule->pattern = strndup (pattern, pattern_len);
     rule->pattern_len = pattern_len;

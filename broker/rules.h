@@ -34,7 +34,7 @@ typedef struct {
     zb_transform_t *transformer;            //  compiled transform, or NULL
     char topic [sizeof ZB_RULE_TOPIC_PREFIX + ZB_RULE_NAME_MAX];   //  "$rule/NAME"
     size_t topic_len;
-    char arn [160];                         //  <aws.events.rule-arn>
+    char arn [256];                         //  <aws.events.rule-arn> (account, region: 64 bytes each)
     size_t arn_len;
     uint64_t failed;                        //  transformer outputs that could not be delivered
 } zb_rule_t;
