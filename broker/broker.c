@@ -555,6 +555,17 @@ s_keys_find (zb_broker_t *self, zb_str_t key, uint64_t hash)
 
 //  Room for `more` records (and their pass_record_t). 0, or -1 when out of
 //  memory (nothing changed that matters: arrays only grow).
+//  Grow one array to cap elements of size bytes. 0, or -1 (*array unchanged).
+static int
+s_grow (void **array, size_t cap, size_t size)
+{
+    void *grown = realloc (*array, cap * size);
+    if (!grown)
+        return -1;
+    *array = grown;
+    return 0;
+}
+
 static int
 s_records_reserve (zb_broker_t *self, size_t more)
 {
@@ -562,22 +573,12 @@ s_records_reserve (zb_broker_t *self, size_t more)
         size_t cap = self->records_cap ? self->records_cap : 1024;
         while (cap < self->nrecords + more)
             cap *= 2;
-        zb_record_t *records = (zb_record_t *) realloc (self->records, cap * sizeof (zb_record_t));
-        if (!records)
+        //  The four arrays hold one element per record of the pass
+        if (s_grow ((void **) &self->records, cap, sizeof (zb_record_t))
+        ||  s_grow ((void **) &self->precs, cap, sizeof (pass_record_t))
+        ||  s_grow ((void **) &self->order, cap, sizeof (uint32_t))
+        ||  s_grow ((void **) &self->jrecords, cap, sizeof (zb_record_t)))
             return -1;
-        self->records = records;
-        pass_record_t *precs = (pass_record_t *) realloc (self->precs, cap * sizeof (pass_record_t));
-        if (!precs)
-            return -1;
-        self->precs = precs;
-        uint32_t *order = (uint32_t *) realloc (self->order, cap * sizeof (uint32_t));
-        if (!order)
-            return -1;
-        self->order = order;
-        zb_record_t *jrecords = (zb_record_t *) realloc (self->jrecords, cap * sizeof (zb_record_t));
-        if (!jrecords)
-            return -1;
-        self->jrecords = jrecords;
         self->records_cap = cap;
     }
     return 0;
@@ -730,7 +731,7 @@ s_entry_fail (zb_broker_t *self, result_t *result, const msgpack_object *obj,
 //  the number of deliveries to make, or -1 when out of memory (the entry
 //  fails then, retryably: a rule never silently misses an accepted event).
 static int
-s_rules_prepare (zb_broker_t *self, size_t off, size_t size, zb_str_t when)
+s_rules_prepare (zb_broker_t *self, size_t off, size_t size)
 {
     if (!self->rules || zb_rules_size (self->rules) == 0)
         return 0;
@@ -757,7 +758,7 @@ s_rules_prepare (zb_broker_t *self, size_t off, size_t size, zb_str_t when)
         zb_transform_context_t context = {
             .rule_name = { rule->name, strlen (rule->name) },
             .rule_arn = { rule->arn, rule->arn_len },
-            .ingestion_time = when,
+            .ingestion_time = s_pass_now (self),    //  only for a transformer
         };
         size_t before = self->rule_buf.size;
         char err [ZB_ERRLEN] = "";
@@ -930,7 +931,7 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     zb_event_write (self->event_buf.data + off, &entry, &stamp);
     self->event_buf.size += size;
     //  The rules it matches, each a record after it: room for them first
-    int deliveries = s_rules_prepare (self, off, size, s_pass_now (self));
+    int deliveries = s_rules_prepare (self, off, size);
     if (deliveries < 0 || s_records_reserve (self, 1 + (size_t) deliveries) == -1) {
         self->event_buf.size = off;
         s_entry_fail (self, result, obj, ZB_E_INTERNAL, "out of memory matching the rules; retry");

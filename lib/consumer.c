@@ -121,34 +121,9 @@ struct zbridge_consumer_t {
     char error [512];
 };
 
-static void
-s_log (const consumer_t *self, const char *format, ...) ZB_LIB_PRINTF (2, 3);
-
-static void
-s_log (const consumer_t *self, const char *format, ...)
-{
-    if (!self->options.log)
-        return;
-    char line [1536];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (line, sizeof line, format, args);
-    va_end (args);
-    self->options.log (self->options.arg, line);
-}
-
-static int
-s_error (consumer_t *self, int code, const char *format, ...) ZB_LIB_PRINTF (3, 4);
-
-static int
-s_error (consumer_t *self, int code, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vsnprintf (self->error, sizeof self->error, format, args);
-    va_end (args);
-    return code;
-}
+//  Through the user's log callback, and into the object's error buffer (lib.h)
+#define s_log(self, ...) zb_lib_log ((self)->options.log, (self)->options.arg, __VA_ARGS__)
+#define s_error(self, code, ...) zb_lib_fail ((self)->error, sizeof (self)->error, (code), __VA_ARGS__)
 
 //  The flush callback, when something was delivered since the last one
 static void

@@ -16,6 +16,13 @@
 //  Fill error (when not NULL) with code and the message; returns code.
 int zb_lib_error (zbridge_error_t *error, int code, const char *format, ...) ZB_LIB_PRINTF (3, 4);
 
+//  A log line through the user's callback (nothing when log is NULL).
+void zb_lib_log (void (*log) (void *arg, const char *line), void *arg, const char *format, ...)
+    ZB_LIB_PRINTF (3, 4);
+
+//  Format the last error of an object into its buffer; returns code.
+int zb_lib_fail (char *buffer, size_t size, int code, const char *format, ...) ZB_LIB_PRINTF (4, 5);
+
 //  Longest topic: "$rule/" + a rule name, or a detail-type
 #define ZB_LIB_TOPIC_MAX    (ZB_MAX_DETAIL_TYPE + 8)
 

@@ -63,6 +63,29 @@ zb_lib_error (zbridge_error_t *error, int code, const char *format, ...)
     return code;
 }
 
+void
+zb_lib_log (void (*log) (void *arg, const char *line), void *arg, const char *format, ...)
+{
+    if (!log)
+        return;
+    char line [1536];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    log (arg, line);
+}
+
+int
+zb_lib_fail (char *buffer, size_t size, int code, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (buffer, size, format, args);
+    va_end (args);
+    return code;
+}
+
 int
 zbridge_pattern_check (const char *pattern, zbridge_error_t *error)
 {
