@@ -1568,6 +1568,7 @@ main (int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}
     };
+    zb_cli_tune_malloc ();     //  as every zbridge program, for every bus alike
     opterr = 0;
     int o;
     uint64_t v;

@@ -541,9 +541,14 @@ zb_journal_append (zb_journal_t *self, const zb_record_t *records, size_t count,
     //  The topics this batch touches, each once, with its head after it
     self->mark++;
     size_t ndirty = 0;
+    zb_journal_topic_t *topic = NULL;
     for (size_t i = 0; i < count; i++) {
-        zb_journal_topic_t *topic =
-            s_topic_require (self, records [i].topic.ptr, records [i].topic.len);
+        //  A batch comes topic by topic: the previous record's topic is
+        //  usually this one's, without hashing the name again
+        const zb_str_t *name = &records [i].topic;
+        if (!topic || topic->entry.key.len != name->len
+        ||  memcmp (topic->entry.key.ptr, name->ptr, name->len) != 0)
+            topic = s_topic_require (self, name->ptr, name->len);
         if (!topic) {
             snprintf (err, errlen, "out of memory");
             return -1;

@@ -2,7 +2,7 @@
 
     The ring holds up to memory_events records, each copied into one block
     (header + topic + event bytes). Records are appended and dropped in seq
-    order, so the blocks come from a FIFO of 1 MiB chunks: a record is
+    order, so the blocks come from a FIFO of 2 MiB chunks (huge pages): a record is
     carved from the newest chunk, and a chunk is freed (or kept as the one
     spare) when its last record is dropped; no malloc or free per event.
     Appending to a full ring drops the oldest record. Sequence numbers in the ring are contiguous, so a read
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "journal_impl.h"
 
 typedef struct {
@@ -51,7 +52,11 @@ typedef struct mchunk_t {
     uint64_t data [];           //  8-byte aligned records
 } mchunk_t;
 
-#define ZB_MCHUNK_SIZE ((size_t) 1 << 20)
+//  A chunk is one transparent huge page (2 MiB, aligned, MADV_HUGEPAGE where
+//  the kernel offers it): a fresh ring faults once per 2 MiB instead of once
+//  per 4 KiB page, which was half the broker's time filling a new ring.
+#define ZB_MCHUNK_BYTES ((size_t) 2 << 20)
+#define ZB_MCHUNK_SIZE (ZB_MCHUNK_BYTES - sizeof (mchunk_t))
 
 typedef struct {
     mrecord_t *record;
@@ -119,6 +124,48 @@ nomem:
     return NULL;
 }
 
+//  A chunk of bytes of data: a whole huge page for the usual size (mapped
+//  aligned), malloc for a record larger than that. NULL when out of memory.
+static mchunk_t *
+s_chunk_alloc (size_t bytes)
+{
+    mchunk_t *chunk = NULL;
+    if (bytes == ZB_MCHUNK_SIZE) {
+        //  map twice the size and keep the aligned half
+        size_t map = 2 * ZB_MCHUNK_BYTES;
+        char *base = (char *) mmap (NULL, map, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED)
+            return NULL;
+        uintptr_t at = ((uintptr_t) base + ZB_MCHUNK_BYTES - 1) & ~(uintptr_t) (ZB_MCHUNK_BYTES - 1);
+        size_t head = at - (uintptr_t) base;
+        if (head)
+            munmap (base, head);
+        if (map - head > ZB_MCHUNK_BYTES)
+            munmap ((char *) at + ZB_MCHUNK_BYTES, map - head - ZB_MCHUNK_BYTES);
+#ifdef MADV_HUGEPAGE
+        madvise ((void *) at, ZB_MCHUNK_BYTES, MADV_HUGEPAGE);     //  a hint only
+#endif
+        chunk = (mchunk_t *) at;
+    }
+    else
+        chunk = (mchunk_t *) malloc (sizeof (mchunk_t) + bytes);
+    if (chunk)
+        chunk->size = bytes;
+    return chunk;
+}
+
+static void
+s_chunk_free (mchunk_t *chunk)
+{
+    if (!chunk)
+        return;
+    if (chunk->size == ZB_MCHUNK_SIZE)
+        munmap (chunk, ZB_MCHUNK_BYTES);
+    else
+        free (chunk);
+}
+
 static void
 s_destroy (void **be_p)
 {
@@ -128,9 +175,9 @@ s_destroy (void **be_p)
     while (self->chunk_first) {
         mchunk_t *chunk = self->chunk_first;
         self->chunk_first = chunk->next;
-        free (chunk);
+        s_chunk_free (chunk);
     }
-    free (self->chunk_spare);
+    s_chunk_free (self->chunk_spare);
     while (self->dedup_first) {
         mdedup_t *entry = self->dedup_first;
         self->dedup_first = entry->next;
@@ -157,10 +204,9 @@ s_chunk_carve (mjournal_t *self, size_t size, mchunk_t **chunk_p)
         }
         else {
             size_t bytes = size > ZB_MCHUNK_SIZE ? size : ZB_MCHUNK_SIZE;
-            chunk = (mchunk_t *) malloc (sizeof (mchunk_t) + bytes);
+            chunk = s_chunk_alloc (bytes);
             if (!chunk)
                 return NULL;
-            chunk->size = bytes;
         }
         chunk->next = NULL;
         chunk->used = 0;
@@ -195,7 +241,7 @@ s_chunk_release (mjournal_t *self)
     if (!self->chunk_spare && chunk->size == ZB_MCHUNK_SIZE)
         self->chunk_spare = chunk;
     else
-        free (chunk);
+        s_chunk_free (chunk);
 }
 
 static void
@@ -281,7 +327,7 @@ s_append (void *be, const zb_record_t *records, size_t count,
         mchunk_t *added = last_before ? last_before->next : self->chunk_first;
         while (added) {
             mchunk_t *next = added->next;
-            free (added);
+            s_chunk_free (added);
             added = next;
         }
         if (last_before) {

@@ -495,6 +495,7 @@ s_security_settings (setting_t settings [S_COUNT], zconfig_t *root, const char *
 int
 main (int argc, char *argv [])
 {
+    zb_cli_tune_malloc ();
     setting_t settings [S_COUNT];
     memset (settings, 0, sizeof settings);
     for (int k = 0; k < S_COUNT; k++) {

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined (__GLIBC__)
+#   include <malloc.h>
+#endif
 
 #include "cli.h"
 
@@ -97,4 +100,13 @@ zb_cli_curve_pair_error (const char *prog, bool server_given)
                                "certificate and this client's secret one)",
                                server_given ? "--curve-server" : "--curve-cert",
                                server_given ? "--curve-cert" : "--curve-server");
+}
+
+void
+zb_cli_tune_malloc (void)
+{
+#if defined (__GLIBC__)
+    mallopt (M_TRIM_THRESHOLD, 64 << 20);
+    mallopt (M_MMAP_THRESHOLD, 8 << 20);
+#endif
 }

@@ -554,6 +554,7 @@ int
 zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec)
 {
     assert (spec && spec->name && spec->purpose);
+    zb_cli_tune_malloc ();
     consumer_t self = { .spec = spec };
     int rc = s_parse_args (&self, argc, argv);
     if (rc >= 0) {

@@ -757,6 +757,7 @@ s_print_result (producer_t *self)
 int
 main (int argc, char **argv)
 {
+    zb_cli_tune_malloc ();
     producer_t self = { .ok = true };
     int rc = s_parse_args (&self, argc, argv);
     if (rc >= 0)
