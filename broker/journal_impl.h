@@ -68,20 +68,20 @@ zb_journal_expired (uint64_t then, uint64_t age, uint64_t now)
 }
 
 //  --------------------------------------------------------------------------
-//  An index of entries by byte-string key: a chained hash table with
-//  SipHash-1-3 under a random key (keys come from clients). Entries are
+//  An index of entries by byte-string key, over a zb_jhash_t (below: open
+//  addressing, SipHash-1-3 under a random key, since keys come from clients)
+//  that files each entry's address under its key's hash. Entries are
 //  intrusive: any struct whose first member is a zb_jentry_t, owned by the
 //  caller; the key bytes must stay put while it is indexed.
 //  Insertion never allocates once room was reserved, so a caller can make a
 //  change all-or-nothing: reserve (may fail), then insert (cannot fail).
-//  Growing is incremental (as in Redis): the new bucket array is allocated by
-//  reserve, and every insertion then moves a few buckets over, so an index of
+//  Growing is incremental (as in Redis): the new array is allocated by
+//  reserve, and every insertion then moves a few slots over, so an index of
 //  millions of keys never stalls its caller for a full rehash.
 
 typedef struct zb_jentry_t {
     zb_str_t key;
     uint64_t hash;              //  set by zb_jindex_insert
-    struct zb_jentry_t *next;   //  chain
 } zb_jentry_t;
 
 typedef struct zb_jindex_t zb_jindex_t;
@@ -104,9 +104,9 @@ size_t zb_jindex_size (zb_jindex_t *self);
 //  a slot, at most half full): the LMDB backend's in-memory index of the
 //  idempotency keys in its dedup log. It holds no key bytes, so a hit is a
 //  candidate the caller checks against the stored key; a miss is certain.
-//  Open addressing with linear probing; growing is incremental like
-//  zb_jindex_t (the old array drains a few slots per insertion), and, as
-//  there, insertion never allocates once room was reserved.
+//  Open addressing with linear probing; growing is incremental (the old
+//  array drains a few slots per insertion), and insertion never allocates
+//  once room was reserved.
 
 typedef struct zb_jhash_t zb_jhash_t;
 
