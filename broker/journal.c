@@ -258,15 +258,29 @@ s_jindex_match (void *arg, uint64_t value)
     return 1;
 }
 
+uint64_t
+zb_jindex_hash (zb_jindex_t *self, const void *key, size_t len)
+{
+    assert (self);
+    return zb_jhash_of (self->hash, key, len);
+}
+
+void *
+zb_jindex_find (zb_jindex_t *self, uint64_t hash, const void *key, size_t len)
+{
+    assert (self);
+    jindex_probe_t probe = { key, len, NULL };
+    zb_jhash_find (self->hash, hash, s_jindex_match, &probe);
+    return probe.found;
+}
+
 void *
 zb_jindex_lookup (zb_jindex_t *self, const void *key, size_t len)
 {
     assert (self);
     if (zb_jhash_size (self->hash) == 0)
         return NULL;
-    jindex_probe_t probe = { key, len, NULL };
-    zb_jhash_find (self->hash, zb_jhash_of (self->hash, key, len), s_jindex_match, &probe);
-    return probe.found;
+    return zb_jindex_find (self, zb_jhash_of (self->hash, key, len), key, len);
 }
 
 int
@@ -282,6 +296,14 @@ zb_jindex_insert (zb_jindex_t *self, zb_jentry_t *entry)
     assert (self);
     assert (entry);
     entry->hash = zb_jhash_of (self->hash, entry->key.ptr, entry->key.len);
+    zb_jindex_insert_hashed (self, entry);
+}
+
+void
+zb_jindex_insert_hashed (zb_jindex_t *self, zb_jentry_t *entry)
+{
+    assert (self);
+    assert (entry);
     zb_jhash_insert (self->hash, entry->hash, (uint64_t) (uintptr_t) entry);
 }
 

@@ -95,6 +95,12 @@ int zb_jindex_reserve (zb_jindex_t *self, size_t more);
 //  File an entry (entry->key set) whose key is not in the index yet; room
 //  must be reserved.
 void zb_jindex_insert (zb_jindex_t *self, zb_jentry_t *entry);
+//  The same, for a caller that looks a key up and then files it, hashing
+//  it once: hash = zb_jindex_hash (key), zb_jindex_find (hash, key), and
+//  zb_jindex_insert_hashed with entry->hash = hash.
+uint64_t zb_jindex_hash (zb_jindex_t *self, const void *key, size_t len);
+void *zb_jindex_find (zb_jindex_t *self, uint64_t hash, const void *key, size_t len);
+void zb_jindex_insert_hashed (zb_jindex_t *self, zb_jentry_t *entry);
 //  Remove this very entry (by address). 1 removed, 0 it was not indexed.
 int zb_jindex_remove (zb_jindex_t *self, zb_jentry_t *entry);
 size_t zb_jindex_size (zb_jindex_t *self);

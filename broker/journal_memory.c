@@ -352,14 +352,18 @@ s_append (void *be, const zb_record_t *records, size_t count,
         mdedup_t *entry = pending->dedup;
         if (!entry)
             continue;
-        mdedup_t *known = (mdedup_t *) zb_jindex_lookup (self->dedup, entry->entry.key.ptr, entry->entry.key.len);
+        entry->entry.hash = zb_jindex_hash (self->dedup, entry->entry.key.ptr,
+                                            entry->entry.key.len);
+        mdedup_t *known = (mdedup_t *) zb_jindex_find (self->dedup, entry->entry.hash,
+                                                       entry->entry.key.ptr,
+                                                       entry->entry.key.len);
         if (known && !zb_journal_expired (known->arrival_ns, self->window_ns, entry->arrival_ns)) {
             free (entry);       //  the first acceptance within the window stands
             continue;
         }
         if (known)              //  expired: stays in the FIFO until pruned
             zb_jindex_remove (self->dedup, &known->entry);
-        zb_jindex_insert (self->dedup, &entry->entry);
+        zb_jindex_insert_hashed (self->dedup, &entry->entry);
         if (self->dedup_last)
             self->dedup_last->next = entry;
         else
