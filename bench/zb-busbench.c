@@ -16,6 +16,8 @@
     absolute deadlines), alternately on the topics "sales-events" and
     "inventory-events"; --consumers processes subscribe, the even ones to both topics
     (as zb-warehouse does), the odd ones to "sales-events" only (as zb-dispatch does).
+    So with --consumers 1 the one consumer receives every message, whatever the
+    transport: the "1 producer -> 1 consumer" of issue 6.
     Each message carries the sender's CLOCK_REALTIME just before it was sent; each
     consumer takes its CLOCK_REALTIME at receipt minus that for every message
     (the processes share the machine's clock). The clock starts when every consumer
@@ -1536,7 +1538,10 @@ usage (FILE *out)
         "  -r, --rate N          messages/s in all, 0 = as fast as possible (default 0)\n"
         "  -P, --producers N     producer processes, 1..%d (default 1)\n"
         "  -C, --consumers N     consumer processes, 1..%d (default 1); even ones take\n"
-        "                        both topics, odd ones sales-events only\n"
+        "                        both topics, odd ones sales-events only: with -C 1 the\n"
+        "                        one consumer receives every message (the issue's\n"
+        "                        \"1 producer -> 1 consumer\"), with -C 2 the shape of\n"
+        "                        zb-warehouse + zb-dispatch\n"
         "  -b, --batch N         zbridge: entries per PUT, 1..10000 (default 100; 1 when paced)\n"
         "  -w, --window N        zbridge: PUT requests in flight, 1..10000 (default 32)\n"
         "      --ingest EP       zbridge: broker ingest endpoint\n"
