@@ -111,27 +111,11 @@ mpr_item (const uint8_t **p, const uint8_t *end, uint64_t *values)
     return true;
 }
 
-//  Skips one value, whatever it holds.
+//  Skips one value, whatever it holds: the general case of mpr_skip.
 static inline bool
-mpr_skip (const uint8_t **p, const uint8_t *end)
+mpr_skip_any (const uint8_t **p, const uint8_t *end)
 {
     const uint8_t *q = *p;
-    if (q >= end)
-        return false;
-    //  what an event holds most, in line: fixint, fixstr, str 8
-    uint8_t b = *q;
-    if (b <= 0x7f || b >= 0xe0) {
-        *p = q + 1;
-        return true;
-    }
-    if ((b & 0xe0) == 0xa0 || (b == 0xd9 && end - q >= 2)) {
-        size_t head = b == 0xd9 ? 2 : 1;
-        size_t len = b == 0xd9 ? q [1] : b & 0x1fu;
-        if (len > (size_t) (end - q) - head)
-            return false;
-        *p = q + head + len;
-        return true;
-    }
     uint64_t pending = 1;
     while (pending) {
         uint64_t values;
@@ -145,6 +129,30 @@ mpr_skip (const uint8_t **p, const uint8_t *end)
     }
     *p = q;
     return true;
+}
+
+//  Skips one value, whatever it holds; what an event holds most (fixint,
+//  fixstr, str 8) in line, anything else in mpr_skip_any.
+static inline bool
+mpr_skip (const uint8_t **p, const uint8_t *end)
+{
+    const uint8_t *q = *p;
+    if (q >= end)
+        return false;
+    uint8_t b = *q;
+    if (b <= 0x7f || b >= 0xe0) {
+        *p = q + 1;
+        return true;
+    }
+    if ((b & 0xe0) == 0xa0 || (b == 0xd9 && end - q >= 2)) {
+        size_t head = b == 0xd9 ? 2 : 1;
+        size_t len = b == 0xd9 ? q [1] : b & 0x1fu;
+        if (len > (size_t) (end - q) - head)
+            return false;
+        *p = q + head + len;
+        return true;
+    }
+    return mpr_skip_any (p, end);
 }
 
 //  A map header: its count of key-value pairs.
