@@ -16,6 +16,8 @@
     absolute deadlines), alternately on the topics "sales-events" and
     "inventory-events"; --consumers processes subscribe, the even ones to both topics
     (as zb-warehouse does), the odd ones to "sales-events" only (as zb-dispatch does).
+    So with --consumers 1 the one consumer receives every message, whatever the
+    transport: the "1 producer -> 1 consumer" of issue 6.
     Each message carries the sender's CLOCK_REALTIME just before it was sent; each
     consumer takes its CLOCK_REALTIME at receipt minus that for every message
     (the processes share the machine's clock). The clock starts when every consumer
@@ -28,11 +30,17 @@
     "xxx..."} with pad sized to match. For the others it is the message body: 8 bytes
     of timestamp and filler.
 
+    Every consumer does the least a client of that bus must do per message: receive
+    it and read the send time. The zbridge consumer walks the packed events of each
+    message in place (bench/mpread.h: each event's end and detail.sent_ns, no
+    msgpack zone, no allocation); a truncated or malformed event ends the walk of
+    its message, the events before it count, and "malformed" counts such messages.
+
     Prints one JSON line on stdout:
         {"transport":..,"count":N,"size":S,"producers":P,"consumers":C,"rate":R,
          "seconds":X,"msgs_per_s":..,"delivered":D,"expected":E,"lost":L,
          "p50_us":..,"p99_us":..,"p999_us":..,"max_us":..,"mean_us":..,
-         "acked":A,"failed":F,"late_max_us":..,"bytes_avg":..}
+         "acked":A,"failed":F,"late_max_us":..,"bytes_avg":..,"malformed":M}
     Exit status 0 when every producer finished and every consumer got what it
     expected, 1 otherwise (the line is printed anyway), 2 on a usage error.
 
@@ -66,6 +74,7 @@
 #   include <mosquitto.h>
 #endif
 #include "../common/cli.h"
+#include "mpread.h"
 
 #ifndef ZB_VERSION
 #define ZB_VERSION "0.0.0"
@@ -114,6 +123,7 @@ typedef struct {
 
 typedef struct {
     long long received, expected, nlat;
+    long long malformed;            //  messages not read to their end (zbridge)
     uint64_t first_ns, last_ns;
     double bytes;
     int ok;
@@ -242,7 +252,8 @@ stamp_of (const void *data, size_t size)
     return t;
 }
 
-//  The consumer's record: counts, first/last receipt, one latency per message.
+//  The consumer's record: counts, first/last receipt, one latency per message
+//  (none for a message without a send time: sent_ns 0).
 typedef struct {
     consumer_result_t res;
     uint64_t *lat;
@@ -265,7 +276,7 @@ recorder_add (recorder_t *self, uint64_t sent_ns, size_t bytes)
     if (!self->res.received)
         self->res.first_ns = now;
     self->res.last_ns = now;
-    if (self->res.nlat < self->res.expected)
+    if (sent_ns && self->res.nlat < self->res.expected)
         self->lat [self->res.nlat++] = now > sent_ns ? now - sent_ns : 0;
     self->res.received++;
     self->res.bytes += (double) bytes;
@@ -457,9 +468,12 @@ raw_consumer (int id, int ready_fd, recorder_t *rec)
             return signal_ready (ready_fd, NULL, 0), 1;
     }
     signal_ready (ready_fd, ep, 1);
+    int timeout_set = -1;
     while (!recorder_done (rec)) {
         int timeout = recorder_timeout_ms (rec);
-        zmq_setsockopt (s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        if (timeout != timeout_set)
+            zmq_setsockopt (s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        timeout_set = timeout;
         zmq_msg_t frames [2];
         int n = zmq_recv_all (s, frames, 2);
         if (n < 0) {
@@ -733,11 +747,12 @@ zbridge_consumer (int id, int ready_fd, recorder_t *rec)
     if (zmq_connect (s, opt.publish))
         return signal_ready (ready_fd, NULL, 0), 1;
     signal_ready (ready_fd, NULL, 1);
-    msgpack_unpacked up;
-    msgpack_unpacked_init (&up);
+    int timeout_set = -1;
     while (!recorder_done (rec)) {
         int timeout = recorder_timeout_ms (rec);
-        zmq_setsockopt (s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        if (timeout != timeout_set)
+            zmq_setsockopt (s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        timeout_set = timeout;
         zmq_msg_t frames [3];
         int n = zmq_recv_all (s, frames, 3);
         if (n < 0) {
@@ -746,34 +761,32 @@ zbridge_consumer (int id, int ready_fd, recorder_t *rec)
             break;
         }
         if (n == 3) {
-            //  Protocol version 2: a header of 20 bytes or more carries the
-            //  count of events back to back in frame 3 (16 bytes: one)
+            //  Protocol version 2 (docs/PROTOCOL.md "Publish socket"): a header
+            //  of 16 bytes, one event in frame 3; of 20 bytes or more, a count
+            //  of events back to back there. 17 to 19 bytes, or less than 16:
+            //  malformed, nothing read.
             const uint8_t *h = (const uint8_t *) zmq_msg_data (&frames [1]);
             size_t hlen = zmq_msg_size (&frames [1]);
-            uint32_t count = 1;
-            if (hlen >= 20)
-                count = (uint32_t) h [16] << 24 | (uint32_t) h [17] << 16
-                      | (uint32_t) h [18] << 8 | h [19];
-            const char *data = (const char *) zmq_msg_data (&frames [2]);
-            size_t size = zmq_msg_size (&frames [2]);
-            size_t off = 0;
-            for (uint32_t i = 0; i < count; i++) {
-                size_t start = off;
-                uint64_t sent = 0;
-                if (msgpack_unpack_next (&up, data, size, &off) == MSGPACK_UNPACK_SUCCESS) {
-                    msgpack_object *detail = map_get (&up.data, "detail");
-                    msgpack_object *t = detail ? map_get (detail, "sent_ns") : NULL;
-                    if (t && t->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                        sent = t->via.u64;
-                }
-                recorder_add (rec, sent, off - start);
-                if (off <= start)
+            uint32_t count = hlen >= 20 ? (uint32_t) mpr_be (h + 16, 4) : hlen == 16 ? 1 : 0;
+            const uint8_t *p = (const uint8_t *) zmq_msg_data (&frames [2]);
+            const uint8_t *end = p + zmq_msg_size (&frames [2]);
+            uint32_t i;
+            for (i = 0; i < count; i++) {
+                //  each event's end and detail.sent_ns, read in place; a
+                //  truncated or malformed event ends the walk of this message
+                const uint8_t *start = p;
+                uint64_t sent;
+                if (!mpr_event_sent_ns (&p, end, &sent))
                     break;
+                recorder_add (rec, sent, (size_t) (p - start));
             }
+            if (i < count || count == 0)
+                rec->res.malformed++;
         }
+        else
+            rec->res.malformed++;
         zmq_close_all (frames, n, 3);
     }
-    msgpack_unpacked_destroy (&up);
     zmq_close (s);
     zmq_ctx_term (ctx);
     return 0;
@@ -1107,10 +1120,15 @@ redis_consumer (int id, int ready_fd, recorder_t *rec)
         freeReplyObject (reply);
     }
     signal_ready (ready_fd, NULL, 1);
+    int ms_set = -1;
     while (!recorder_done (rec)) {
+        //  a new timeout only when it changes: redisSetTimeout is two setsockopt calls
         int ms = recorder_timeout_ms (rec);
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        redisSetTimeout (c, tv);
+        if (ms != ms_set) {
+            struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+            redisSetTimeout (c, tv);
+            ms_set = ms;
+        }
         redisReply *r = NULL;
         if (redisGetReply (c, (void **) &r) != REDIS_OK)
             break;
@@ -1445,7 +1463,7 @@ run (void)
         if (!res.ok)
             ok = false;
     }
-    long long received = 0, expected = 0, nlat = 0;
+    long long received = 0, expected = 0, nlat = 0, malformed = 0;
     uint64_t last_ns = 0;
     double bytes = 0;
     uint64_t *lat = NULL;
@@ -1466,6 +1484,7 @@ run (void)
         nlat += res.nlat;
         received += res.received;
         expected += res.expected;
+        malformed += res.malformed;
         bytes += res.bytes;
         if (res.last_ns > last_ns)
             last_ns = res.last_ns;
@@ -1493,13 +1512,15 @@ run (void)
             "\"consumers\":%d,\"rate\":%lld,\"batch\":%d,\"seconds\":%.6f,\"msgs_per_s\":%.1f,"
             "\"delivered\":%lld,\"expected\":%lld,\"lost\":%lld,\"p50_us\":%.1f,\"p99_us\":%.1f,"
             "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,\"sent\":%lld,\"acked\":%lld,"
-            "\"failed\":%lld,\"late_max_us\":%.1f,\"bytes_avg\":%.1f,\"ok\":%s}\n",
+            "\"failed\":%lld,\"late_max_us\":%.1f,\"bytes_avg\":%.1f,\"malformed\":%lld,"
+            "\"ok\":%s}\n",
             opt.name, opt.qos, opt.count, opt.size, opt.producers, opt.consumers, opt.rate,
             opt.transport == T_ZBRIDGE ? (opt.rate > 0 ? 1 : opt.batch) : 1,
             secs, secs > 0 ? opt.count / secs : 0, received, expected, expected - received,
             PCT (0.50), PCT (0.99), PCT (0.999), nlat ? lat [nlat - 1] / 1e3 : 0,
             nlat ? sum / (double) nlat / 1e3 : 0, tot.sent, tot.acked, tot.failed,
-            tot.late_max_us, received ? bytes / (double) received : 0, ok ? "true" : "false");
+            tot.late_max_us, received ? bytes / (double) received : 0, malformed,
+            ok ? "true" : "false");
     free (lat);
     return ok ? 0 : 1;
 }
@@ -1517,7 +1538,10 @@ usage (FILE *out)
         "  -r, --rate N          messages/s in all, 0 = as fast as possible (default 0)\n"
         "  -P, --producers N     producer processes, 1..%d (default 1)\n"
         "  -C, --consumers N     consumer processes, 1..%d (default 1); even ones take\n"
-        "                        both topics, odd ones sales-events only\n"
+        "                        both topics, odd ones sales-events only: with -C 1 the\n"
+        "                        one consumer receives every message (the issue's\n"
+        "                        \"1 producer -> 1 consumer\"), with -C 2 the shape of\n"
+        "                        zb-warehouse + zb-dispatch\n"
         "  -b, --batch N         zbridge: entries per PUT, 1..10000 (default 100; 1 when paced)\n"
         "  -w, --window N        zbridge: PUT requests in flight, 1..10000 (default 32)\n"
         "      --ingest EP       zbridge: broker ingest endpoint\n"
