@@ -97,6 +97,7 @@ static struct {
     long long rate;
     int producers, consumers;
     int batch, window, qos;
+    bool batch_given;           //  --batch on the command line (kept when paced)
     const char *ingest, *publish, *control;     //  zbridge
     const char *host;                           //  nats, redis, mqtt
     int port;
@@ -682,7 +683,9 @@ zbridge_producer (int id, int ready_fd, int go_fd, producer_result_t *res)
     size_t padlen = zbridge_pad ();
     char *pad = malloc (padlen + 1);
     memset (pad, 'x', padlen);
-    int batch = opt.rate > 0 ? 1 : opt.batch;
+    //  Paced: one event per PUT unless --batch says otherwise (the soak paces
+    //  batches; a batch goes when its last event is due)
+    int batch = opt.rate > 0 && !opt.batch_given ? 1 : opt.batch;
     long long n = producer_count (id), k = 0;
     long long *inflight = calloc ((size_t) opt.window, sizeof *inflight);
     uint64_t corr = 1, answered = 1;    //  requests corr..: answered in order
@@ -704,8 +707,8 @@ zbridge_producer (int id, int ready_fd, int go_fd, producer_result_t *res)
             answered++;
             continue;
         }
-        pacer_wait (&pacer, k);
         long long m = n - k < batch ? n - k : batch;
+        pacer_wait (&pacer, k + m - 1);
         msgpack_sbuffer_clear (&sb);
         msgpack_pack_array (&pk, (size_t) m);
         for (long long j = 0; j < m; j++)
@@ -1515,7 +1518,7 @@ run (void)
             "\"failed\":%lld,\"late_max_us\":%.1f,\"bytes_avg\":%.1f,\"malformed\":%lld,"
             "\"ok\":%s}\n",
             opt.name, opt.qos, opt.count, opt.size, opt.producers, opt.consumers, opt.rate,
-            opt.transport == T_ZBRIDGE ? (opt.rate > 0 ? 1 : opt.batch) : 1,
+            opt.transport == T_ZBRIDGE ? (opt.rate > 0 && !opt.batch_given ? 1 : opt.batch) : 1,
             secs, secs > 0 ? opt.count / secs : 0, received, expected, expected - received,
             PCT (0.50), PCT (0.99), PCT (0.999), nlat ? lat [nlat - 1] / 1e3 : 0,
             nlat ? sum / (double) nlat / 1e3 : 0, tot.sent, tot.acked, tot.failed,
@@ -1542,7 +1545,8 @@ usage (FILE *out)
         "                        one consumer receives every message (the issue's\n"
         "                        \"1 producer -> 1 consumer\"), with -C 2 the shape of\n"
         "                        zb-warehouse + zb-dispatch\n"
-        "  -b, --batch N         zbridge: entries per PUT, 1..10000 (default 100; 1 when paced)\n"
+        "  -b, --batch N         zbridge: entries per PUT, 1..10000 (default 100; 1 when paced\n"
+        "                        unless given: then a batch goes when its last event is due)\n"
         "  -w, --window N        zbridge: PUT requests in flight, 1..10000 (default 32)\n"
         "      --ingest EP       zbridge: broker ingest endpoint\n"
         "      --publish EP      zbridge: broker publish endpoint\n"
@@ -1627,6 +1631,8 @@ main (int argc, char **argv)
                     return zb_cli_usage_error (prog, "--%s: not 1..10000: %s",
                                                o == 'b' ? "batch" : "window", optarg);
                 *(o == 'b' ? &opt.batch : &opt.window) = (int) v;
+                if (o == 'b')
+                    opt.batch_given = true;
                 break;
             case 'q':
                 if (!zb_cli_parse_range (optarg, 0, 1, &v))
