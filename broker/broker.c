@@ -155,6 +155,12 @@ typedef struct {
     uint32_t gen;
 } keyslot_t;
 
+//  An entry of a PUT that zb_entry_parse_packed accepted, and its size.
+typedef struct {
+    zb_entry_t entry;
+    size_t used;
+} fast_entry_t;
+
 struct zb_broker_t {
     //  Configuration (strings owned)
     char *account;
@@ -250,6 +256,8 @@ struct zb_broker_t {
     uint64_t pass_ns;                   //  arrival time of the pass's events
     const char *body;                   //  the PUT body being processed
     size_t body_size;
+    fast_entry_t *fast;                 //  its entries read by the fast path (s_pass_fast)
+    size_t fast_cap;
     bool pass_failed;                   //  the journal refused the pass
     size_t restore_skipped;             //  journal topics beyond max-topics
     char pass_error [ZB_ERRLEN + 64];   //  then the message for its events
@@ -899,36 +907,38 @@ s_entry_parse_tree (zb_broker_t *self, const char *data, size_t size, zb_entry_t
     return code;
 }
 
-//  Validate the entry that starts at body offset pos, then answer it as a
-//  duplicate or stamp, number and pack it as the next record of the pass.
-//  Room for it was reserved. Returns the offset after the entry.
+//  Validate the entry that starts at body offset pos (fast: already read
+//  by s_pass_fast, or NULL), then answer it as a duplicate or stamp, number
+//  and pack it as the next record of the pass. Room for it was reserved.
+//  Returns the offset after the entry.
 static size_t
-s_pass_entry (zb_broker_t *self, size_t pos, result_t *result)
+s_pass_entry (zb_broker_t *self, size_t pos, fast_entry_t *fast, result_t *result)
 {
     char err [ZB_ERRLEN] = "";
-    zb_entry_t entry;
+    zb_entry_t local;
+    zb_entry_t *entry = fast ? &fast->entry : &local;
     const char *data = self->body + pos;
-    size_t used;
+    size_t used = fast ? fast->used : 0;
     zb_str_t dt_buf;
-    const zb_str_t *dt = &entry.detail_type;       //  what a failure counts against
+    const zb_str_t *dt = &entry->detail_type;      //  what a failure counts against
     zb_code_t code = ZB_OK;
     //  The fast path accepts (nearly) every entry zb_entry_parse accepts,
     //  and only those; the entry's tree is built for the others
-    if (!zb_entry_parse_packed (data, self->body_size - pos, &entry, &used)) {
+    if (!fast && !zb_entry_parse_packed (data, self->body_size - pos, entry, &used)) {
         used = zb_msgpack_value_size (data, self->body_size - pos);
-        code = s_entry_parse_tree (self, data, used, &entry, &dt, &dt_buf, err, sizeof err);
+        code = s_entry_parse_tree (self, data, used, entry, &dt, &dt_buf, err, sizeof err);
     }
     if (code == ZB_OK)
-        code = zb_auth_entry (&self->client, entry.source, entry.detail_type, err, sizeof err);
+        code = zb_auth_entry (&self->client, entry->source, entry->detail_type, err, sizeof err);
     if (code != ZB_OK) {
         s_entry_fail (self, result, dt, code, err);
         return pos + used;
     }
-    zb_str_t when = entry.time_utc_len ? (zb_str_t) { entry.time_utc, entry.time_utc_len }
+    zb_str_t when = entry->time_utc_len ? (zb_str_t) { entry->time_utc, entry->time_utc_len }
                                        : s_pass_now (self);
     //  A key accepted before (in this pass or within the dedup window): the
     //  answer is the original event, nothing is stored or published
-    zb_str_t key = self->dedup ? entry.idem_key : (zb_str_t) { NULL, 0 };
+    zb_str_t key = self->dedup ? entry->idem_key : (zb_str_t) { NULL, 0 };
     uint64_t hash = 0;
     size_t slot = 0;
     if (key.ptr) {
@@ -972,7 +982,7 @@ s_pass_entry (zb_broker_t *self, size_t pos, result_t *result)
         .account = { self->account, self->account_len },
         .region = { self->region, self->region_len },
     };
-    size_t size = zb_event_size (&entry, &stamp);
+    size_t size = zb_event_size (entry, &stamp);
     if (size > self->max_event_size) {
         snprintf (err, sizeof err,
                   "the event would be %zu bytes packed, more than max-event-size (%" PRIu64 ")",
@@ -985,7 +995,7 @@ s_pass_entry (zb_broker_t *self, size_t pos, result_t *result)
         return pos + used;
     }
     size_t off = self->event_buf.size;
-    zb_event_write (self->event_buf.data + off, &entry, &stamp);
+    zb_event_write (self->event_buf.data + off, entry, &stamp);
     self->event_buf.size += size;
     //  The rules it matches, each a record after it: room for them first
     int deliveries = s_rules_prepare (self, off, size);
@@ -996,7 +1006,7 @@ s_pass_entry (zb_broker_t *self, size_t pos, result_t *result)
     }
     prec = &self->precs [r];                //  the array may have moved
     zb_topic_t *topic = NULL;
-    int rc = s_pass_topic (self, entry.detail_type, &topic);
+    int rc = s_pass_topic (self, entry->detail_type, &topic);
     if (rc != 0) {
         self->event_buf.size = off;
         if (rc == -1)
@@ -1054,6 +1064,56 @@ s_pass_error (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, const char *co
         pr->text_len = len;
 }
 
+//  The fast path of a PUT: when the body is an array of 1 to max-entries
+//  entries that zb_entry_parse_packed all accepts and nothing follows the
+//  array, reads them into self->fast and returns their count; else 0. The
+//  reader checks the bounds of every item it passes and refuses 0xc1, so
+//  such a body is valid msgpack: zb_msgpack_validate is not needed then.
+static uint32_t
+s_pass_fast (zb_broker_t *self, const char *data, size_t size)
+{
+    const uint8_t *in = (const uint8_t *) data;
+    uint32_t count;
+    size_t pos;
+    if (size == 0)
+        return 0;
+    if (in [0] >= 0x90 && in [0] <= 0x9f) {
+        count = in [0] & 0x0f;
+        pos = 1;
+    }
+    else
+    if (in [0] == 0xdc && size >= 3) {
+        count = (uint32_t) in [1] << 8 | in [2];
+        pos = 3;
+    }
+    else
+    if (in [0] == 0xdd && size >= 5) {
+        count = (uint32_t) in [1] << 24 | (uint32_t) in [2] << 16 | (uint32_t) in [3] << 8 | in [4];
+        pos = 5;
+    }
+    else
+        return 0;
+    if (count == 0 || count > self->max_entries || count > size - pos)
+        return 0;
+    if (count > self->fast_cap) {
+        size_t cap = self->fast_cap ? self->fast_cap : 256;
+        while (cap < count)
+            cap *= 2;
+        fast_entry_t *fast = (fast_entry_t *) realloc (self->fast, cap * sizeof (*fast));
+        if (!fast)
+            return 0;
+        self->fast = fast;
+        self->fast_cap = cap;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        fast_entry_t *entry = &self->fast [i];
+        if (!zb_entry_parse_packed (data + pos, size - pos, &entry->entry, &entry->used))
+            return 0;
+        pos += entry->used;
+    }
+    return pos == size ? count : 0;
+}
+
 static void
 s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
 {
@@ -1062,7 +1122,8 @@ s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
     //  is read from the bytes where it lies: no tree for the body
     const char *data = (const char *) zmq_msg_data (body);
     size_t data_size = zmq_msg_size (body);
-    if (zb_msgpack_validate (data, data_size, err, sizeof err) == -1) {
+    uint32_t fast = s_pass_fast (self, data, data_size);
+    if (!fast && zb_msgpack_validate (data, data_size, err, sizeof err) == -1) {
         s_pass_error (self, pr, corr, "MalformedRequest", "%s", err);
         goto done;
     }
@@ -1103,12 +1164,16 @@ s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
     for (uint32_t i = 0; i < count; i++) {
         result_t *result = &self->results [self->nresults++];
         if (i < admitted)
-            pos = s_pass_entry (self, pos, result);
+            pos = s_pass_entry (self, pos, fast ? &self->fast [i] : NULL, result);
         else {
-            size_t size = zb_msgpack_value_size (data + pos, data_size - pos);
+            //  Counted against its detail-type: an accepted entry's, or the
+            //  first "detail-type" string of its tree
+            size_t size = fast ? self->fast [i].used
+                               : zb_msgpack_value_size (data + pos, data_size - pos);
             msgpack_object obj;
             zb_str_t dt_buf;
-            const zb_str_t *dt = s_entry_tree (self, data + pos, size, &obj) == 0
+            const zb_str_t *dt = fast ? &self->fast [i].entry.detail_type
+                               : s_entry_tree (self, data + pos, size, &obj) == 0
                                ? s_tree_detail_type (&obj, &dt_buf) : NULL;
             snprintf (err, sizeof err, "rate limit of %" PRIu64 " entries/s exceeded; retry later",
                       zb_auth_rate_limit (self->auth));
@@ -2824,6 +2889,7 @@ zb_broker_destroy (zb_broker_t **self_p)
     free (self->jrecords);
     free (self->text);
     free (self->keyslots);
+    free (self->fast);
     msgpack_sbuffer_destroy (&self->hb_buf);
     zb_topics_destroy (&self->topics);
     zb_uuidgen_destroy (&self->uuidgen);

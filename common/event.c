@@ -693,7 +693,7 @@ s_pk_be32 (const uint8_t *p)
 //  (nil, boolean, integer, finite float), or PK_BAD for anything else (bin,
 //  ext, NaN, Infinity, 0xc1, bytes missing). Moves *pp past the item (past
 //  the header only, for a container).
-static inline pk_kind_t
+static inline __attribute__ ((always_inline)) pk_kind_t
 s_pk_item (const uint8_t **pp, const uint8_t *end, zb_str_t *s, uint32_t *count)
 {
     const uint8_t *p = *pp;
@@ -792,48 +792,79 @@ str:
 #define S_ONES  0x0101010101010101ULL
 #define S_HIGHS 0x8080808080808080ULL
 
-//  True when every byte of [p, p+len) is ASCII (valid UTF-8 then).
-static inline bool
-s_pk_ascii (const uint8_t *p, size_t len)
+static inline uint64_t
+s_pk_load64 (const uint8_t *p)
 {
-    uint64_t acc = 0;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t word;
-        memcpy (&word, p + i, 8);
-        acc |= word;
+    uint64_t word;
+    memcpy (&word, p, 8);
+    return word;
+}
+
+static inline uint64_t
+s_pk_load32 (const uint8_t *p)
+{
+    uint32_t word;
+    memcpy (&word, p, 4);
+    return word;
+}
+
+//  What s_pk_scan checks every byte for
+#define S_PK_ASCII  0           //  < 0x80
+#define S_PK_KEY    1           //  0x01..0x7f: ASCII without NUL
+#define S_PK_NAME   2           //  0x20..0x7e: printable ASCII
+
+static inline __attribute__ ((always_inline)) bool
+s_pk_word_ok (uint64_t w, int what)
+{
+    if (what == S_PK_ASCII)
+        return (w & S_HIGHS) == 0;
+    if (what == S_PK_KEY)
+        return ((w | ((w - S_ONES) & ~w)) & S_HIGHS) == 0;
+    uint64_t del = w ^ (S_ONES * 0x7F);
+    return ((w | ((w - S_ONES * 0x20) & ~w) | ((del - S_ONES) & ~del)) & S_HIGHS) == 0;
+}
+
+//  True when every byte of [p, p+len) passes what. Words, read only inside
+//  the string: overlapping loads for the tail and for short strings (a
+//  byte counted twice changes nothing).
+static inline __attribute__ ((always_inline)) bool
+s_pk_scan (const uint8_t *p, size_t len, int what)
+{
+    if (len >= 8) {
+        size_t i = 0;
+        if (what == S_PK_ASCII) {
+            //  Long strings: 32 bytes a step, one test
+            for (; i + 32 <= len; i += 32)
+                if ((s_pk_load64 (p + i) | s_pk_load64 (p + i + 8) | s_pk_load64 (p + i + 16)
+                     | s_pk_load64 (p + i + 24)) & S_HIGHS)
+                    return false;
+        }
+        for (; i + 8 < len; i += 8)
+            if (!s_pk_word_ok (s_pk_load64 (p + i), what))
+                return false;
+        return s_pk_word_ok (s_pk_load64 (p + len - 8), what);
     }
-    for (; i < len; i++)
-        acc |= p [i];
-    return (acc & S_HIGHS) == 0;
+    if (len >= 4)
+        return s_pk_word_ok (s_pk_load32 (p) | s_pk_load32 (p + len - 4) << 32, what);
+    if (len == 0)
+        return true;
+    uint64_t x = (uint64_t) p [0] | (uint64_t) p [len >> 1] << 8 | (uint64_t) p [len - 1] << 16;
+    return s_pk_word_ok (x | x << 24 | x << 48, what);
 }
 
 //  A str value in detail or resources: valid UTF-8.
 static inline bool
 s_pk_text_ok (zb_str_t s)
 {
-    if (s.len >= 64)
-        return zb_utf8_valid (s.ptr, s.len);
-    return s_pk_ascii ((const uint8_t *) s.ptr, s.len) || zb_utf8_valid (s.ptr, s.len);
+    return s_pk_scan ((const uint8_t *) s.ptr, s.len, S_PK_ASCII)
+        || zb_utf8_valid (s.ptr, s.len);
 }
 
 //  A map key in detail: valid UTF-8 without NUL (s_check_keys).
 static inline bool
 s_pk_key_ok (zb_str_t s)
 {
-    const uint8_t *p = (const uint8_t *) s.ptr;
-    size_t i = 0;
-    //  Fast path: bytes 0x01..0x7f
-    for (; i + 8 <= s.len; i += 8) {
-        uint64_t word;
-        memcpy (&word, p + i, 8);
-        if ((word | ((word - S_ONES) & ~word)) & S_HIGHS)
-            break;
-    }
-    for (; i < s.len; i++)
-        if ((unsigned) p [i] - 1u >= 0x7fu)
-            break;
-    if (i == s.len)
+    if (s_pk_scan ((const uint8_t *) s.ptr, s.len, S_PK_KEY))
         return true;
     return zb_utf8_valid (s.ptr, s.len) && !memchr (s.ptr, 0, s.len);
 }
@@ -843,20 +874,7 @@ s_pk_key_ok (zb_str_t s)
 static inline bool
 s_pk_name_ok (zb_str_t s)
 {
-    const uint8_t *p = (const uint8_t *) s.ptr;
-    size_t i = 0;
-    for (; i + 8 <= s.len; i += 8) {
-        uint64_t word, del;
-        memcpy (&word, p + i, 8);
-        del = word ^ (S_ONES * 0x7F);
-        if ((word & S_HIGHS) || ((word - S_ONES * 0x20) & ~word & S_HIGHS)
-        ||  ((del - S_ONES) & ~del & S_HIGHS))
-            break;
-    }
-    for (; i < s.len; i++)
-        if (p [i] < 0x20 || p [i] >= 0x7f)
-            break;
-    if (i == s.len)
+    if (s_pk_scan ((const uint8_t *) s.ptr, s.len, S_PK_NAME))
         return true;
     return zb_utf8_valid (s.ptr, s.len) && !zb_utf8_has_control (s.ptr, s.len);
 }
