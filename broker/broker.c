@@ -914,7 +914,8 @@ s_entry_parse_tree (zb_broker_t *self, const char *data, size_t size, zb_entry_t
 static size_t
 s_pass_entry (zb_broker_t *self, size_t pos, fast_entry_t *fast, result_t *result)
 {
-    char err [ZB_ERRLEN] = "";
+    char err [ZB_ERRLEN];
+    err [0] = 0;                        //  not = "": that clears all 256 bytes per entry
     zb_entry_t local;
     zb_entry_t *entry = fast ? &fast->entry : &local;
     const char *data = self->body + pos;

@@ -537,7 +537,7 @@ s_check_name (const msgpack_object *value, const char *name, size_t max,
 
 //  The index of an entry key in zb_entry_parse's known [], or 6 when it is
 //  none of them: by length first, so most keys take one compare.
-static size_t
+static inline size_t
 s_known_key (const char *key, size_t len)
 {
     switch (len) {
@@ -871,7 +871,7 @@ s_pk_key_ok (zb_str_t s)
 
 //  source or detail-type, length already checked: valid UTF-8 without
 //  control characters (s_check_name). Printable ASCII passes at once.
-static inline bool
+static inline __attribute__ ((always_inline)) bool
 s_pk_name_ok (zb_str_t s)
 {
     if (s_pk_scan ((const uint8_t *) s.ptr, s.len, S_PK_NAME))
@@ -913,13 +913,48 @@ s_pk_unique (zb_str_t *keys, size_t n)
 }
 
 typedef struct {
-    uint64_t left;              //  items still to read (a map's keys and values both)
-    size_t keys;                //  where its keys start in s_pk_keys
+    uint32_t left;              //  elements still to read (pairs, for a map)
     bool map;
+    size_t keys;                //  where its keys start in s_pk_keys
 } pk_frame_t;
 
+//  Reads a str at *pp (any of its encodings), fixstr first.
+static inline __attribute__ ((always_inline)) bool
+s_pk_str (const uint8_t **pp, const uint8_t *end, zb_str_t *s)
+{
+    const uint8_t *p = *pp;
+    if (p < end && (*p & 0xe0) == 0xa0) {
+        size_t size = *p & 0x1f;
+        if ((size_t) (end - p) - 1 < size)
+            return false;
+        s->ptr = (const char *) p + 1;
+        s->len = size;
+        *pp = p + 1 + size;
+        return true;
+    }
+    uint32_t count;
+    return s_pk_item (pp, end, s, &count) == PK_STR;
+}
+
+//  Adds a key to s_pk_keys [*nkeys]; false when out of memory.
+static inline bool
+s_pk_key_push (size_t *nkeys, zb_str_t key)
+{
+    if (*nkeys == s_pk_keys_cap) {
+        size_t cap = s_pk_keys_cap ? 2 * s_pk_keys_cap : 64;
+        zb_str_t *grown = (zb_str_t *) realloc (s_pk_keys, cap * sizeof (*grown));
+        if (!grown)
+            return false;
+        s_pk_keys = grown;
+        s_pk_keys_cap = cap;
+    }
+    s_pk_keys [(*nkeys)++] = key;
+    return true;
+}
+
 //  The detail value at *pp: true when s_check_detail would pass it (and it
-//  is a map). Moves *pp past it.
+//  is a map). Moves *pp past it. Each container's elements are read in one
+//  loop until it ends or a container starts in it.
 static bool
 s_pk_detail (const uint8_t **pp, const uint8_t *end)
 {
@@ -930,52 +965,35 @@ s_pk_detail (const uint8_t **pp, const uint8_t *end)
     uint32_t count = 0;
     if (s_pk_item (pp, end, &s, &count) != PK_MAP)
         return false;
-    stack [top++] = (pk_frame_t) { 2 * (uint64_t) count, 0, true };
+    stack [top++] = (pk_frame_t) { count, true, 0 };
     while (top > 0) {
         pk_frame_t *frame = &stack [top - 1];
-        if (frame->left == 0) {
-            if (frame->map && !s_pk_unique (s_pk_keys + frame->keys, nkeys - frame->keys))
-                return false;
-            nkeys = frame->keys;
-            top--;
-            continue;
-        }
-        bool is_key = frame->map && (frame->left & 1) == 0;
-        frame->left--;
-        pk_kind_t kind = s_pk_item (pp, end, &s, &count);
-        if (is_key) {
-            if (kind != PK_STR || !s_pk_key_ok (s))
-                return false;
-            if (nkeys == s_pk_keys_cap) {
-                size_t cap = s_pk_keys_cap ? 2 * s_pk_keys_cap : 64;
-                zb_str_t *grown = (zb_str_t *) realloc (s_pk_keys, cap * sizeof (*grown));
-                if (!grown)
+        while (frame->left > 0) {
+            frame->left--;
+            if (frame->map) {
+                if (!s_pk_str (pp, end, &s) || !s_pk_key_ok (s) || !s_pk_key_push (&nkeys, s))
                     return false;
-                s_pk_keys = grown;
-                s_pk_keys_cap = cap;
             }
-            s_pk_keys [nkeys++] = s;
-            continue;
-        }
-        switch (kind) {
-            case PK_SCALAR:
-                break;
-            case PK_STR:
+            pk_kind_t kind = s_pk_item (pp, end, &s, &count);
+            if (kind == PK_SCALAR)
+                continue;
+            if (kind == PK_STR) {
                 if (!s_pk_text_ok (s))
                     return false;
-                break;
-            case PK_ARRAY:
-            case PK_MAP:
-                //  This container would be at level top + 2 (s_check_detail)
-                if (top + 2 > ZB_MAX_DEPTH)
-                    return false;
-                stack [top++] = (pk_frame_t) {
-                    kind == PK_MAP ? 2 * (uint64_t) count : count, nkeys, kind == PK_MAP
-                };
-                break;
-            default:
+                continue;
+            }
+            if (kind == PK_BAD)
                 return false;
+            //  A container, at level top + 2 (s_check_detail)
+            if (top + 2 > ZB_MAX_DEPTH)
+                return false;
+            stack [top++] = (pk_frame_t) { count, kind == PK_MAP, nkeys };
+            frame = &stack [top - 1];
         }
+        if (frame->map && !s_pk_unique (s_pk_keys + frame->keys, nkeys - frame->keys))
+            return false;
+        nkeys = frame->keys;
+        top--;
     }
     return true;
 }
@@ -987,7 +1005,7 @@ zb_entry_parse_packed (const char *data, size_t len, zb_entry_t *entry, size_t *
     const uint8_t *p = (const uint8_t *) data;
     const uint8_t *end = p + len;
     zb_str_t s = { NULL, 0 };
-    uint32_t count = 0, n = 0;
+    uint32_t count = 0;
     if (s_pk_item (&p, end, &s, &count) != PK_MAP)
         return false;
     //  source, detail-type, detail, resources, time, idempotency-key
@@ -995,7 +1013,7 @@ zb_entry_parse_packed (const char *data, size_t len, zb_entry_t *entry, size_t *
     bool seen [6] = { false, false, false, false, false, false };
     for (uint32_t i = 0; i < count; i++) {
         zb_str_t key;
-        if (s_pk_item (&p, end, &key, &n) != PK_STR)
+        if (!s_pk_str (&p, end, &key))
             return false;
         size_t k = s_known_key (key.ptr, key.len);
         if (k == 6 || seen [k])
@@ -1012,11 +1030,11 @@ zb_entry_parse_packed (const char *data, size_t len, zb_entry_t *entry, size_t *
             if (s_pk_item (&p, end, &s, &elements) != PK_ARRAY)
                 return false;
             for (uint32_t j = 0; j < elements; j++)
-                if (s_pk_item (&p, end, &s, &n) != PK_STR || !s_pk_text_ok (s))
+                if (!s_pk_str (&p, end, &s) || !s_pk_text_ok (s))
                     return false;
         }
         else
-        if (s_pk_item (&p, end, &s, &n) != PK_STR)
+        if (!s_pk_str (&p, end, &s))
             return false;
         field [k] = k == 2 || k == 3 ? (zb_str_t) { (const char *) start, (size_t) (p - start) }
                                      : s;
@@ -1115,6 +1133,43 @@ s_put (char *out, const char *data, size_t len)
     return out + len;
 }
 
+//  s_put for the short strings of the envelope (names, id, time): up to 64
+//  bytes in overlapping 4-, 8- or 16-byte moves, no call; longer ones by
+//  memcpy.
+static inline char *
+s_put_short (char *out, const char *data, size_t len)
+{
+    if (len >= 8 && len <= 16) {
+        uint64_t a, b;
+        memcpy (&a, data, 8);
+        memcpy (&b, data + len - 8, 8);
+        memcpy (out, &a, 8);
+        memcpy (out + len - 8, &b, 8);
+    }
+    else
+    if (len >= 4 && len < 8) {
+        uint32_t a, b;
+        memcpy (&a, data, 4);
+        memcpy (&b, data + len - 4, 4);
+        memcpy (out, &a, 4);
+        memcpy (out + len - 4, &b, 4);
+    }
+    else
+    if (len > 16 && len <= 64) {
+        //  16 bytes a move, the last one overlapping
+        for (size_t i = 0; i + 16 < len; i += 16)
+            memcpy (out + i, data + i, 16);
+        memcpy (out + len - 16, data + len - 16, 16);
+    }
+    else
+    if (len > 64)
+        memcpy (out, data, len);
+    else
+        for (size_t i = 0; i < len; i++)
+            out [i] = data [i];
+    return out + len;
+}
+
 //  A str as msgpack-c's msgpack_pack_str_with_body writes it.
 static inline char *
 s_put_str (char *out, const char *data, size_t len)
@@ -1140,7 +1195,7 @@ s_put_str (char *out, const char *data, size_t len)
         *p++ = (uint8_t) (len >> 8);
         *p++ = (uint8_t) len;
     }
-    return s_put ((char *) p, data, len);
+    return s_put_short ((char *) p, data, len);
 }
 
 size_t
@@ -1151,10 +1206,12 @@ zb_event_size (const zb_entry_t *entry, const zb_stamp_t *stamp)
     size_t size = ZB_LIT_LEN (ZB_EV_HEAD) + ZB_LIT_LEN (ZB_EV_TYPE) + ZB_LIT_LEN (ZB_EV_SOURCE)
                 + ZB_LIT_LEN (ZB_EV_ACCOUNT) + ZB_LIT_LEN (ZB_EV_TIME) + ZB_LIT_LEN (ZB_EV_REGION)
                 + ZB_LIT_LEN (ZB_EV_RESOURCES) + ZB_LIT_LEN (ZB_EV_DETAIL);
-    const zb_str_t *strs [6] = { &stamp->id, &entry->detail_type, &entry->source,
-                                 &stamp->account, &stamp->time, &stamp->region };
-    for (size_t i = 0; i < 6; i++)
-        size += s_str_header_size (strs [i]->len) + strs [i]->len;
+    size += s_str_header_size (stamp->id.len) + stamp->id.len
+          + s_str_header_size (entry->detail_type.len) + entry->detail_type.len
+          + s_str_header_size (entry->source.len) + entry->source.len
+          + s_str_header_size (stamp->account.len) + stamp->account.len
+          + s_str_header_size (stamp->time.len) + stamp->time.len
+          + s_str_header_size (stamp->region.len) + stamp->region.len;
     size += entry->resources_bytes.ptr ? entry->resources_bytes.len : 1;
     return size + entry->detail_bytes.len;
 }
