@@ -717,6 +717,87 @@ test_differential_mutated (void **state)
     msgpack_zone_destroy (&s_zone);
 }
 
+//  As broker.c s_pass_fast: an array of entries all accepted by the fast
+//  path, ending the body (then the broker skips zb_msgpack_validate).
+static bool
+s_fast_body (const uint8_t *data, size_t size)
+{
+    uint32_t count;
+    size_t pos;
+    if (size == 0)
+        return false;
+    if (data [0] >= 0x90 && data [0] <= 0x9f) {
+        count = data [0] & 0x0f;
+        pos = 1;
+    }
+    else
+    if (data [0] == 0xdc && size >= 3) {
+        count = (uint32_t) data [1] << 8 | data [2];
+        pos = 3;
+    }
+    else
+    if (data [0] == 0xdd && size >= 5) {
+        count = (uint32_t) data [1] << 24 | (uint32_t) data [2] << 16
+              | (uint32_t) data [3] << 8 | data [4];
+        pos = 5;
+    }
+    else
+        return false;
+    if (count == 0 || count > size - pos)
+        return false;
+    for (uint32_t i = 0; i < count; i++) {
+        zb_entry_t entry;
+        size_t used;
+        if (!zb_entry_parse_packed ((const char *) data + pos, size - pos, &entry, &used))
+            return false;
+        pos += used;
+    }
+    return pos == size;
+}
+
+//  Bodies of a few entries, whole and mutated: whenever the fast path reads
+//  the whole body, zb_msgpack_validate passes it; on a valid body of valid
+//  entries it always does.
+static void
+test_fast_body (void **state)
+{
+    (void) state;
+    buf_t b = { NULL, 0, 0 };
+    size_t fast = 0;
+    for (int i = 0; i < 20000; i++) {
+        b.size = 0;
+        size_t n = 1 + s_below (4);
+        s_header (&b, 'a', n);
+        for (size_t k = 0; k < n; k++) {
+            s_header (&b, 'm', 3);
+            s_cstr (&b, "source");
+            s_cstr (&b, "zbridge.bench");
+            s_cstr (&b, "detail-type");
+            s_cstr (&b, "sales-events");
+            s_cstr (&b, "detail");
+            s_map (&b, 1, 3, s_below (4));
+        }
+        if (i % 2) {
+            size_t at = s_below (b.size);
+            switch (s_below (4)) {
+                case 0: b.data [at] ^= (uint8_t) (1u << s_below (8)); break;
+                case 1: b.size = at; break;
+                case 2: s_put (&b, "\xc0", 1); break;
+                default: b.data [at] = 0xc1; break;
+            }
+        }
+        char err [256];
+        bool valid = b.size > 0 && zb_msgpack_validate (b.data, b.size, err, sizeof err) == 0;
+        if (s_fast_body (b.data, b.size)) {
+            fast++;
+            assert_true (valid);
+        }
+    }
+    print_message ("bodies read by the fast path: %zu\n", fast);
+    assert_true (fast > 5000);
+    free (b.data);
+}
+
 //  Hand-picked cases at the edges of each rule.
 static void
 test_edges (void **state)
@@ -800,6 +881,7 @@ main (void)
         cmocka_unit_test (test_edges),
         cmocka_unit_test (test_differential_generated),
         cmocka_unit_test (test_differential_mutated),
+        cmocka_unit_test (test_fast_body),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
