@@ -4,7 +4,13 @@
     the msgpack-c object tree in place and allocates nothing per call: the
     detail tree is walked with an explicit stack bounded by ZB_MAX_DEPTH, and
     duplicate keys in a big map are found by sorting pointers to its keys in a
-    per-thread scratch array that is reused from call to call. */
+    per-thread scratch array that is reused from call to call.
+
+    The broker calls zb_entry_parse_packed first: the same verdict decided on
+    the entry's msgpack bytes (no tree, no message), and zb_entry_parse only
+    for the entries it does not accept, for their code and message.
+    tests/unit/test_entry_packed.c and tests/fuzz/fuzz_ingest.c hold the two
+    to the same verdicts. */
 
 #include "event.h"
 #include "rfc3339.h"
