@@ -155,6 +155,12 @@ typedef struct {
     uint32_t gen;
 } keyslot_t;
 
+//  An entry of a PUT that zb_entry_parse_packed accepted, and its size.
+typedef struct {
+    zb_entry_t entry;
+    size_t used;
+} fast_entry_t;
+
 struct zb_broker_t {
     //  Configuration (strings owned)
     char *account;
@@ -250,6 +256,8 @@ struct zb_broker_t {
     uint64_t pass_ns;                   //  arrival time of the pass's events
     const char *body;                   //  the PUT body being processed
     size_t body_size;
+    fast_entry_t *fast;                 //  its entries read by the fast path (s_pass_fast)
+    size_t fast_cap;
     bool pass_failed;                   //  the journal refused the pass
     size_t restore_skipped;             //  journal topics beyond max-topics
     char pass_error [ZB_ERRLEN + 64];   //  then the message for its events
@@ -487,16 +495,28 @@ s_publish (zb_broker_t *self, const uint32_t *order, size_t n)
     return 0;
 }
 
-//  Count a failed entry against its detail-type when that is a tracked topic.
+//  Count a failed entry against its detail-type (NULL: it has none that is a
+//  string) when that is a tracked topic.
 static void
-s_count_rejected (zb_broker_t *self, const msgpack_object *obj)
+s_count_rejected (zb_broker_t *self, const zb_str_t *detail_type)
 {
-    const msgpack_object *dt = zb_map_get (obj, "detail-type");
-    if (dt && dt->type == MSGPACK_OBJECT_STR) {
-        zb_topic_t *topic = zb_topics_lookup (self->topics, dt->via.str.ptr, dt->via.str.size);
+    if (detail_type) {
+        zb_topic_t *topic = zb_topics_lookup (self->topics, detail_type->ptr, detail_type->len);
         if (topic)
             topic->rejected++;
     }
+}
+
+//  The detail-type an entry's tree names, as s_count_rejected wants it: the
+//  first "detail-type" key's value when that is a string, else NULL.
+static const zb_str_t *
+s_tree_detail_type (const msgpack_object *obj, zb_str_t *out)
+{
+    const msgpack_object *dt = zb_map_get (obj, "detail-type");
+    if (!dt || dt->type != MSGPACK_OBJECT_STR)
+        return NULL;
+    *out = (zb_str_t) { dt->via.str.ptr, dt->via.str.size };
+    return out;
 }
 
 //  Decode a request body into the zone. 0 on success; otherwise -1 with the
@@ -711,9 +731,10 @@ s_pass_now (zb_broker_t *self)
     return s_time_text (self, (time_t) (self->pass_ns / 1000000000ULL));
 }
 
-//  The entry failed: its result carries the code and message.
+//  The entry failed: its result carries the code and message; detail_type
+//  as s_count_rejected takes it.
 static void
-s_entry_fail (zb_broker_t *self, result_t *result, const msgpack_object *obj,
+s_entry_fail (zb_broker_t *self, result_t *result, const zb_str_t *detail_type,
               zb_code_t code, const char *err)
 {
     result->kind = RESULT_FAILED;
@@ -723,7 +744,7 @@ s_entry_fail (zb_broker_t *self, result_t *result, const msgpack_object *obj,
     if (len > 0 && s_text_add (self, err, len, &result->text_off))
         result->text_len = len;
     self->entries_rejected++;
-    s_count_rejected (self, obj);
+    s_count_rejected (self, detail_type);
 }
 
 //  The rules the packed event at event_buf [off, off + size) matches, in
@@ -847,25 +868,78 @@ s_pass_topic (zb_broker_t *self, zb_str_t name, zb_topic_t **topic)
     return rc;
 }
 
-//  Validate one entry, then answer it as a duplicate or stamp, number and
-//  pack it as the next record of the pass. Room for it was reserved.
-static void
-s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
+//  The entry at [data, data+size) of the body (a validated msgpack value)
+//  as a tree in the zone, the way the whole body used to be decoded (an
+//  entry nests at most ZB_MAX_DEPTH levels; deeper containers are never
+//  looked at). 0, or -1 when out of memory.
+static int
+s_entry_tree (zb_broker_t *self, const char *data, size_t size, msgpack_object *obj)
 {
-    char err [ZB_ERRLEN] = "";
-    zb_entry_t entry;
-    zb_code_t code = zb_entry_parse (obj, &entry, err, sizeof err);
-    if (code == ZB_OK)
-        code = zb_auth_entry (&self->client, entry.source, entry.detail_type, err, sizeof err);
-    if (code != ZB_OK) {
-        s_entry_fail (self, result, obj, code, err);
-        return;
+    char err [ZB_ERRLEN];
+    return zb_msgpack_decode (data, size, ZB_MAX_DEPTH + 1, &self->zone, obj, err,
+                              sizeof err) == 0 ? 0 : -1;
+}
+
+//  The slow path of s_pass_entry, for an entry zb_entry_parse_packed did not
+//  accept: zb_entry_parse on the entry's tree gives the code and message
+//  (or, when the fast path only lacked memory, accepts it; detail and
+//  resources bytes are then found in the tree). *detail_type as
+//  s_count_rejected takes it.
+static zb_code_t
+s_entry_parse_tree (zb_broker_t *self, const char *data, size_t size, zb_entry_t *entry,
+                    const zb_str_t **detail_type, zb_str_t *dt_buf, char *err, size_t errlen)
+{
+    msgpack_object obj;
+    *detail_type = NULL;
+    if (s_entry_tree (self, data, size, &obj) == -1) {
+        snprintf (err, errlen, "out of memory decoding the entry; retry");
+        return ZB_E_INTERNAL;
     }
-    zb_str_t when = entry.time_utc_len ? (zb_str_t) { entry.time_utc, entry.time_utc_len }
+    *detail_type = s_tree_detail_type (&obj, dt_buf);
+    zb_code_t code = zb_entry_parse (&obj, entry, err, errlen);
+    if (code == ZB_OK) {
+        entry->detail_bytes.ptr = zb_msgpack_value_bytes (entry->detail, data, size,
+                                                          &entry->detail_bytes.len);
+        if (entry->resources)
+            entry->resources_bytes.ptr = zb_msgpack_value_bytes (entry->resources, data, size,
+                                                                 &entry->resources_bytes.len);
+    }
+    return code;
+}
+
+//  Validate the entry that starts at body offset pos (fast: already read
+//  by s_pass_fast, or NULL), then answer it as a duplicate or stamp, number
+//  and pack it as the next record of the pass. Room for it was reserved.
+//  Returns the offset after the entry.
+static size_t
+s_pass_entry (zb_broker_t *self, size_t pos, fast_entry_t *fast, result_t *result)
+{
+    char err [ZB_ERRLEN];
+    err [0] = 0;                        //  not = "": that clears all 256 bytes per entry
+    zb_entry_t local;
+    zb_entry_t *entry = fast ? &fast->entry : &local;
+    const char *data = self->body + pos;
+    size_t used = fast ? fast->used : 0;
+    zb_str_t dt_buf;
+    const zb_str_t *dt = &entry->detail_type;      //  what a failure counts against
+    zb_code_t code = ZB_OK;
+    //  The fast path accepts (nearly) every entry zb_entry_parse accepts,
+    //  and only those; the entry's tree is built for the others
+    if (!fast && !zb_entry_parse_packed (data, self->body_size - pos, entry, &used)) {
+        used = zb_msgpack_value_size (data, self->body_size - pos);
+        code = s_entry_parse_tree (self, data, used, entry, &dt, &dt_buf, err, sizeof err);
+    }
+    if (code == ZB_OK)
+        code = zb_auth_entry (&self->client, entry->source, entry->detail_type, err, sizeof err);
+    if (code != ZB_OK) {
+        s_entry_fail (self, result, dt, code, err);
+        return pos + used;
+    }
+    zb_str_t when = entry->time_utc_len ? (zb_str_t) { entry->time_utc, entry->time_utc_len }
                                        : s_pass_now (self);
     //  A key accepted before (in this pass or within the dedup window): the
     //  answer is the original event, nothing is stored or published
-    zb_str_t key = self->dedup ? entry.idem_key : (zb_str_t) { NULL, 0 };
+    zb_str_t key = self->dedup ? entry->idem_key : (zb_str_t) { NULL, 0 };
     uint64_t hash = 0;
     size_t slot = 0;
     if (key.ptr) {
@@ -874,7 +948,7 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
         if (self->keyslots [slot].gen == self->keygen) {
             result->kind = RESULT_DUPLICATE;
             result->record = self->keyslots [slot].record - 1;
-            return;
+            return pos + used;
         }
         zb_record_t found;
         int rc = zb_journal_dedup_get (self->journal, key, self->pass_ns, &found);
@@ -885,27 +959,21 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
                 result->record = ZB_NO_RECORD;
                 result->text_len = ZB_UUID_LEN;
                 result->seq = found.seq;
-                return;
+                return pos + used;
             }
-            s_entry_fail (self, result, obj, ZB_E_INTERNAL,
+            s_entry_fail (self, result, dt, ZB_E_INTERNAL,
                           "idempotency-key: cannot answer the duplicate (out of memory); retry");
-            return;
+            return pos + used;
         }
         if (rc == -1) {
             snprintf (err, sizeof err, "idempotency-key: the journal lookup failed: %s; retry",
                       zb_journal_last_error (self->journal));
-            s_entry_fail (self, result, obj, ZB_E_INTERNAL, err);
-            return;
+            s_entry_fail (self, result, dt, ZB_E_INTERNAL, err);
+            return pos + used;
         }
     }
     //  Stamp it and pack it after the pass's other events: detail and
     //  resources are copied as the request holds them (validated above)
-    entry.detail_bytes.ptr = zb_msgpack_value_bytes (entry.detail, self->body, self->body_size,
-                                                     &entry.detail_bytes.len);
-    if (entry.resources)
-        entry.resources_bytes.ptr = zb_msgpack_value_bytes (entry.resources, self->body,
-                                                            self->body_size,
-                                                            &entry.resources_bytes.len);
     size_t r = self->nrecords;
     pass_record_t *prec = &self->precs [r];
     zb_uuidgen_next (self->uuidgen, prec->id);
@@ -915,31 +983,31 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
         .account = { self->account, self->account_len },
         .region = { self->region, self->region_len },
     };
-    size_t size = zb_event_size (&entry, &stamp);
+    size_t size = zb_event_size (entry, &stamp);
     if (size > self->max_event_size) {
         snprintf (err, sizeof err,
                   "the event would be %zu bytes packed, more than max-event-size (%" PRIu64 ")",
                   size, self->max_event_size);
-        s_entry_fail (self, result, obj, ZB_E_ENTRY_TOO_LARGE, err);
-        return;
+        s_entry_fail (self, result, dt, ZB_E_ENTRY_TOO_LARGE, err);
+        return pos + used;
     }
     if (s_event_buf_reserve (self, size) == -1) {
-        s_entry_fail (self, result, obj, ZB_E_INTERNAL, "out of memory packing the event; retry");
-        return;
+        s_entry_fail (self, result, dt, ZB_E_INTERNAL, "out of memory packing the event; retry");
+        return pos + used;
     }
     size_t off = self->event_buf.size;
-    zb_event_write (self->event_buf.data + off, &entry, &stamp);
+    zb_event_write (self->event_buf.data + off, entry, &stamp);
     self->event_buf.size += size;
     //  The rules it matches, each a record after it: room for them first
     int deliveries = s_rules_prepare (self, off, size);
     if (deliveries < 0 || s_records_reserve (self, 1 + (size_t) deliveries) == -1) {
         self->event_buf.size = off;
-        s_entry_fail (self, result, obj, ZB_E_INTERNAL, "out of memory matching the rules; retry");
-        return;
+        s_entry_fail (self, result, dt, ZB_E_INTERNAL, "out of memory matching the rules; retry");
+        return pos + used;
     }
     prec = &self->precs [r];                //  the array may have moved
     zb_topic_t *topic = NULL;
-    int rc = s_pass_topic (self, entry.detail_type, &topic);
+    int rc = s_pass_topic (self, entry->detail_type, &topic);
     if (rc != 0) {
         self->event_buf.size = off;
         if (rc == -1)
@@ -948,8 +1016,8 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
                       zb_topics_tracked (self->topics));
         else
             snprintf (err, sizeof err, "detail-type: out of memory adding the topic");
-        s_entry_fail (self, result, obj, rc == -1 ? ZB_E_LIMIT_EXCEEDED : ZB_E_INTERNAL, err);
-        return;
+        s_entry_fail (self, result, dt, rc == -1 ? ZB_E_LIMIT_EXCEEDED : ZB_E_INTERNAL, err);
+        return pos + used;
     }
     //  Numbered now; the numbers are used up only when the journal has it
     self->seq++;
@@ -975,6 +1043,7 @@ s_pass_entry (zb_broker_t *self, const msgpack_object *obj, result_t *result)
     result->kind = RESULT_STORED;
     result->record = r;
     s_rules_append (self, r, (size_t) deliveries);
+    return pos + used;
 }
 
 //  A request of the pass fails as a whole: its ERROR reply, sent at the end.
@@ -996,23 +1065,78 @@ s_pass_error (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, const char *co
         pr->text_len = len;
 }
 
+//  The fast path of a PUT: when the body is an array of 1 to max-entries
+//  entries that zb_entry_parse_packed all accepts and nothing follows the
+//  array, reads them into self->fast and returns their count; else 0. The
+//  reader checks the bounds of every item it passes and refuses 0xc1, so
+//  such a body is valid msgpack: zb_msgpack_validate is not needed then.
+static uint32_t
+s_pass_fast (zb_broker_t *self, const char *data, size_t size)
+{
+    const uint8_t *in = (const uint8_t *) data;
+    uint32_t count;
+    size_t pos;
+    if (size == 0)
+        return 0;
+    if (in [0] >= 0x90 && in [0] <= 0x9f) {
+        count = in [0] & 0x0f;
+        pos = 1;
+    }
+    else
+    if (in [0] == 0xdc && size >= 3) {
+        count = (uint32_t) in [1] << 8 | in [2];
+        pos = 3;
+    }
+    else
+    if (in [0] == 0xdd && size >= 5) {
+        count = (uint32_t) in [1] << 24 | (uint32_t) in [2] << 16 | (uint32_t) in [3] << 8 | in [4];
+        pos = 5;
+    }
+    else
+        return 0;
+    if (count == 0 || count > self->max_entries || count > size - pos)
+        return 0;
+    if (count > self->fast_cap) {
+        size_t cap = self->fast_cap ? self->fast_cap : 256;
+        while (cap < count)
+            cap *= 2;
+        fast_entry_t *fast = (fast_entry_t *) realloc (self->fast, cap * sizeof (*fast));
+        if (!fast)
+            return 0;
+        self->fast = fast;
+        self->fast_cap = cap;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        fast_entry_t *entry = &self->fast [i];
+        if (!zb_entry_parse_packed (data + pos, size - pos, &entry->entry, &entry->used))
+            return 0;
+        pos += entry->used;
+    }
+    return pos == size ? count : 0;
+}
+
 static void
 s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
 {
     char err [ZB_ERRLEN];
-    const char *code;
-    msgpack_object root;
-    if (s_decode_body (self, body, &root, &code, err, sizeof err) == -1) {
-        s_pass_error (self, pr, corr, code, "%s", err);
+    //  Checked whole first (one bad byte fails the request), then each entry
+    //  is read from the bytes where it lies: no tree for the body
+    const char *data = (const char *) zmq_msg_data (body);
+    size_t data_size = zmq_msg_size (body);
+    uint32_t fast = s_pass_fast (self, data, data_size);
+    if (!fast && zb_msgpack_validate (data, data_size, err, sizeof err) == -1) {
+        s_pass_error (self, pr, corr, "MalformedRequest", "%s", err);
         goto done;
     }
-    if (root.type != MSGPACK_OBJECT_ARRAY) {
+    msgpack_object_type type;
+    uint32_t count;
+    size_t pos = zb_msgpack_peek (data, data_size, &type, &count);
+    if (type != MSGPACK_OBJECT_ARRAY) {
         s_pass_error (self, pr, corr, "MalformedRequest",
                       "PUT body must be an array of entries, not %s",
-                      zb_msgpack_type_name (root.type));
+                      zb_msgpack_type_name (type));
         goto done;
     }
-    uint32_t count = root.via.array.size;
     if (count == 0) {
         s_pass_error (self, pr, corr, "InvalidArgument", "PUT has no entries");
         goto done;
@@ -1032,8 +1156,8 @@ s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
     pr->corr = corr;
     pr->first = self->nresults;
     pr->count = count;
-    self->body = (const char *) zmq_msg_data (body);
-    self->body_size = zmq_msg_size (body);
+    self->body = data;
+    self->body_size = data_size;
     size_t first_record = self->nrecords;
     //  The rate limit: the entries beyond what the client may send now are
     //  throttled (not stored: it resends them, with their idempotency keys)
@@ -1041,12 +1165,21 @@ s_pass_put (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, zmq_msg_t *body)
     for (uint32_t i = 0; i < count; i++) {
         result_t *result = &self->results [self->nresults++];
         if (i < admitted)
-            s_pass_entry (self, &root.via.array.ptr [i], result);
+            pos = s_pass_entry (self, pos, fast ? &self->fast [i] : NULL, result);
         else {
-            char err [ZB_ERRLEN];
+            //  Counted against its detail-type: an accepted entry's, or the
+            //  first "detail-type" string of its tree
+            size_t size = fast ? self->fast [i].used
+                               : zb_msgpack_value_size (data + pos, data_size - pos);
+            msgpack_object obj;
+            zb_str_t dt_buf;
+            const zb_str_t *dt = fast ? &self->fast [i].entry.detail_type
+                               : s_entry_tree (self, data + pos, size, &obj) == 0
+                               ? s_tree_detail_type (&obj, &dt_buf) : NULL;
             snprintf (err, sizeof err, "rate limit of %" PRIu64 " entries/s exceeded; retry later",
                       zb_auth_rate_limit (self->auth));
-            s_entry_fail (self, result, &root.via.array.ptr [i], ZB_E_THROTTLED, err);
+            s_entry_fail (self, result, dt, ZB_E_THROTTLED, err);
+            pos += size;
         }
     }
     if (self->nrecords > first_record)
@@ -2757,6 +2890,7 @@ zb_broker_destroy (zb_broker_t **self_p)
     free (self->jrecords);
     free (self->text);
     free (self->keyslots);
+    free (self->fast);
     msgpack_sbuffer_destroy (&self->hb_buf);
     zb_topics_destroy (&self->topics);
     zb_uuidgen_destroy (&self->uuidgen);

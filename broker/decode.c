@@ -483,6 +483,41 @@ zb_msgpack_value_bytes (const msgpack_object *val, const void *data, size_t len,
     return (const char *) start;
 }
 
+size_t
+zb_msgpack_peek (const void *data, size_t len, msgpack_object_type *type, uint32_t *count)
+{
+    assert (data && len > 0 && type && count);
+    const uint8_t *in = (const uint8_t *) data;
+    item_t it;
+    size_t next = s_item (in, len, 0, &it);
+    assert (next != 0 && next != (size_t) -1);
+    *count = 0;
+    switch (it.kind) {
+        case K_NIL:   *type = MSGPACK_OBJECT_NIL; break;
+        case K_BOOL:  *type = MSGPACK_OBJECT_BOOLEAN; break;
+        case K_UINT:  *type = MSGPACK_OBJECT_POSITIVE_INTEGER; break;
+        case K_INT:   *type = it.i64 >= 0 ? MSGPACK_OBJECT_POSITIVE_INTEGER
+                                          : MSGPACK_OBJECT_NEGATIVE_INTEGER; break;
+        case K_F32:   *type = MSGPACK_OBJECT_FLOAT32; break;
+        case K_F64:   *type = MSGPACK_OBJECT_FLOAT64; break;
+        case K_STR:   *type = MSGPACK_OBJECT_STR; break;
+        case K_BIN:   *type = MSGPACK_OBJECT_BIN; break;
+        case K_EXT:   *type = MSGPACK_OBJECT_EXT; break;
+        case K_ARRAY: *type = MSGPACK_OBJECT_ARRAY; *count = it.size; break;
+        case K_MAP:   *type = MSGPACK_OBJECT_MAP; *count = it.size; break;
+    }
+    return next;
+}
+
+size_t
+zb_msgpack_value_size (const void *data, size_t len)
+{
+    assert (data && len > 0);
+    size_t pos = 0;
+    s_skip ((const uint8_t *) data, len, &pos, 1);
+    return pos;
+}
+
 const char *
 zb_msgpack_type_name (msgpack_object_type type)
 {

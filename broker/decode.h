@@ -45,6 +45,19 @@ int zb_msgpack_decode (const void *data, size_t len, size_t keep_depth,
 const char *zb_msgpack_value_bytes (const msgpack_object *val, const void *data, size_t len,
                                     size_t *size);
 
+//  The first item of [data, data+len), a well-formed msgpack value (as
+//  zb_msgpack_validate passed it): its type as zb_msgpack_decode would give
+//  it (a signed encoding of a value >= 0 is a positive integer) and, for an
+//  array or a map, its element count (pairs for a map; else 0). Returns the
+//  offset after the item: after its header for an array or a map (where its
+//  elements start), after the whole value otherwise.
+size_t zb_msgpack_peek (const void *data, size_t len, msgpack_object_type *type,
+                        uint32_t *count);
+
+//  The size in bytes of the value that [data, data+len) starts with, which
+//  must be well-formed (bytes may follow it).
+size_t zb_msgpack_value_size (const void *data, size_t len);
+
 //  A value's type as an error message names it: "a string", "an integer",
 //  "a negative integer", "nil", ...
 const char *zb_msgpack_type_name (msgpack_object_type type);

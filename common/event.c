@@ -4,7 +4,13 @@
     the msgpack-c object tree in place and allocates nothing per call: the
     detail tree is walked with an explicit stack bounded by ZB_MAX_DEPTH, and
     duplicate keys in a big map are found by sorting pointers to its keys in a
-    per-thread scratch array that is reused from call to call. */
+    per-thread scratch array that is reused from call to call.
+
+    The broker calls zb_entry_parse_packed first: the same verdict decided on
+    the entry's msgpack bytes (no tree, no message), and zb_entry_parse only
+    for the entries it does not accept, for their code and message.
+    tests/unit/test_entry_packed.c and tests/fuzz/fuzz_ingest.c hold the two
+    to the same verdicts. */
 
 #include "event.h"
 #include "rfc3339.h"
@@ -537,7 +543,7 @@ s_check_name (const msgpack_object *value, const char *name, size_t max,
 
 //  The index of an entry key in zb_entry_parse's known [], or 6 when it is
 //  none of them: by length first, so most keys take one compare.
-static size_t
+static inline size_t
 s_known_key (const char *key, size_t len)
 {
     switch (len) {
@@ -664,6 +670,413 @@ zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry, char *err, size_t 
 }
 
 //  --------------------------------------------------------------------------
+//  Entry from its packed bytes (the broker's fast path)
+//
+//  The same rules as zb_entry_parse, decided on the msgpack bytes in one
+//  walk, without an object tree and without messages: it only has to say
+//  "accepted" exactly when zb_entry_parse would. Every other verdict (and
+//  every message) comes from zb_entry_parse itself, which the caller runs on
+//  the entry's tree when this says no. Common cases take fast paths: ASCII
+//  strings are checked a word at a time, once for UTF-8 and control
+//  characters together; a small map's keys are compared pairwise.
+
+typedef enum { PK_BAD, PK_SCALAR, PK_STR, PK_ARRAY, PK_MAP } pk_kind_t;
+
+static inline uint32_t
+s_pk_be16 (const uint8_t *p)
+{
+    return ((uint32_t) p [0] << 8) | p [1];
+}
+
+static inline uint32_t
+s_pk_be32 (const uint8_t *p)
+{
+    return ((uint32_t) p [0] << 24) | ((uint32_t) p [1] << 16) | ((uint32_t) p [2] << 8) | p [3];
+}
+
+//  Reads the item at *pp: a str (s set), an array or a map (*count set: its
+//  elements, pairs for a map), a scalar zb_entry_parse accepts in detail
+//  (nil, boolean, integer, finite float), or PK_BAD for anything else (bin,
+//  ext, NaN, Infinity, 0xc1, bytes missing). Moves *pp past the item (past
+//  the header only, for a container).
+static inline __attribute__ ((always_inline)) pk_kind_t
+s_pk_item (const uint8_t **pp, const uint8_t *end, zb_str_t *s, uint32_t *count)
+{
+    const uint8_t *p = *pp;
+    size_t avail = (size_t) (end - p);
+    if (avail == 0)
+        return PK_BAD;
+    uint8_t b = p [0];
+    size_t head, size;
+    if (b <= 0x7f || b >= 0xe0) {
+        *pp = p + 1;
+        return PK_SCALAR;
+    }
+    if (b >= 0xa0 && b <= 0xbf) {
+        head = 1;
+        size = b & 0x1f;
+        goto str;
+    }
+    if (b <= 0x9f) {
+        *count = b & 0x0f;
+        *pp = p + 1;
+        return b <= 0x8f ? PK_MAP : PK_ARRAY;
+    }
+    switch (b) {
+        case 0xc0: case 0xc2: case 0xc3:
+            size = 1;
+            break;
+        case 0xcc: case 0xd0:
+            size = 2;
+            break;
+        case 0xcd: case 0xd1:
+            size = 3;
+            break;
+        case 0xce: case 0xd2:
+            size = 5;
+            break;
+        case 0xcf: case 0xd3:
+            size = 9;
+            break;
+        case 0xca:
+            //  NaN and Infinity: all exponent bits set
+            if (avail < 5 || ((s_pk_be32 (p + 1) >> 23) & 0xff) == 0xff)
+                return PK_BAD;
+            size = 5;
+            break;
+        case 0xcb:
+            if (avail < 9 || ((s_pk_be32 (p + 1) >> 20) & 0x7ff) == 0x7ff)
+                return PK_BAD;
+            size = 9;
+            break;
+        case 0xd9:
+            if (avail < 2)
+                return PK_BAD;
+            head = 2;
+            size = p [1];
+            goto str;
+        case 0xda:
+            if (avail < 3)
+                return PK_BAD;
+            head = 3;
+            size = s_pk_be16 (p + 1);
+            goto str;
+        case 0xdb:
+            if (avail < 5)
+                return PK_BAD;
+            head = 5;
+            size = s_pk_be32 (p + 1);
+            goto str;
+        case 0xdc: case 0xde:
+            if (avail < 3)
+                return PK_BAD;
+            *count = s_pk_be16 (p + 1);
+            *pp = p + 3;
+            return b == 0xde ? PK_MAP : PK_ARRAY;
+        case 0xdd: case 0xdf:
+            if (avail < 5)
+                return PK_BAD;
+            *count = s_pk_be32 (p + 1);
+            *pp = p + 5;
+            return b == 0xdf ? PK_MAP : PK_ARRAY;
+        default:
+            return PK_BAD;          //  bin, ext, 0xc1
+    }
+    if (avail < size)
+        return PK_BAD;
+    *pp = p + size;
+    return PK_SCALAR;
+str:
+    if (avail - head < size)
+        return PK_BAD;
+    s->ptr = (const char *) p + head;
+    s->len = size;
+    *pp = p + head + size;
+    return PK_STR;
+}
+
+#define S_ONES  0x0101010101010101ULL
+#define S_HIGHS 0x8080808080808080ULL
+
+static inline uint64_t
+s_pk_load64 (const uint8_t *p)
+{
+    uint64_t word;
+    memcpy (&word, p, 8);
+    return word;
+}
+
+static inline uint64_t
+s_pk_load32 (const uint8_t *p)
+{
+    uint32_t word;
+    memcpy (&word, p, 4);
+    return word;
+}
+
+//  What s_pk_scan checks every byte for
+#define S_PK_ASCII  0           //  < 0x80
+#define S_PK_KEY    1           //  0x01..0x7f: ASCII without NUL
+#define S_PK_NAME   2           //  0x20..0x7e: printable ASCII
+
+static inline __attribute__ ((always_inline)) bool
+s_pk_word_ok (uint64_t w, int what)
+{
+    if (what == S_PK_ASCII)
+        return (w & S_HIGHS) == 0;
+    if (what == S_PK_KEY)
+        return ((w | ((w - S_ONES) & ~w)) & S_HIGHS) == 0;
+    uint64_t del = w ^ (S_ONES * 0x7F);
+    return ((w | ((w - S_ONES * 0x20) & ~w) | ((del - S_ONES) & ~del)) & S_HIGHS) == 0;
+}
+
+//  True when every byte of [p, p+len) passes what. Words, read only inside
+//  the string: overlapping loads for the tail and for short strings (a
+//  byte counted twice changes nothing).
+static inline __attribute__ ((always_inline)) bool
+s_pk_scan (const uint8_t *p, size_t len, int what)
+{
+    if (len >= 8) {
+        size_t i = 0;
+        if (what == S_PK_ASCII) {
+            //  Long strings: 32 bytes a step, one test
+            for (; i + 32 <= len; i += 32)
+                if ((s_pk_load64 (p + i) | s_pk_load64 (p + i + 8) | s_pk_load64 (p + i + 16)
+                     | s_pk_load64 (p + i + 24)) & S_HIGHS)
+                    return false;
+        }
+        for (; i + 8 < len; i += 8)
+            if (!s_pk_word_ok (s_pk_load64 (p + i), what))
+                return false;
+        return s_pk_word_ok (s_pk_load64 (p + len - 8), what);
+    }
+    if (len >= 4)
+        return s_pk_word_ok (s_pk_load32 (p) | s_pk_load32 (p + len - 4) << 32, what);
+    if (len == 0)
+        return true;
+    uint64_t x = (uint64_t) p [0] | (uint64_t) p [len >> 1] << 8 | (uint64_t) p [len - 1] << 16;
+    return s_pk_word_ok (x | x << 24 | x << 48, what);
+}
+
+//  A str value in detail or resources: valid UTF-8.
+static inline bool
+s_pk_text_ok (zb_str_t s)
+{
+    return s_pk_scan ((const uint8_t *) s.ptr, s.len, S_PK_ASCII)
+        || zb_utf8_valid (s.ptr, s.len);
+}
+
+//  A map key in detail: valid UTF-8 without NUL (s_check_keys).
+static inline bool
+s_pk_key_ok (zb_str_t s)
+{
+    if (s_pk_scan ((const uint8_t *) s.ptr, s.len, S_PK_KEY))
+        return true;
+    return zb_utf8_valid (s.ptr, s.len) && !memchr (s.ptr, 0, s.len);
+}
+
+//  source or detail-type, length already checked: valid UTF-8 without
+//  control characters (s_check_name). Printable ASCII passes at once.
+static inline __attribute__ ((always_inline)) bool
+s_pk_name_ok (zb_str_t s)
+{
+    if (s_pk_scan ((const uint8_t *) s.ptr, s.len, S_PK_NAME))
+        return true;
+    return zb_utf8_valid (s.ptr, s.len) && !zb_utf8_has_control (s.ptr, s.len);
+}
+
+//  Per-thread stack of the keys of the detail maps being walked; grows,
+//  never shrinks.
+static _Thread_local zb_str_t *s_pk_keys;
+static _Thread_local size_t s_pk_keys_cap;
+
+static int
+s_pk_str_compare (const void *a, const void *b)
+{
+    const zb_str_t *ka = (const zb_str_t *) a, *kb = (const zb_str_t *) b;
+    if (ka->len != kb->len)
+        return ka->len < kb->len ? -1 : 1;
+    return ka->len ? memcmp (ka->ptr, kb->ptr, ka->len) : 0;
+}
+
+//  True when the n keys hold no duplicate (they may be reordered).
+static bool
+s_pk_unique (zb_str_t *keys, size_t n)
+{
+    if (n <= ZB_DUP_PAIRWISE) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (keys [i].len == keys [j].len
+                &&  (keys [i].len == 0 || memcmp (keys [i].ptr, keys [j].ptr, keys [i].len) == 0))
+                    return false;
+        return true;
+    }
+    qsort (keys, n, sizeof (*keys), s_pk_str_compare);
+    for (size_t i = 1; i < n; i++)
+        if (s_pk_str_compare (&keys [i], &keys [i - 1]) == 0)
+            return false;
+    return true;
+}
+
+typedef struct {
+    uint32_t left;              //  elements still to read (pairs, for a map)
+    bool map;
+    size_t keys;                //  where its keys start in s_pk_keys
+} pk_frame_t;
+
+//  Reads a str at *pp (any of its encodings), fixstr first.
+static inline __attribute__ ((always_inline)) bool
+s_pk_str (const uint8_t **pp, const uint8_t *end, zb_str_t *s)
+{
+    const uint8_t *p = *pp;
+    if (p < end && (*p & 0xe0) == 0xa0) {
+        size_t size = *p & 0x1f;
+        if ((size_t) (end - p) - 1 < size)
+            return false;
+        s->ptr = (const char *) p + 1;
+        s->len = size;
+        *pp = p + 1 + size;
+        return true;
+    }
+    uint32_t count;
+    return s_pk_item (pp, end, s, &count) == PK_STR;
+}
+
+//  Adds a key to s_pk_keys [*nkeys]; false when out of memory.
+static inline bool
+s_pk_key_push (size_t *nkeys, zb_str_t key)
+{
+    if (*nkeys == s_pk_keys_cap) {
+        size_t cap = s_pk_keys_cap ? 2 * s_pk_keys_cap : 64;
+        zb_str_t *grown = (zb_str_t *) realloc (s_pk_keys, cap * sizeof (*grown));
+        if (!grown)
+            return false;
+        s_pk_keys = grown;
+        s_pk_keys_cap = cap;
+    }
+    s_pk_keys [(*nkeys)++] = key;
+    return true;
+}
+
+//  The detail value at *pp: true when s_check_detail would pass it (and it
+//  is a map). Moves *pp past it. Each container's elements are read in one
+//  loop until it ends or a container starts in it.
+static bool
+s_pk_detail (const uint8_t **pp, const uint8_t *end)
+{
+    pk_frame_t stack [ZB_MAX_DEPTH];
+    size_t top = 0;
+    size_t nkeys = 0;
+    zb_str_t s = { NULL, 0 };
+    uint32_t count = 0;
+    if (s_pk_item (pp, end, &s, &count) != PK_MAP)
+        return false;
+    stack [top++] = (pk_frame_t) { count, true, 0 };
+    while (top > 0) {
+        pk_frame_t *frame = &stack [top - 1];
+        while (frame->left > 0) {
+            frame->left--;
+            if (frame->map) {
+                if (!s_pk_str (pp, end, &s) || !s_pk_key_ok (s) || !s_pk_key_push (&nkeys, s))
+                    return false;
+            }
+            pk_kind_t kind = s_pk_item (pp, end, &s, &count);
+            if (kind == PK_SCALAR)
+                continue;
+            if (kind == PK_STR) {
+                if (!s_pk_text_ok (s))
+                    return false;
+                continue;
+            }
+            if (kind == PK_BAD)
+                return false;
+            //  A container, at level top + 2 (s_check_detail)
+            if (top + 2 > ZB_MAX_DEPTH)
+                return false;
+            stack [top++] = (pk_frame_t) { count, kind == PK_MAP, nkeys };
+            frame = &stack [top - 1];
+        }
+        if (frame->map && !s_pk_unique (s_pk_keys + frame->keys, nkeys - frame->keys))
+            return false;
+        nkeys = frame->keys;
+        top--;
+    }
+    return true;
+}
+
+bool
+zb_entry_parse_packed (const char *data, size_t len, zb_entry_t *entry, size_t *used)
+{
+    assert (data && entry && used);
+    const uint8_t *p = (const uint8_t *) data;
+    const uint8_t *end = p + len;
+    zb_str_t s = { NULL, 0 };
+    uint32_t count = 0;
+    if (s_pk_item (&p, end, &s, &count) != PK_MAP)
+        return false;
+    //  source, detail-type, detail, resources, time, idempotency-key
+    zb_str_t field [6];
+    bool seen [6] = { false, false, false, false, false, false };
+    for (uint32_t i = 0; i < count; i++) {
+        zb_str_t key;
+        if (!s_pk_str (&p, end, &key))
+            return false;
+        size_t k = s_known_key (key.ptr, key.len);
+        if (k == 6 || seen [k])
+            return false;
+        seen [k] = true;
+        const uint8_t *start = p;
+        if (k == 2) {
+            if (!s_pk_detail (&p, end))
+                return false;
+        }
+        else
+        if (k == 3) {
+            uint32_t elements = 0;
+            if (s_pk_item (&p, end, &s, &elements) != PK_ARRAY)
+                return false;
+            for (uint32_t j = 0; j < elements; j++)
+                if (!s_pk_str (&p, end, &s) || !s_pk_text_ok (s))
+                    return false;
+        }
+        else
+        if (!s_pk_str (&p, end, &s))
+            return false;
+        field [k] = k == 2 || k == 3 ? (zb_str_t) { (const char *) start, (size_t) (p - start) }
+                                     : s;
+    }
+    //  The checks of zb_entry_parse that are not about types
+    if (!seen [0] || field [0].len == 0 || field [0].len > ZB_MAX_SOURCE
+    ||  !s_pk_name_ok (field [0]))
+        return false;
+    if (!seen [1] || field [1].len == 0 || field [1].len > ZB_MAX_DETAIL_TYPE
+    ||  !s_pk_name_ok (field [1]) || field [1].ptr [0] == ZB_RESERVED_PREFIX)
+        return false;
+    if (!seen [2])
+        return false;
+    if (seen [5] && (field [5].len == 0 || field [5].len > ZB_MAX_IDEM_KEY
+                     || !zb_utf8_valid (field [5].ptr, field [5].len)))
+        return false;
+    entry->time_utc_len = 0;
+    if (seen [4]) {
+        int n = zb_time_normalize (field [4].ptr, field [4].len, entry->time_utc);
+        if (n < 0)
+            return false;
+        entry->time_utc_len = (size_t) n;
+    }
+    entry->source = field [0];
+    entry->detail_type = field [1];
+    entry->time = seen [4] ? field [4] : (zb_str_t) { NULL, 0 };
+    entry->detail = NULL;
+    entry->resources = NULL;
+    entry->idem_key = seen [5] ? field [5] : (zb_str_t) { NULL, 0 };
+    entry->detail_bytes = field [2];
+    entry->resources_bytes = seen [3] ? field [3] : (zb_str_t) { NULL, 0 };
+    *used = (size_t) (p - (const uint8_t *) data);
+    return true;
+}
+
+//  --------------------------------------------------------------------------
 //  Packing
 
 void
@@ -726,6 +1139,43 @@ s_put (char *out, const char *data, size_t len)
     return out + len;
 }
 
+//  s_put for the short strings of the envelope (names, id, time): up to 64
+//  bytes in overlapping 4-, 8- or 16-byte moves, no call; longer ones by
+//  memcpy.
+static inline char *
+s_put_short (char *out, const char *data, size_t len)
+{
+    if (len >= 8 && len <= 16) {
+        uint64_t a, b;
+        memcpy (&a, data, 8);
+        memcpy (&b, data + len - 8, 8);
+        memcpy (out, &a, 8);
+        memcpy (out + len - 8, &b, 8);
+    }
+    else
+    if (len >= 4 && len < 8) {
+        uint32_t a, b;
+        memcpy (&a, data, 4);
+        memcpy (&b, data + len - 4, 4);
+        memcpy (out, &a, 4);
+        memcpy (out + len - 4, &b, 4);
+    }
+    else
+    if (len > 16 && len <= 64) {
+        //  16 bytes a move, the last one overlapping
+        for (size_t i = 0; i + 16 < len; i += 16)
+            memcpy (out + i, data + i, 16);
+        memcpy (out + len - 16, data + len - 16, 16);
+    }
+    else
+    if (len > 64)
+        memcpy (out, data, len);
+    else
+        for (size_t i = 0; i < len; i++)
+            out [i] = data [i];
+    return out + len;
+}
+
 //  A str as msgpack-c's msgpack_pack_str_with_body writes it.
 static inline char *
 s_put_str (char *out, const char *data, size_t len)
@@ -751,7 +1201,7 @@ s_put_str (char *out, const char *data, size_t len)
         *p++ = (uint8_t) (len >> 8);
         *p++ = (uint8_t) len;
     }
-    return s_put ((char *) p, data, len);
+    return s_put_short ((char *) p, data, len);
 }
 
 size_t
@@ -762,11 +1212,13 @@ zb_event_size (const zb_entry_t *entry, const zb_stamp_t *stamp)
     size_t size = ZB_LIT_LEN (ZB_EV_HEAD) + ZB_LIT_LEN (ZB_EV_TYPE) + ZB_LIT_LEN (ZB_EV_SOURCE)
                 + ZB_LIT_LEN (ZB_EV_ACCOUNT) + ZB_LIT_LEN (ZB_EV_TIME) + ZB_LIT_LEN (ZB_EV_REGION)
                 + ZB_LIT_LEN (ZB_EV_RESOURCES) + ZB_LIT_LEN (ZB_EV_DETAIL);
-    const zb_str_t *strs [6] = { &stamp->id, &entry->detail_type, &entry->source,
-                                 &stamp->account, &stamp->time, &stamp->region };
-    for (size_t i = 0; i < 6; i++)
-        size += s_str_header_size (strs [i]->len) + strs [i]->len;
-    size += entry->resources ? entry->resources_bytes.len : 1;
+    size += s_str_header_size (stamp->id.len) + stamp->id.len
+          + s_str_header_size (entry->detail_type.len) + entry->detail_type.len
+          + s_str_header_size (entry->source.len) + entry->source.len
+          + s_str_header_size (stamp->account.len) + stamp->account.len
+          + s_str_header_size (stamp->time.len) + stamp->time.len
+          + s_str_header_size (stamp->region.len) + stamp->region.len;
+    size += entry->resources_bytes.ptr ? entry->resources_bytes.len : 1;
     return size + entry->detail_bytes.len;
 }
 
@@ -789,7 +1241,7 @@ zb_event_write (char *out, const zb_entry_t *entry, const zb_stamp_t *stamp)
     p = s_put (p, ZB_EV_REGION, ZB_LIT_LEN (ZB_EV_REGION));
     p = s_put_str (p, stamp->region.ptr, stamp->region.len);
     p = s_put (p, ZB_EV_RESOURCES, ZB_LIT_LEN (ZB_EV_RESOURCES));
-    if (entry->resources)
+    if (entry->resources_bytes.ptr)
         p = s_put (p, entry->resources_bytes.ptr, entry->resources_bytes.len);
     else
         *p++ = (char) 0x90;             //  []

@@ -71,6 +71,19 @@ typedef struct {
 zb_code_t zb_entry_parse (const msgpack_object *obj, zb_entry_t *entry,
                           char *err, size_t errlen);
 
+//  zb_entry_parse's verdict without the object tree, for the broker's hot
+//  path: [data, data+len) starts with one entry, a well-formed msgpack value
+//  (the request body zb_msgpack_validate passed; bytes may follow it). True
+//  exactly when zb_entry_parse would accept the entry (it makes the same
+//  checks on the bytes): *entry is then what zb_entry_parse fills in, except
+//  that detail and resources are NULL and detail_bytes and resources_bytes
+//  (ptr NULL when there are no resources) point into data; *used is the
+//  entry's size in bytes. False when zb_entry_parse would reject it (or,
+//  rarely, out of memory for a big detail): the caller then decodes the
+//  entry and runs zb_entry_parse for the code and the message. Nothing
+//  here writes a message, and nothing allocates per call.
+bool zb_entry_parse_packed (const char *data, size_t len, zb_entry_t *entry, size_t *used);
+
 //  Stamps the broker adds to every entry.
 typedef struct {
     zb_str_t id;            //  canonical UUID text, 36 bytes
@@ -87,7 +100,9 @@ void zb_event_pack (msgpack_packer *pk, const zb_entry_t *entry, const zb_stamp_
 //  The same envelope without a packer, for the broker's hot path: its exact
 //  size in bytes, then the bytes themselves written to out (which must hold
 //  that many). Needs entry->detail_bytes, and entry->resources_bytes when the
-//  entry has resources. Byte for byte what zb_event_pack writes from them.
+//  entry has resources (those decide: resources_bytes.ptr NULL means none,
+//  whatever entry->resources is). Byte for byte what zb_event_pack writes
+//  from them.
 size_t zb_event_size (const zb_entry_t *entry, const zb_stamp_t *stamp);
 void zb_event_write (char *out, const zb_entry_t *entry, const zb_stamp_t *stamp);
 

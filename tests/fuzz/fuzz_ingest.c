@@ -20,7 +20,14 @@
       consumers use) unpacks, and that zb_json_text_from_msgpack renders
       (what zb-consumer and zbctl print);
     - the event written from the body's bytes is the same value as the one
-      packed from the trees. */
+      packed from the trees;
+    - differential, the broker's fast path (event.c zb_entry_parse_packed,
+      broker.c s_pass_fast) against the reference above: on every entry of a
+      valid body it accepts exactly when zb_entry_parse does, with the same
+      fields, the same detail and resources bytes and the same written
+      event; and when it reads an array of accepted entries that ends the
+      body (what makes the broker skip zb_msgpack_validate), the body is
+      valid. */
 
 #include <math.h>
 #include <msgpack.h>
@@ -246,6 +253,94 @@ s_entry (const msgpack_object *obj, const uint8_t *data, size_t size)
     free (event);
 }
 
+static bool
+s_same_str (zb_str_t a, zb_str_t b)
+{
+    return a.ptr == b.ptr && a.len == b.len;
+}
+
+//  The fast path against zb_entry_parse on one entry of a valid body:
+//  [data, data+size) from the entry on, obj its tree.
+static void
+s_fast_entry (const msgpack_object *obj, const uint8_t *data, size_t size)
+{
+    char err [256] = "";
+    zb_entry_t ref, fast;
+    zb_code_t code = zb_entry_parse (obj, &ref, err, sizeof err);
+    size_t used = 0;
+    bool ok = zb_entry_parse_packed ((const char *) data, size, &fast, &used);
+    FUZZ_CHECK (ok == (code == ZB_OK), "fast path says %d, zb_entry_parse %s (%s)", (int) ok,
+                zb_code_name (code), err);
+    if (!ok)
+        return;
+    FUZZ_CHECK (used == zb_msgpack_value_size (data, size), "fast path entry size %zu", used);
+    ref.detail_bytes.ptr = zb_msgpack_value_bytes (ref.detail, data, used, &ref.detail_bytes.len);
+    if (ref.resources)
+        ref.resources_bytes.ptr = zb_msgpack_value_bytes (ref.resources, data, used,
+                                                          &ref.resources_bytes.len);
+    FUZZ_CHECK (s_same_str (ref.source, fast.source) && s_same_str (ref.detail_type, fast.detail_type)
+                && s_same_str (ref.time, fast.time) && s_same_str (ref.idem_key, fast.idem_key)
+                && ref.time_utc_len == fast.time_utc_len
+                && memcmp (ref.time_utc, fast.time_utc, ref.time_utc_len) == 0
+                && s_same_str (ref.detail_bytes, fast.detail_bytes)
+                && s_same_str (ref.resources_bytes, fast.resources_bytes)
+                && !fast.detail && !fast.resources,
+                "fast path fields differ from zb_entry_parse's");
+    zb_stamp_t stamp = {
+        .id = ZB_STR ("5f0c6c1e-2b1a-4d7e-9a53-3b0e7d1c9f21"),
+        .time = ZB_STR ("2026-11-26T17:15:01Z"),
+        .account = ZB_STR (ZB_DEFAULT_ACCOUNT),
+        .region = ZB_STR (ZB_DEFAULT_REGION),
+    };
+    size_t n = zb_event_size (&ref, &stamp);
+    FUZZ_CHECK (n == zb_event_size (&fast, &stamp), "fast path event size differs");
+    char *a = (char *) malloc (n), *b = (char *) malloc (n);
+    FUZZ_CHECK (a && b, "out of memory");
+    zb_event_write (a, &ref, &stamp);
+    zb_event_write (b, &fast, &stamp);
+    FUZZ_CHECK (memcmp (a, b, n) == 0, "fast path event bytes differ");
+    free (a);
+    free (b);
+}
+
+//  As broker.c s_pass_fast: an array of entries all accepted by the fast
+//  path, ending the body. True when it is.
+static bool
+s_fast_body (const uint8_t *data, size_t size)
+{
+    uint32_t count;
+    size_t pos;
+    if (size == 0)
+        return false;
+    if (data [0] >= 0x90 && data [0] <= 0x9f) {
+        count = data [0] & 0x0f;
+        pos = 1;
+    }
+    else
+    if (data [0] == 0xdc && size >= 3) {
+        count = (uint32_t) data [1] << 8 | data [2];
+        pos = 3;
+    }
+    else
+    if (data [0] == 0xdd && size >= 5) {
+        count = (uint32_t) data [1] << 24 | (uint32_t) data [2] << 16
+              | (uint32_t) data [3] << 8 | data [4];
+        pos = 5;
+    }
+    else
+        return false;
+    if (count == 0 || count > size - pos)
+        return false;
+    for (uint32_t i = 0; i < count; i++) {
+        zb_entry_t entry;
+        size_t used;
+        if (!zb_entry_parse_packed ((const char *) data + pos, size - pos, &entry, &used))
+            return false;
+        pos += used;
+    }
+    return pos == size;
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -269,6 +364,20 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (rc == 0 && root.type == MSGPACK_OBJECT_ARRAY)
         for (uint32_t i = 0; i < root.via.array.size; i++)
             s_entry (&root.via.array.ptr [i], data, size);
+    //  The fast path
+    if (s_fast_body (data, size))
+        FUZZ_CHECK (vrc == 0, "the fast path reads a body zb_msgpack_validate refuses: %s", verr);
+    if (rc == 0 && root.type == MSGPACK_OBJECT_ARRAY) {
+        msgpack_object_type type;
+        uint32_t count;
+        size_t pos = zb_msgpack_peek (data, size, &type, &count);
+        FUZZ_CHECK (type == MSGPACK_OBJECT_ARRAY && count == root.via.array.size, "peek");
+        for (uint32_t i = 0; i < count; i++) {
+            s_fast_entry (&root.via.array.ptr [i], data + pos, size - pos);
+            pos += zb_msgpack_value_size (data + pos, size - pos);
+        }
+        FUZZ_CHECK (pos == size, "entries end at %zu of %zu", pos, size);
+    }
     msgpack_zone_clear (&s_zone);
     //  Do not keep a huge buffer from one input to the next
     if (s_buf.alloc > 1 << 20) {
