@@ -17,7 +17,13 @@
     lies inside a container that is already too deep for any consumer of the
     tree (zb_entry_parse rejects the first container past its limit without
     looking inside), so what replaces it is never seen. Memory is bounded: at
-    most one msgpack_object per byte of the body. */
+    most one msgpack_object per byte of the body.
+
+    A PUT body no longer takes this path as a whole: the broker reads its
+    entries on their packed bytes (event.h zb_entry_parse_packed), and builds
+    a tree here only for the control socket's bodies and for an entry that
+    fast reading does not accept, so that zb_entry_parse gives the rejection
+    its code and message. */
 #ifndef ZB_DECODE_H_INCLUDED
 #define ZB_DECODE_H_INCLUDED
 
