@@ -50,7 +50,6 @@
 #include "replay.h"
 #include "rules.h"
 #include "rfc3339.h"
-#include "siphash.h"
 #include "topics.h"
 #include "uuid.h"
 #include "decode.h"
@@ -159,6 +158,7 @@ typedef struct {
 typedef struct {
     zb_entry_t entry;
     size_t used;
+    uint64_t key_hash;          //  zb_journal_key_hash of its idempotency key
 } fast_entry_t;
 
 struct zb_broker_t {
@@ -252,7 +252,6 @@ struct zb_broker_t {
     size_t keymask;                     //  slots - 1 (0: none yet)
     size_t nkeys;
     uint32_t keygen;
-    uint64_t keyseed [2];
     uint64_t pass_ns;                   //  arrival time of the pass's events
     const char *body;                   //  the PUT body being processed
     size_t body_size;
@@ -637,7 +636,7 @@ s_pass_reserve (zb_broker_t *self, size_t more)
     for (size_t r = 0; r < self->nrecords; r++) {
         zb_str_t key = self->records [r].idem_key;
         if (key.ptr) {
-            uint64_t hash = zb_siphash (self->keyseed, key.ptr, key.len);
+            uint64_t hash = self->records [r].idem_hash;
             size_t i = s_keys_find (self, key, hash);
             self->keyslots [i] = (keyslot_t) { hash, (uint32_t) r + 1, self->keygen };
         }
@@ -943,7 +942,9 @@ s_pass_entry (zb_broker_t *self, size_t pos, fast_entry_t *fast, result_t *resul
     uint64_t hash = 0;
     size_t slot = 0;
     if (key.ptr) {
-        hash = zb_siphash (self->keyseed, key.ptr, key.len);
+        //  One hash for the key, the journal's: this pass's slots, the
+        //  journal's lookup and its append all use it
+        hash = fast ? fast->key_hash : zb_journal_key_hash (self->journal, key);
         slot = s_keys_find (self, key, hash);
         if (self->keyslots [slot].gen == self->keygen) {
             result->kind = RESULT_DUPLICATE;
@@ -951,7 +952,7 @@ s_pass_entry (zb_broker_t *self, size_t pos, fast_entry_t *fast, result_t *resul
             return pos + used;
         }
         zb_record_t found;
-        int rc = zb_journal_dedup_get (self->journal, key, self->pass_ns, &found);
+        int rc = zb_journal_dedup_get_hashed (self->journal, key, hash, self->pass_ns, &found);
         if (rc == 1) {
             if (found.id.ptr && found.id.len == ZB_UUID_LEN
             &&  s_text_add (self, found.id.ptr, ZB_UUID_LEN, &result->text_off)) {
@@ -1030,6 +1031,7 @@ s_pass_entry (zb_broker_t *self, size_t pos, fast_entry_t *fast, result_t *resul
         .event = { NULL, size },            //  the buffer may still move
         .id = { NULL, ZB_UUID_LEN },        //  in precs [r], which may move too
         .idem_key = key,                    //  points into the request frame
+        .idem_hash = hash,
     };
     prec->topic = topic;
     prec->event_off = off;
@@ -1111,6 +1113,13 @@ s_pass_fast (zb_broker_t *self, const char *data, size_t size)
         if (!zb_entry_parse_packed (data + pos, size - pos, &entry->entry, &entry->used))
             return 0;
         pos += entry->used;
+        //  A new key misses the cache in a large dedup window: start loading
+        //  its slot now, while the other entries are read
+        zb_str_t key = entry->entry.idem_key;
+        if (key.ptr && self->dedup) {
+            entry->key_hash = zb_journal_key_hash (self->journal, key);
+            zb_journal_key_prefetch (self->journal, entry->key_hash);
+        }
     }
     return pos == size ? count : 0;
 }
@@ -2660,7 +2669,6 @@ s_journal_open (zb_broker_t *self, const zb_broker_config_t *config, char *err, 
     self->retain_hours = config->journal.retain_hours;
     self->retain_mb = config->journal.retain_mb;
     self->dedup = config->journal.dedup_window_s > 0;
-    zb_siphash_key (self->keyseed);
     self->seq = zb_journal_head (self->journal);
     zb_journal_topics (self->journal, s_restore_topic, self);
     zb_journal_info_t info;

@@ -195,6 +195,16 @@ zb_jhash_find (zb_jhash_t *self, uint64_t hash, zb_jhash_fn *fn, void *arg)
     return 0;
 }
 
+void
+zb_jhash_prefetch (zb_jhash_t *self, uint64_t hash)
+{
+    assert (self);
+    if (self->slots)
+        __builtin_prefetch (&self->slots [hash & self->mask]);
+    if (self->old)
+        __builtin_prefetch (&self->old [hash & self->old_mask]);
+}
+
 size_t
 zb_jhash_size (zb_jhash_t *self)
 {
@@ -297,6 +307,13 @@ zb_jindex_insert (zb_jindex_t *self, zb_jentry_t *entry)
     assert (entry);
     entry->hash = zb_jhash_of (self->hash, entry->key.ptr, entry->key.len);
     zb_jindex_insert_hashed (self, entry);
+}
+
+void
+zb_jindex_prefetch (zb_jindex_t *self, uint64_t hash)
+{
+    assert (self);
+    zb_jhash_prefetch (self->hash, hash);
 }
 
 void
@@ -586,15 +603,40 @@ zb_journal_topics (zb_journal_t *self, zb_journal_topic_fn *fn, void *arg)
     }
 }
 
+uint64_t
+zb_journal_key_hash (zb_journal_t *self, zb_str_t key)
+{
+    assert (self);
+    return self->ops->key_hash (self->be, key);
+}
+
+void
+zb_journal_key_prefetch (zb_journal_t *self, uint64_t hash)
+{
+    assert (self);
+    self->ops->key_prefetch (self->be, hash);
+}
+
 int
 zb_journal_dedup_get (zb_journal_t *self, zb_str_t key, uint64_t now_ns, zb_record_t *found)
+{
+    assert (self);
+    if (!s_key_ok (key))
+        return 0;
+    return zb_journal_dedup_get_hashed (self, key, zb_journal_key_hash (self, key),
+                                        now_ns, found);
+}
+
+int
+zb_journal_dedup_get_hashed (zb_journal_t *self, zb_str_t key, uint64_t hash,
+                             uint64_t now_ns, zb_record_t *found)
 {
     assert (self);
     if (!s_key_ok (key))
         return 0;               //  such a key can never have been stored
     zb_record_t record;
     memset (&record, 0, sizeof (record));
-    int rc = self->ops->dedup_get (self->be, key, now_ns, &record,
+    int rc = self->ops->dedup_get (self->be, key, hash, now_ns, &record,
                                    self->error, sizeof (self->error));
     if (rc == 1 && found) {
         //  Hand out our own copy of the id: valid until the next call

@@ -41,6 +41,7 @@ typedef struct {
     zb_str_t event;             //  the packed msgpack envelope as published
     zb_str_t id;                //  the event id (36 bytes)
     zb_str_t idem_key;          //  idempotency key; ptr NULL when none
+    uint64_t idem_hash;         //  zb_journal_key_hash of idem_key, or 0: computed then
 } zb_record_t;
 
 typedef struct {
@@ -85,6 +86,16 @@ void zb_journal_topics (zb_journal_t *self, zb_journal_topic_fn *fn, void *arg);
 //  Look up an idempotency key accepted within the dedup window. 1 found (the
 //  record has seq, id, arrival_ns; event/topic may be empty), 0 not found, -1 error.
 int zb_journal_dedup_get (zb_journal_t *self, zb_str_t key, uint64_t now_ns, zb_record_t *found);
+
+//  The hash the journal files an idempotency key under (SipHash-1-3 under the
+//  journal's own random key, fixed while it is open), so that a caller that
+//  hashes a key once can look it up (dedup_get_hashed), prefetch its slot
+//  before that (key_prefetch: a new key is a cache miss in a large window),
+//  and append it (zb_record_t.idem_hash) without the journal hashing again.
+uint64_t zb_journal_key_hash (zb_journal_t *self, zb_str_t key);
+void zb_journal_key_prefetch (zb_journal_t *self, uint64_t hash);
+int zb_journal_dedup_get_hashed (zb_journal_t *self, zb_str_t key, uint64_t hash,
+                                 uint64_t now_ns, zb_record_t *found);
 
 //  Remove what retention and the dedup window no longer keep, at most max_delete
 //  records per call (call from a timer). Returns records removed, -1 on error.

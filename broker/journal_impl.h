@@ -101,6 +101,7 @@ void zb_jindex_insert (zb_jindex_t *self, zb_jentry_t *entry);
 uint64_t zb_jindex_hash (zb_jindex_t *self, const void *key, size_t len);
 void *zb_jindex_find (zb_jindex_t *self, uint64_t hash, const void *key, size_t len);
 void zb_jindex_insert_hashed (zb_jindex_t *self, zb_jentry_t *entry);
+void zb_jindex_prefetch (zb_jindex_t *self, uint64_t hash);
 //  Remove this very entry (by address). 1 removed, 0 it was not indexed.
 int zb_jindex_remove (zb_jindex_t *self, zb_jentry_t *entry);
 size_t zb_jindex_size (zb_jindex_t *self);
@@ -130,6 +131,8 @@ int zb_jhash_remove (zb_jhash_t *self, uint64_t hash, uint64_t seq);
 //  that value, or 0. fn must not change the index.
 typedef int (zb_jhash_fn) (void *arg, uint64_t seq);
 int zb_jhash_find (zb_jhash_t *self, uint64_t hash, zb_jhash_fn *fn, void *arg);
+//  Start loading the slot where a lookup of hash begins.
+void zb_jhash_prefetch (zb_jhash_t *self, uint64_t hash);
 size_t zb_jhash_size (zb_jhash_t *self);
 
 //  --------------------------------------------------------------------------
@@ -168,8 +171,11 @@ typedef struct {
     //  0 ok (*seq set), -1 error
     int (*seq_at) (void *be, uint64_t arrival_ns, uint64_t *seq, char *err, size_t errlen);
     //  found->id must point at memory the backend keeps until its next call
-    int (*dedup_get) (void *be, zb_str_t key, uint64_t now_ns, zb_record_t *found,
-                      char *err, size_t errlen);
+    //  hash: key_hash (be, key)
+    int (*dedup_get) (void *be, zb_str_t key, uint64_t hash, uint64_t now_ns,
+                      zb_record_t *found, char *err, size_t errlen);
+    uint64_t (*key_hash) (void *be, zb_str_t key);
+    void (*key_prefetch) (void *be, uint64_t hash);
     int (*prune) (void *be, uint64_t now_ns, size_t max_delete, char *err, size_t errlen);
     //  Fills events and bytes (journal.c fills the rest). 0 ok, -1 error.
     int (*info) (void *be, zb_journal_info_t *info, char *err, size_t errlen);

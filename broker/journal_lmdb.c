@@ -503,7 +503,9 @@ s_unindex (ljournal_t *self, const zb_record_t *records, size_t count)
     for (size_t i = 0; i < count; i++)
         if (records [i].idem_key.ptr)
             zb_jhash_remove (self->keys,
-                zb_jhash_of (self->keys, records [i].idem_key.ptr, records [i].idem_key.len),
+                records [i].idem_hash
+                ? records [i].idem_hash
+                : zb_jhash_of (self->keys, records [i].idem_key.ptr, records [i].idem_key.len),
                 records [i].seq);
 }
 
@@ -560,7 +562,9 @@ s_append (void *be, const zb_record_t *records, size_t count,
             continue;
         //  The first acceptance within the window stands (the broker looks
         //  keys up before it appends; this covers a key twice in one batch)
-        uint64_t hash = zb_jhash_of (self->keys, record->idem_key.ptr, record->idem_key.len);
+        uint64_t hash = record->idem_hash
+                      ? record->idem_hash
+                      : zb_jhash_of (self->keys, record->idem_key.ptr, record->idem_key.len);
         key_check_t check = { self, txn, record->idem_key, record->arrival_ns, { 0, NULL }, 0, 0 };
         int found = zb_jhash_find (self->keys, hash, s_key_check, &check);
         if (found == -1) {
@@ -721,14 +725,25 @@ s_seq_at (void *be, uint64_t arrival_ns, uint64_t *seq, char *err, size_t errlen
     return 0;
 }
 
+static uint64_t
+s_key_hash (void *be, zb_str_t key)
+{
+    return zb_jhash_of (((ljournal_t *) be)->keys, key.ptr, key.len);
+}
+
+static void
+s_key_prefetch (void *be, uint64_t hash)
+{
+    zb_jhash_prefetch (((ljournal_t *) be)->keys, hash);
+}
+
 static int
-s_dedup_get (void *be, zb_str_t key, uint64_t now_ns, zb_record_t *found,
+s_dedup_get (void *be, zb_str_t key, uint64_t hash, uint64_t now_ns, zb_record_t *found,
              char *err, size_t errlen)
 {
     ljournal_t *self = (ljournal_t *) be;
     if (!self->window_ns)
         return 0;
-    uint64_t hash = zb_jhash_of (self->keys, key.ptr, key.len);
     if (s_ready (self, err, errlen))
         return -1;
     key_check_t check = { self, NULL, key, now_ns, { 0, NULL }, 0, 0 };
@@ -983,6 +998,8 @@ const zb_journal_ops_t zb_journal_lmdb_ops = {
     .read = s_read,
     .seq_at = s_seq_at,
     .dedup_get = s_dedup_get,
+    .key_hash = s_key_hash,
+    .key_prefetch = s_key_prefetch,
     .prune = s_prune,
     .info = s_info,
     .head = s_head,

@@ -309,6 +309,10 @@ s_append (void *be, const zb_record_t *records, size_t count,
             memcpy (entry->bytes, in->idem_key.ptr, in->idem_key.len);
             entry->entry.key.ptr = entry->bytes;
             entry->entry.key.len = in->idem_key.len;
+            //  The hash the caller gave with the record (zb_journal_key_hash), or ours
+            entry->entry.hash = in->idem_hash
+                              ? in->idem_hash
+                              : zb_jindex_hash (self->dedup, in->idem_key.ptr, in->idem_key.len);
             entry->next = NULL;
             entry->seq = in->seq;
             entry->arrival_ns = in->arrival_ns;
@@ -352,8 +356,6 @@ s_append (void *be, const zb_record_t *records, size_t count,
         mdedup_t *entry = pending->dedup;
         if (!entry)
             continue;
-        entry->entry.hash = zb_jindex_hash (self->dedup, entry->entry.key.ptr,
-                                            entry->entry.key.len);
         mdedup_t *known = (mdedup_t *) zb_jindex_find (self->dedup, entry->entry.hash,
                                                        entry->entry.key.ptr,
                                                        entry->entry.key.len);
@@ -438,7 +440,7 @@ s_seq_at (void *be, uint64_t arrival_ns, uint64_t *seq, char *err, size_t errlen
 }
 
 static int
-s_dedup_get (void *be, zb_str_t key, uint64_t now_ns, zb_record_t *found,
+s_dedup_get (void *be, zb_str_t key, uint64_t hash, uint64_t now_ns, zb_record_t *found,
              char *err, size_t errlen)
 {
     (void) err;
@@ -446,7 +448,7 @@ s_dedup_get (void *be, zb_str_t key, uint64_t now_ns, zb_record_t *found,
     mjournal_t *self = (mjournal_t *) be;
     if (!self->window_ns)
         return 0;
-    mdedup_t *entry = (mdedup_t *) zb_jindex_lookup (self->dedup, key.ptr, key.len);
+    mdedup_t *entry = (mdedup_t *) zb_jindex_find (self->dedup, hash, key.ptr, key.len);
     if (!entry || zb_journal_expired (entry->arrival_ns, self->window_ns, now_ns))
         return 0;
     found->seq = entry->seq;
@@ -454,6 +456,18 @@ s_dedup_get (void *be, zb_str_t key, uint64_t now_ns, zb_record_t *found,
     found->id.ptr = entry->id;
     found->id.len = ZB_JOURNAL_ID_SIZE;
     return 1;
+}
+
+static uint64_t
+s_key_hash (void *be, zb_str_t key)
+{
+    return zb_jindex_hash (((mjournal_t *) be)->dedup, key.ptr, key.len);
+}
+
+static void
+s_key_prefetch (void *be, uint64_t hash)
+{
+    zb_jindex_prefetch (((mjournal_t *) be)->dedup, hash);
 }
 
 static int
@@ -520,6 +534,8 @@ const zb_journal_ops_t zb_journal_memory_ops = {
     .read = s_read,
     .seq_at = s_seq_at,
     .dedup_get = s_dedup_get,
+    .key_hash = s_key_hash,
+    .key_prefetch = s_key_prefetch,
     .prune = s_prune,
     .info = s_info,
     .head = s_head,
