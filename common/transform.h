@@ -72,4 +72,19 @@ int zb_transform_render (zb_transform_t *self, const msgpack_object *event,
                          const zb_transform_context_t *context, msgpack_packer *pk,
                          char *err, size_t errlen);
 
+//  Tests, fuzzing and benchmarks only. The reference renderer: the original
+//  way, the output written as JSON text and parsed back with json-c, kept to
+//  check the compiled skeleton against (same contract, same bytes).
+int zb_transform_render_reference (zb_transform_t *self, const msgpack_object *event,
+                                   const zb_transform_context_t *context, msgpack_packer *pk,
+                                   char *err, size_t errlen);
+
+//  Tests and fuzzing only: false when every render of this transformer takes
+//  the reference path (a JSON template the skeleton cannot take safely).
+bool zb_transform_compiled (const zb_transform_t *self);
+
+//  Tests and fuzzing only: how many renders the fast path gave up that the
+//  reference path then rendered (a fast-path bug when not 0).
+size_t zb_transform_fallbacks (const zb_transform_t *self);
+
 #endif
