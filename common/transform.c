@@ -54,7 +54,13 @@ typedef struct {
     char *name;
     var_kind_t kind;
     char **keys;                        //  VAR_PATH: the path's keys ("$": none)
+    size_t *lens;                       //  their lengths
+    long *index;                        //  as an array index (decimal, < 10 digits), or -1
     size_t nkeys;
+    //  The value in the render under way (when gen is the transformer's)
+    uint64_t gen;
+    const msgpack_object *value;
+    zb_str_t str;
 } var_t;
 
 typedef struct {
@@ -105,6 +111,7 @@ struct zb_transform_t {
     size_t npieces;
     buf_t lit;                          //  literal msgpack bytes and string pieces
     size_t fallbacks;                   //  fast renders the reference path redid
+    uint64_t gen;                       //  renders so far: the values' cache
     //  Render scratch
     buf_t text;                         //  output text (string template, reference path)
     buf_t piece;                        //  one string slot's text
@@ -147,7 +154,9 @@ s_parse_path (var_t *var, const char *path, size_t len, char *err, size_t errlen
         return -1;
     }
     var->keys = (char **) calloc (ZB_TRANSFORM_MAX_PATH, sizeof (char *));
-    if (!var->keys) {
+    var->lens = (size_t *) calloc (ZB_TRANSFORM_MAX_PATH, sizeof (size_t));
+    var->index = (long *) calloc (ZB_TRANSFORM_MAX_PATH, sizeof (long));
+    if (!var->keys || !var->lens || !var->index) {
         snprintf (err, errlen, "out of memory");
         return -1;
     }
@@ -167,11 +176,15 @@ s_parse_path (var_t *var, const char *path, size_t len, char *err, size_t errlen
             snprintf (err, errlen, "must use dot notation: \"$.items.0\", not brackets");
             return -1;
         }
-        var->keys [var->nkeys] = strndup (path + start, end - start);
-        if (!var->keys [var->nkeys]) {
+        const char *key = var->keys [var->nkeys] = strndup (path + start, end - start);
+        if (!key) {
             snprintf (err, errlen, "out of memory");
             return -1;
         }
+        var->lens [var->nkeys] = end - start;
+        var->index [var->nkeys] = key [0] >= '0' && key [0] <= '9'
+                                  && strspn (key, "0123456789") == end - start && end - start < 10
+                                ? (long) strtoul (key, NULL, 10) : -1;
         var->nkeys++;
         if (!dot)
             return 0;
@@ -444,6 +457,8 @@ zb_transform_destroy (zb_transform_t **self_p)
         for (size_t k = 0; k < self->vars [i].nkeys; k++)
             free (self->vars [i].keys [k]);
         free (self->vars [i].keys);
+        free (self->vars [i].lens);
+        free (self->vars [i].index);
     }
     free (self->vars);
     free (self->parts);
@@ -480,21 +495,28 @@ zb_transform_fallbacks (const zb_transform_t *self)
 //  --------------------------------------------------------------------------
 //  Buffers
 
+//  Room for len more bytes and a NUL
 static int
+s_buf_grow (buf_t *buf, size_t len)
+{
+    size_t cap = buf->cap ? buf->cap : 256;
+    while (cap < buf->size + len + 1)
+        cap *= 2;
+    char *grown = (char *) realloc (buf->data, cap);
+    if (!grown) {
+        buf->oom = true;
+        return -1;
+    }
+    buf->data = grown;
+    buf->cap = cap;
+    return 0;
+}
+
+static inline int
 s_buf_put (buf_t *buf, const void *data, size_t len)
 {
-    if (buf->size + len + 1 > buf->cap) {
-        size_t cap = buf->cap ? buf->cap : 256;
-        while (cap < buf->size + len + 1)
-            cap *= 2;
-        char *grown = (char *) realloc (buf->data, cap);
-        if (!grown) {
-            buf->oom = true;
-            return -1;
-        }
-        buf->data = grown;
-        buf->cap = cap;
-    }
+    if (buf->size + len + 1 > buf->cap && s_buf_grow (buf, len))
+        return -1;
     if (len)
         memcpy (buf->data + buf->size, data, len);
     buf->size += len;
@@ -809,21 +831,31 @@ done:
 //  --------------------------------------------------------------------------
 //  Values
 
-//  The value at a path, NULL when the event has none there.
+//  The value at a path, NULL when the event has none there. A map's first
+//  entry with the key (as zb_map_get), an array's item at a decimal key.
 static const msgpack_object *
 s_lookup (const var_t *var, const msgpack_object *event)
 {
     const msgpack_object *at = event;
     for (size_t k = 0; at && k < var->nkeys; k++) {
-        const char *key = var->keys [k];
-        if (at->type == MSGPACK_OBJECT_MAP)
-            at = zb_map_get (at, key);
-        else
-        if (at->type == MSGPACK_OBJECT_ARRAY && key [0] >= '0' && key [0] <= '9'
-        &&  strspn (key, "0123456789") == strlen (key) && strlen (key) < 10) {
-            unsigned long index = strtoul (key, NULL, 10);
-            at = index < at->via.array.size ? &at->via.array.ptr [index] : NULL;
+        if (at->type == MSGPACK_OBJECT_MAP) {
+            const msgpack_object_kv *kv = at->via.map.ptr;
+            uint32_t n = at->via.map.size;
+            const char *key = var->keys [k];
+            size_t len = var->lens [k];
+            at = NULL;
+            for (uint32_t i = 0; i < n; i++)
+                if (kv [i].key.type == MSGPACK_OBJECT_STR && kv [i].key.via.str.size == len
+                &&  kv [i].key.via.str.ptr [0] == key [0]
+                &&  memcmp (kv [i].key.via.str.ptr, key, len) == 0) {
+                    at = &kv [i].val;
+                    break;
+                }
         }
+        else
+        if (at->type == MSGPACK_OBJECT_ARRAY && var->index [k] >= 0)
+            at = (unsigned long) var->index [k] < at->via.array.size
+               ? &at->via.array.ptr [var->index [k]] : NULL;
         else
             at = NULL;
     }
@@ -833,8 +865,8 @@ s_lookup (const var_t *var, const msgpack_object *event)
 //  A placeholder's value: a msgpack value, a string (the predefined ones), or
 //  neither (a missing path)
 static const msgpack_object *
-s_value (const var_t *var, const msgpack_object *event, const zb_transform_context_t *context,
-         zb_str_t *str)
+s_value_of (const var_t *var, const msgpack_object *event, const zb_transform_context_t *context,
+            zb_str_t *str)
 {
     str->ptr = NULL;
     str->len = 0;
@@ -854,6 +886,20 @@ s_value (const var_t *var, const msgpack_object *event, const zb_transform_conte
         value = NULL;
     }
     return value;
+}
+
+//  The same, looked up once per render (self->gen)
+static inline const msgpack_object *
+s_value (zb_transform_t *self, int index, const msgpack_object *event,
+         const zb_transform_context_t *context, zb_str_t *str)
+{
+    var_t *var = &self->vars [index];
+    if (var->gen != self->gen) {
+        var->value = s_value_of (var, event, context, &var->str);
+        var->gen = self->gen;
+    }
+    *str = var->str;
+    return var->value;
 }
 
 //  A map's keys are what json-c can hold: strings of UTF-8 without NUL, no
@@ -914,9 +960,75 @@ s_keys_ok (zb_transform_t *self, const msgpack_object *map)
 //  shortest of %.15g, %.16g, %.17g that reads back as the same double, ".0"
 //  appended when it would look like an integer; a float32 likewise with
 //  %.6g to %.9g read back as a float.
+static size_t s_format_u64 (uint64_t value, char *out);
+
+//  The common case without printf: a double of at most 15 significant
+//  digits, 1e-3 <= |value| < 1e14, is n / 10^k for the least k where that
+//  division gives the double back (the division is correctly rounded, as
+//  strtod is, and n, 10^k are exact). %.15g prints exactly those digits
+//  (the double is within half an ulp of n / 10^k, far less than half a unit
+//  of the 15th digit), in fixed notation (exponent -3 to 13), without
+//  trailing zeros; and reads back as the same double, so precision 15 is the
+//  one chosen. Returns 0 when the value is not such a double.
+static size_t
+s_format_short (double value, char *out)
+{
+    static const double s_pow10 [] = {
+        1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+        1e16, 1e17
+    };
+    double magnitude = value < 0 ? -value : value;
+    if (!(magnitude >= 1e-3 && magnitude < 1e14))
+        return 0;
+    for (int k = 0; k <= 17; k++) {
+        double scaled = magnitude * s_pow10 [k];
+        if (scaled >= 1e15)
+            return 0;
+        uint64_t n = (uint64_t) (scaled + 0.5);
+        if ((double) n / s_pow10 [k] != magnitude)
+            continue;
+        if (n >= 1000000000000000ULL || (k > 0 && n % 10 == 0))
+            return 0;       //  16 digits: not for %.15g; a trailing zero: not the least k
+        char digits [24];
+        size_t nd = s_format_u64 (n, digits);
+        size_t len = 0;
+        if (value < 0)
+            out [len++] = '-';
+        if (k == 0) {
+            memcpy (out + len, digits, nd);
+            len += nd;
+            memcpy (out + len, ".0", 3);
+            return len + 2;
+        }
+        if (nd > (size_t) k) {
+            memcpy (out + len, digits, nd - (size_t) k);
+            len += nd - (size_t) k;
+            out [len++] = '.';
+            memcpy (out + len, digits + nd - (size_t) k, (size_t) k);
+            len += (size_t) k;
+        }
+        else {
+            out [len++] = '0';
+            out [len++] = '.';
+            for (size_t z = nd; z < (size_t) k; z++)
+                out [len++] = '0';
+            memcpy (out + len, digits, nd);
+            len += nd;
+        }
+        out [len] = 0;
+        return len;
+    }
+    return 0;
+}
+
 static size_t
 s_format_double (double value, bool float32, char *out, size_t size)
 {
+    if (!float32) {
+        size_t len = s_format_short (value, out);
+        if (len)
+            return len;
+    }
     for (int precision = float32 ? 6 : 15; precision <= (float32 ? 9 : 17); precision++) {
         snprintf (out, size, "%.*g", precision, value);
         if (float32 ? strtof (out, NULL) == (float) value : strtod (out, NULL) == value)
@@ -1118,7 +1230,7 @@ s_render_text (zb_transform_t *self, const msgpack_object *event,
             continue;
         }
         zb_str_t str;
-        const msgpack_object *value = s_value (&self->vars [part->var], event, context, &str);
+        const msgpack_object *value = s_value (self, part->var, event, context, &str);
         if (str.ptr ? s_buf_put (text, str.ptr, str.len)
                     : value && s_text_value (self, text, value, 1))
             return -1;
@@ -1147,7 +1259,7 @@ s_render_skeleton (zb_transform_t *self, const msgpack_object *event,
         }
         if (op->kind == OP_VALUE) {
             zb_str_t str;
-            const msgpack_object *value = s_value (&self->vars [op->var], event, context, &str);
+            const msgpack_object *value = s_value (self, op->var, event, context, &str);
             if (str.ptr) {
                 if (!zb_utf8_valid (str.ptr, str.len)
                 ||  msgpack_pack_str (&opk, str.len) || msgpack_pack_str_body (&opk, str.ptr, str.len))
@@ -1174,7 +1286,7 @@ s_render_skeleton (zb_transform_t *self, const msgpack_object *event,
                 continue;
             }
             zb_str_t str;
-            const msgpack_object *value = s_value (&self->vars [pc->var], event, context, &str);
+            const msgpack_object *value = s_value (self, pc->var, event, context, &str);
             if (str.ptr) {
                 if (!zb_utf8_valid (str.ptr, str.len) || s_buf_put (piece, str.ptr, str.len))
                     return -1;
@@ -1325,6 +1437,7 @@ zb_transform_render (zb_transform_t *self, const msgpack_object *event,
                      char *err, size_t errlen)
 {
     if (!self->json || self->compiled) {
+        self->gen++;
         int rc = self->json ? s_render_skeleton (self, event, context, pk)
                             : s_render_text (self, event, context, pk);
         if (rc == 0)

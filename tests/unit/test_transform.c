@@ -225,7 +225,7 @@ static const char *s_fields [] = {
     "nan", "inf", "f32nan",
     "empty", "plain", "quotes", "controls", "utf8", "badutf8", "nul", "slash", "json", "markers",
     "lt", "bin", "ext", "arr", "emptyarr", "emptymap", "map", "intkey", "dupkey", "nulkey",
-    "badkey", "bigmap", "bigdup", "deep2", "deep29", "deep30", "mixed", "floats", "ctlarr",
+    "badkey", "bigmap", "bigdup", "deep2", "deep29", "deep30", "mixed", "floats", "ctlarr", "doubles",
 };
 #define FIELDS (sizeof s_fields / sizeof s_fields [0])
 
@@ -273,6 +273,43 @@ s_pack_field (msgpack_packer *pk, const char *name)
         s_pack_bytes (pk, all, 32);
         s_pack_cstr (pk, "utf8 \"/");
         s_pack_cstr (pk, "Stra\xc3\x9f" "e \xf0\x9f\x98\x80 \xe2\x80\xa8 \xc2\x80 \xef\xbf\xbf");
+    }
+    else if (!strcmp (name, "doubles")) {
+        //  Doubles of every shape, as text (in strings, string templates):
+        //  decimals of 1 to 17 digits at every scale, random bits, edges
+        static const double edges [] = {
+            0.0, -0.0, 1e-3, 0.00099999999999999991, 1e14, 99999999999999.99, 1e15, 1e-4, 1e-5,
+            0.1 + 0.2, 1.0 / 3, 2.0 / 3, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+            9007199254740993.0, 123456789012345.6, 12345678901234.56, 0.000123456789012345,
+            59.5, 9.95, 25.0, 2.75, 100.0, -1.5, 4.35, 0.07, 1e21, 1e22, 1e23,
+        };
+        size_t nedges = sizeof edges / sizeof edges [0];
+        msgpack_pack_array (pk, (uint32_t) (nedges + 3000));
+        for (size_t i = 0; i < nedges; i++)
+            msgpack_pack_double (pk, edges [i]);
+        uint64_t x = 0x9E3779B97F4A7C15ULL;
+        for (int i = 0; i < 3000; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            double d;
+            if (i % 3 == 0) {
+                uint64_t bits = x;
+                memcpy (&d, &bits, sizeof d);
+                if (isnan (d) || isinf (d))
+                    d = 1.5;
+            }
+            else {
+                static const double pow10 [] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+                    1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20 };
+                uint64_t digits = x % 100000000000000000ULL;
+                digits /= (uint64_t) pow10 [(x >> 57) % 17];
+                d = (double) digits / pow10 [(x >> 40) % 21];
+                if (x & 1)
+                    d = -d;
+            }
+            msgpack_pack_double (pk, d);
+        }
     }
     else if (!strcmp (name, "utf8"))      s_pack_cstr (pk, "Stra\xc3\x9f" "e \xf0\x9f\x98\x80 \xe2\x80\xa8");
     else if (!strcmp (name, "badutf8"))   s_pack_cstr (pk, "bad \xc3 byte");
@@ -376,13 +413,9 @@ s_pack_weird_event (msgpack_packer *pk)
 //  One transformer against one event and context: both renderers give the
 //  same rc, bytes and message; the fast path never handed over a render
 static void
-s_same (const char *transform, const msgpack_object *event, const zb_transform_context_t *context,
-        size_t *renders, size_t *failures)
+s_same (zb_transform_t *t, const char *transform, const msgpack_object *event,
+        const zb_transform_context_t *context, size_t *renders, size_t *failures)
 {
-    char err [256] = "";
-    zb_transform_t *t = zb_transform_new (transform, strlen (transform), err, sizeof err);
-    if (!t)
-        return;         //  refused: nothing to render
     for (int round = 0; round < 2; round++) {
         msgpack_sbuffer fast, ref;
         msgpack_sbuffer_init (&fast);
@@ -419,7 +452,6 @@ s_same (const char *transform, const msgpack_object *event, const zb_transform_c
     }
     if (zb_transform_fallbacks (t) != 0)
         fail_msg ("%s: the fast path gave up a render the reference path made", transform);
-    zb_transform_destroy (&t);
 }
 
 //  Template shapes: %s is where the placeholder(s) go (written "<v>" once
@@ -437,7 +469,7 @@ static const char *s_shapes [] = {
     "{\"x\": \"\xf3\xb0\x80\x80\", \"v\": <v>}", "{\"x\": \"\\udb80\\udc00\", \"v\": \"<v>\"}",
     "{\"x\": \"\xf4\x80\x80\x80\", \"v\": <v>}", "<v> <v>", "[<v><v>]", "a < b <v> > c",
     "{\"rule\": <aws.events.rule-name>, \"arn\": \"<aws.events.rule-arn> <v>\","
-    " \"at\": <aws.events.event.ingestion-time>}", "\"<aws.events.rule-name>\"",
+    " \"at\": <aws.events.event.ingestion-time>}", "\"<aws.events.rule-name>\"", "[<idx>, \"<idx>\", <idx2>]",
     "[<aws.events.event>, \"<aws.events.event.json>\"]", "<aws.events.event> <v>",
     "null", " null ", "[null, <v>]", "{\"a\": \"<v>\", \"a\": 1}", "\"\\\\<v>\"",
 };
@@ -460,7 +492,8 @@ s_transformer (char *out, size_t size, const char *shape, const char *field)
     template_text [n] = 0;
     //  As a JSON string
     n = (size_t) snprintf (out, size, "{\"InputPathsMap\": {\"%s\": \"$.detail.%s\", \"gone\": "
-                           "\"$.detail.nope\", \"whole\": \"$\", \"src\": \"$.source\"},"
+                           "\"$.detail.nope\", \"whole\": \"$\", \"src\": \"$.source\", \"idx\": "
+                           "\"$.detail.arr.3\", \"idx2\": \"$.detail.arr.4\"},"
                            " \"InputTemplate\": \"", field, field);
     for (const char *p = template_text; *p && n + 8 < size; p++) {
         if (*p == '"' || *p == '\\')
@@ -509,15 +542,18 @@ test_compiled_matches_reference (void **state)
         for (size_t f = 0; f < FIELDS + 3; f++) {
             s_transformer (transform, sizeof transform, s_shapes [s], names [f]);
             zb_transform_t *t = zb_transform_new (transform, strlen (transform), err, sizeof err);
-            if (t) {
-                transformers++;
-                compiled += zb_transform_compiled (t);
-                zb_transform_destroy (&t);
-            }
+            if (!t)
+                continue;       //  refused: nothing to render
+            transformers++;
+            compiled += zb_transform_compiled (t);
+            //  One transformer, events and contexts in turn (values are
+            //  looked up once per render: nothing may stay from the last)
             for (int e = 0; e < 2; e++) {
-                s_same (transform, &events [e].data, &s_context, &renders, &failures);
-                s_same (transform, &events [e].data, &odd_context, &renders, &failures);
+                s_same (t, transform, &events [e].data, &s_context, &renders, &failures);
+                s_same (t, transform, &events [e].data, &odd_context, &renders, &failures);
             }
+            s_same (t, transform, &events [0].data, &s_context, &renders, &failures);
+            zb_transform_destroy (&t);
         }
     print_message ("%zu transformers (%zu compiled), %zu renders compared, %zu failed alike\n",
                    transformers, compiled, renders, failures);
