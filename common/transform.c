@@ -641,8 +641,9 @@ s_compile_string (compile_t *c, json_object *json, int level)
     bool marks = false;
     for (size_t i = 0; i + 4 <= len && !marks; i++)
         marks = s_mark_at (s + i, len - i) != 0;
+    char err [128];
     if (!marks)
-        return zb_json_to_msgpack (json, &c->pk, NULL, 0);
+        return zb_json_to_msgpack (json, &c->pk, err, sizeof err);
     //  A string slot: its pieces, the literal text kept in lit
     if (s_flush_bytes (c))
         return -1;
@@ -714,10 +715,12 @@ s_compile_node (compile_t *c, json_object *json, int level)
             }
             return 0;
         }
-        default:
+        default: {
             //  null, booleans, numbers: packed as the reference path packs
             //  the same literal (json-c parsed it the same way)
-            return zb_json_to_msgpack (json, &c->pk, NULL, 0);
+            char err [128];
+            return zb_json_to_msgpack (json, &c->pk, err, sizeof err);
+        }
     }
 }
 
@@ -1117,6 +1120,8 @@ s_pack_value (zb_transform_t *self, const msgpack_object *obj, int level, msgpac
 static int
 s_text_string (buf_t *buf, const char *s, size_t len)
 {
+    if (len == 0)
+        return s_buf_put (buf, "\"\"", 2);     //  s may be NULL (msgpack-c's empty string)
     if (s_buf_put (buf, "\"", 1))
         return -1;
     size_t run = 0;
