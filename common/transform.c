@@ -446,6 +446,7 @@ done:
         zb_transform_destroy (&self);
     return self;
 }
+
 void
 zb_transform_destroy (zb_transform_t **self_p)
 {
