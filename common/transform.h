@@ -32,6 +32,13 @@
     - otherwise the output is a msgpack string: the template with each
       placeholder replaced by the value's text (nothing for a missing path).
 
+    Cost: rendering never writes or parses JSON text. A JSON template is
+    compiled once (zb_transform_new) into a msgpack skeleton, rendered with
+    msgpack_packer; a string template writes the values' text directly. A
+    JSON template the skeleton cannot take safely (a placeholder inside an
+    object key, a literal escape running into a placeholder, ...) renders
+    the original way, through JSON text and json-c: same output either way.
+
     Usage:
         zb_transform_t *t = zb_transform_new (json, len, err, sizeof err);
         zb_transform_render (t, event, &context, &packer, err, sizeof err);
@@ -71,5 +78,22 @@ bool zb_transform_is_json (const zb_transform_t *self);
 int zb_transform_render (zb_transform_t *self, const msgpack_object *event,
                          const zb_transform_context_t *context, msgpack_packer *pk,
                          char *err, size_t errlen);
+
+//  The reference renderer: the original way, the output written as JSON
+//  text and parsed back with json-c. zb_transform_render uses it for the
+//  templates the skeleton cannot take and for its error messages; tests,
+//  fuzzing and benchmarks check the fast paths against it (same contract,
+//  same bytes). Not for the hot path.
+int zb_transform_render_reference (zb_transform_t *self, const msgpack_object *event,
+                                   const zb_transform_context_t *context, msgpack_packer *pk,
+                                   char *err, size_t errlen);
+
+//  Tests and fuzzing only: false when every render of this transformer takes
+//  the reference path (a JSON template the skeleton cannot take safely).
+bool zb_transform_compiled (const zb_transform_t *self);
+
+//  Tests and fuzzing only: how many renders the fast path gave up that the
+//  reference path then rendered (a fast-path bug when not 0).
+size_t zb_transform_fallbacks (const zb_transform_t *self);
 
 #endif
