@@ -2,7 +2,7 @@
 
     The ring holds up to memory_events records, each copied into one block
     (header + topic + event bytes). Records are appended and dropped in seq
-    order, so the blocks come from a FIFO of 2 MiB chunks (huge pages): a record is
+    order, so the blocks come from a FIFO of 1 MiB chunks: a record is
     carved from the newest chunk, and a chunk is freed (or kept as the one
     spare) when its last record is dropped; no malloc or free per event.
     Appending to a full ring drops the oldest record. Sequence numbers in the ring are contiguous, so a read
@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include "journal_impl.h"
 
 typedef struct {
@@ -52,10 +51,12 @@ typedef struct mchunk_t {
     uint64_t data [];           //  8-byte aligned records
 } mchunk_t;
 
-//  A chunk is one transparent huge page (2 MiB, aligned, MADV_HUGEPAGE where
-//  the kernel offers it): a fresh ring faults once per 2 MiB instead of once
-//  per 4 KiB page, which was half the broker's time filling a new ring.
-#define ZB_MCHUNK_BYTES ((size_t) 2 << 20)
+//  Chunks come from malloc, which keeps what the ring frees for the next
+//  one (zb_cli_tune_malloc: no trimming back to the kernel, so no page faults
+//  once the ring is full). Transparent huge pages (MADV_HUGEPAGE) were tried:
+//  fewer faults, but the kernel's compaction and 2 MiB zeroing on the broker's
+//  thread made it slower (bench, 1 producer -> 1 consumer: 690k vs 780k/s).
+#define ZB_MCHUNK_BYTES ((size_t) 1 << 20)
 #define ZB_MCHUNK_SIZE (ZB_MCHUNK_BYTES - sizeof (mchunk_t))
 
 typedef struct {
@@ -124,32 +125,10 @@ nomem:
     return NULL;
 }
 
-//  A chunk of bytes of data: a whole huge page for the usual size (mapped
-//  aligned), malloc for a record larger than that. NULL when out of memory.
 static mchunk_t *
 s_chunk_alloc (size_t bytes)
 {
-    mchunk_t *chunk = NULL;
-    if (bytes == ZB_MCHUNK_SIZE) {
-        //  map twice the size and keep the aligned half
-        size_t map = 2 * ZB_MCHUNK_BYTES;
-        char *base = (char *) mmap (NULL, map, PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (base == MAP_FAILED)
-            return NULL;
-        uintptr_t at = ((uintptr_t) base + ZB_MCHUNK_BYTES - 1) & ~(uintptr_t) (ZB_MCHUNK_BYTES - 1);
-        size_t head = at - (uintptr_t) base;
-        if (head)
-            munmap (base, head);
-        if (map - head > ZB_MCHUNK_BYTES)
-            munmap ((char *) at + ZB_MCHUNK_BYTES, map - head - ZB_MCHUNK_BYTES);
-#ifdef MADV_HUGEPAGE
-        madvise ((void *) at, ZB_MCHUNK_BYTES, MADV_HUGEPAGE);     //  a hint only
-#endif
-        chunk = (mchunk_t *) at;
-    }
-    else
-        chunk = (mchunk_t *) malloc (sizeof (mchunk_t) + bytes);
+    mchunk_t *chunk = (mchunk_t *) malloc (sizeof (mchunk_t) + bytes);
     if (chunk)
         chunk->size = bytes;
     return chunk;
@@ -158,12 +137,7 @@ s_chunk_alloc (size_t bytes)
 static void
 s_chunk_free (mchunk_t *chunk)
 {
-    if (!chunk)
-        return;
-    if (chunk->size == ZB_MCHUNK_SIZE)
-        munmap (chunk, ZB_MCHUNK_BYTES);
-    else
-        free (chunk);
+    free (chunk);
 }
 
 static void
