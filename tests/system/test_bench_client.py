@@ -29,8 +29,9 @@ def result(p):
 @pytest.mark.parametrize("args, message", [
     ((), "one TRANSPORT expected"),
     (("smoke-signals",), "unknown transport: smoke-signals"),
-    (("zmq-push", "--count", "abc"), "--count: not 1..100000000: abc"),
-    (("zmq-push", "--count", "0"), "--count: not 1..100000000: 0"),
+    (("zmq-push", "--count", "abc"), "--count: not 1..1000000000: abc"),
+    (("zmq-push", "--count", "0"), "--count: not 1..1000000000: 0"),
+    (("zmq-push", "--count", "1000000001"), "--count: not 1..1000000000: 1000000001"),
     (("zmq-push", "--size", "7"), "--size: not 8..16777216: 7"),
     (("zmq-push", "--consumers", "2"), "use --consumers 1"),
     (("zmq-pub", "--producers", "65"), "--producers: not 1..64: 65"),
