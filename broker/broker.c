@@ -1075,28 +1075,9 @@ s_pass_error (zb_broker_t *self, pass_req_t *pr, zmq_msg_t *corr, const char *co
 static uint32_t
 s_pass_fast (zb_broker_t *self, const char *data, size_t size)
 {
-    const uint8_t *in = (const uint8_t *) data;
     uint32_t count;
     size_t pos;
-    if (size == 0)
-        return 0;
-    if (in [0] >= 0x90 && in [0] <= 0x9f) {
-        count = in [0] & 0x0f;
-        pos = 1;
-    }
-    else
-    if (in [0] == 0xdc && size >= 3) {
-        count = (uint32_t) in [1] << 8 | in [2];
-        pos = 3;
-    }
-    else
-    if (in [0] == 0xdd && size >= 5) {
-        count = (uint32_t) in [1] << 24 | (uint32_t) in [2] << 16 | (uint32_t) in [3] << 8 | in [4];
-        pos = 5;
-    }
-    else
-        return 0;
-    if (count == 0 || count > self->max_entries || count > size - pos)
+    if (!zb_entries_header_packed (data, size, &count, &pos) || count > self->max_entries)
         return 0;
     if (count > self->fast_cap) {
         size_t cap = self->fast_cap ? self->fast_cap : 256;

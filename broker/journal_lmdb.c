@@ -496,17 +496,23 @@ s_destroy (void **be_p)
     *be_p = NULL;
 }
 
+//  The hash a record's idempotency key is filed under: the one the caller
+//  computed (zb_journal_key_hash), or ours when it gave none
+static uint64_t
+s_record_hash (ljournal_t *self, const zb_record_t *record)
+{
+    return record->idem_hash
+         ? record->idem_hash
+         : zb_jhash_of (self->keys, record->idem_key.ptr, record->idem_key.len);
+}
+
 //  Take back the index entries an append made before it failed
 static void
 s_unindex (ljournal_t *self, const zb_record_t *records, size_t count)
 {
     for (size_t i = 0; i < count; i++)
         if (records [i].idem_key.ptr)
-            zb_jhash_remove (self->keys,
-                records [i].idem_hash
-                ? records [i].idem_hash
-                : zb_jhash_of (self->keys, records [i].idem_key.ptr, records [i].idem_key.len),
-                records [i].seq);
+            zb_jhash_remove (self->keys, s_record_hash (self, &records [i]), records [i].seq);
 }
 
 static int
@@ -562,9 +568,7 @@ s_append (void *be, const zb_record_t *records, size_t count,
             continue;
         //  The first acceptance within the window stands (the broker looks
         //  keys up before it appends; this covers a key twice in one batch)
-        uint64_t hash = record->idem_hash
-                      ? record->idem_hash
-                      : zb_jhash_of (self->keys, record->idem_key.ptr, record->idem_key.len);
+        uint64_t hash = s_record_hash (self, record);
         key_check_t check = { self, txn, record->idem_key, record->arrival_ns, { 0, NULL }, 0, 0 };
         int found = zb_jhash_find (self->keys, hash, s_key_check, &check);
         if (found == -1) {

@@ -1005,6 +1005,32 @@ s_pk_detail (const uint8_t **pp, const uint8_t *end)
 }
 
 bool
+zb_entries_header_packed (const char *data, size_t len, uint32_t *count, size_t *pos)
+{
+    const uint8_t *in = (const uint8_t *) data;
+    if (len == 0)
+        return false;
+    if (in [0] >= 0x90 && in [0] <= 0x9f) {
+        *count = in [0] & 0x0f;
+        *pos = 1;
+    }
+    else
+    if (in [0] == 0xdc && len >= 3) {
+        *count = (uint32_t) in [1] << 8 | in [2];
+        *pos = 3;
+    }
+    else
+    if (in [0] == 0xdd && len >= 5) {
+        *count = (uint32_t) in [1] << 24 | (uint32_t) in [2] << 16
+               | (uint32_t) in [3] << 8 | in [4];
+        *pos = 5;
+    }
+    else
+        return false;
+    return *count > 0 && *count <= len - *pos;
+}
+
+bool
 zb_entry_parse_packed (const char *data, size_t len, zb_entry_t *entry, size_t *used)
 {
     assert (data && entry && used);

@@ -310,26 +310,7 @@ s_fast_body (const uint8_t *data, size_t size)
 {
     uint32_t count;
     size_t pos;
-    if (size == 0)
-        return false;
-    if (data [0] >= 0x90 && data [0] <= 0x9f) {
-        count = data [0] & 0x0f;
-        pos = 1;
-    }
-    else
-    if (data [0] == 0xdc && size >= 3) {
-        count = (uint32_t) data [1] << 8 | data [2];
-        pos = 3;
-    }
-    else
-    if (data [0] == 0xdd && size >= 5) {
-        count = (uint32_t) data [1] << 24 | (uint32_t) data [2] << 16
-              | (uint32_t) data [3] << 8 | data [4];
-        pos = 5;
-    }
-    else
-        return false;
-    if (count == 0 || count > size - pos)
+    if (!zb_entries_header_packed ((const char *) data, size, &count, &pos))
         return false;
     for (uint32_t i = 0; i < count; i++) {
         zb_entry_t entry;

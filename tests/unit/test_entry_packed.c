@@ -724,26 +724,7 @@ s_fast_body (const uint8_t *data, size_t size)
 {
     uint32_t count;
     size_t pos;
-    if (size == 0)
-        return false;
-    if (data [0] >= 0x90 && data [0] <= 0x9f) {
-        count = data [0] & 0x0f;
-        pos = 1;
-    }
-    else
-    if (data [0] == 0xdc && size >= 3) {
-        count = (uint32_t) data [1] << 8 | data [2];
-        pos = 3;
-    }
-    else
-    if (data [0] == 0xdd && size >= 5) {
-        count = (uint32_t) data [1] << 24 | (uint32_t) data [2] << 16
-              | (uint32_t) data [3] << 8 | data [4];
-        pos = 5;
-    }
-    else
-        return false;
-    if (count == 0 || count > size - pos)
+    if (!zb_entries_header_packed ((const char *) data, size, &count, &pos))
         return false;
     for (uint32_t i = 0; i < count; i++) {
         zb_entry_t entry;
@@ -874,6 +855,34 @@ test_edges (void **state)
     msgpack_zone_destroy (&s_zone);
 }
 
+//  The body header: arrays of 1..n elements backed by at least that many
+//  bytes; everything else (empty, truncated, count 0, too large, not an
+//  array) is refused.
+static void
+test_entries_header (void **state)
+{
+    (void) state;
+    uint32_t count = 7;
+    size_t pos = 7;
+    assert_true (zb_entries_header_packed ("\x91\x80", 2, &count, &pos));
+    assert_int_equal (count, 1);
+    assert_int_equal (pos, 1);
+    assert_true (zb_entries_header_packed ("\xdc\x00\x02\x80\x80", 5, &count, &pos));
+    assert_int_equal (count, 2);
+    assert_int_equal (pos, 3);
+    assert_true (zb_entries_header_packed ("\xdd\x00\x00\x00\x01\x80", 6, &count, &pos));
+    assert_int_equal (count, 1);
+    assert_int_equal (pos, 5);
+    assert_false (zb_entries_header_packed ("", 0, &count, &pos));
+    assert_false (zb_entries_header_packed ("\x90", 1, &count, &pos));            //  no entries
+    assert_false (zb_entries_header_packed ("\x92\x80", 2, &count, &pos));        //  2 > 1 byte
+    assert_false (zb_entries_header_packed ("\xdc\x00", 2, &count, &pos));        //  cut header
+    assert_false (zb_entries_header_packed ("\xdd\x00\x00\x01", 4, &count, &pos));
+    assert_false (zb_entries_header_packed ("\xdd\xff\xff\xff\xff\x80", 6, &count, &pos));
+    assert_false (zb_entries_header_packed ("\x81\xa1x\x01", 4, &count, &pos));  //  a map
+    assert_false (zb_entries_header_packed ("\xc1", 1, &count, &pos));
+}
+
 int
 main (void)
 {
@@ -882,6 +891,7 @@ main (void)
         cmocka_unit_test (test_differential_generated),
         cmocka_unit_test (test_differential_mutated),
         cmocka_unit_test (test_fast_body),
+        cmocka_unit_test (test_entries_header),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
