@@ -90,3 +90,17 @@ def test_zbridge_paced_latency_fields(zb):
                         "--consumers", 1))
     assert r["ok"] and r["delivered"] == 200 and r["batch"] == 1
     assert 0 < r["p50_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"]
+
+
+def test_zbridge_paced_batches_keep_the_rate(zb):
+    # the soak's way: --batch with --rate sends batches, each when its last
+    # event is due, so the rate holds (2,000 events at 10,000/s: about 0.2 s)
+    b = zb.broker("--memory")
+    r = result(busbench("zbridge", "--ingest", b.ingest, "--publish", b.publish,
+                        "--control", b.control, "--count", 2000, "--rate", 10000,
+                        "--batch", 100, "--consumers", 1))
+    assert r["ok"] and r["batch"] == 100
+    assert r["acked"] == 2000 and r["delivered"] == 2000
+    # never ahead of the schedule: the last batch is due at 0.2 s
+    assert r["seconds"] >= 0.19, r["seconds"]
+    assert zb.brokers[0].stats()["entries_in"] == 2000
