@@ -1164,6 +1164,35 @@ test_jhash_grow_and_remove (void **state)
     assert_null (index);
 }
 
+//  Hashes that share their home slot and their tag (the top 7 bits) and
+//  differ only in between: every probe meets tags that match and must tell
+//  the pairs apart by the full hash, through growth and removals.
+static void
+test_jhash_same_tag (void **state)
+{
+    (void) state;
+    zb_jhash_t *index = zb_jhash_new ();
+    assert_non_null (index);
+    const uint64_t count = 3000;
+    for (uint64_t k = 1; k <= count; k++) {
+        assert_int_equal (zb_jhash_reserve (index, 1), 0);
+        zb_jhash_insert (index, (k << 24) | 0x15, k);
+    }
+    for (uint64_t k = 1; k <= count; k += 2)
+        assert_int_equal (zb_jhash_remove (index, (k << 24) | 0x15, k), 1);
+    assert_int_equal (zb_jhash_size (index), count / 2);
+    for (uint64_t k = 1; k <= count; k++) {
+        bool seen;
+        size_t n = s_find_all (index, (k << 24) | 0x15, k, &seen);
+        assert_true (seen == (k % 2 == 0));
+        assert_int_equal (n, k % 2 == 0);
+    }
+    //  A hash with the same home and tag that was never filed
+    bool seen;
+    assert_int_equal (s_find_all (index, ((count + 1) << 24) | 0x15, count + 1, &seen), 0);
+    zb_jhash_destroy (&index);
+}
+
 int
 main (void)
 {
@@ -1192,6 +1221,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_memory_restart_forgets, s_setup_memory, s_teardown),
         cmocka_unit_test (test_jindex_grow_and_remove),
         cmocka_unit_test (test_jhash_grow_and_remove),
+        cmocka_unit_test (test_jhash_same_tag),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
