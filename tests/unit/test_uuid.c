@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -56,6 +57,33 @@ test_format_v4_sets_version_and_variant_bits (void **state)
     assert_string_equal (out, "ffffffff-ffff-4fff-bfff-ffffffffffff");
     zb_uuid_format_v4 (zeros, out);
     assert_string_equal (out, "00000000-0000-4000-8000-000000000000");
+}
+
+//  Against a reference made with printf: every byte value in every position
+//  (the word-at-a-time digits must carry no nibble into its neighbour)
+static void
+test_format_v4_matches_printf (void **state)
+{
+    (void) state;
+    for (int pos = 0; pos < 16; pos++) {
+        for (int v = 0; v < 256; v++) {
+            uint8_t b [16];
+            for (int i = 0; i < 16; i++)
+                b [i] = (uint8_t) (v * 31 + i * 17 + pos);
+            b [pos] = (uint8_t) v;
+            char out [ZB_UUID_LEN + 1], want [ZB_UUID_LEN + 8];
+            zb_uuid_format_v4 (b, out);
+            uint8_t c [16];
+            memcpy (c, b, 16);
+            c [6] = (uint8_t) ((c [6] & 0x0F) | 0x40);
+            c [8] = (uint8_t) ((c [8] & 0x3F) | 0x80);
+            snprintf (want, sizeof want,
+                      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                      c [0], c [1], c [2], c [3], c [4], c [5], c [6], c [7],
+                      c [8], c [9], c [10], c [11], c [12], c [13], c [14], c [15]);
+            assert_string_equal (out, want);
+        }
+    }
 }
 
 static void
@@ -255,6 +283,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_format_v4_of_known_bytes),
         cmocka_unit_test (test_format_v4_sets_version_and_variant_bits),
+        cmocka_unit_test (test_format_v4_matches_printf),
         cmocka_unit_test (test_generator_gives_canonical_v4),
         cmocka_unit_test (test_100k_ids_are_unique_and_random_digits_vary),
         cmocka_unit_test (test_two_generators_do_not_repeat_each_other),
