@@ -35,6 +35,7 @@ typedef struct {
 typedef struct mdedup_t {
     zb_jentry_t entry;          //  first member: entry.key points at bytes []
     struct mdedup_t *next;      //  FIFO in order of acceptance
+    struct mchunk_t *chunk;     //  the chunk it was carved from
     uint64_t seq;
     uint64_t arrival_ns;
     size_t size;
@@ -42,14 +43,23 @@ typedef struct mdedup_t {
     char bytes [];
 } mdedup_t;
 
-//  A chunk of records, oldest chunk first.
+//  A chunk of records (or of idempotency keys), oldest chunk first.
 typedef struct mchunk_t {
     struct mchunk_t *next;      //  the next newer chunk
     size_t size;                //  bytes of data []
     size_t used;                //  bytes carved
-    size_t live;                //  records in it not dropped (or being appended)
-    uint64_t data [];           //  8-byte aligned records
+    size_t live;                //  blocks in it not dropped (or being appended)
+    uint64_t data [];           //  8-byte aligned blocks
 } mchunk_t;
+
+//  Blocks that leave in about the order they came: carved from the newest
+//  chunk, and a chunk goes (or stays as the one spare) once the chunks
+//  before it are gone and its last block was dropped.
+typedef struct {
+    mchunk_t *first;
+    mchunk_t *last;
+    mchunk_t *spare;            //  an empty chunk kept for the next one
+} mfifo_t;
 
 //  Chunks come from malloc, which keeps what the ring frees for the next
 //  one (zb_cli_tune_malloc: no trimming back to the kernel, so no page faults
@@ -63,6 +73,7 @@ typedef struct {
     mrecord_t *record;
     mchunk_t *chunk;
     mdedup_t *dedup;
+    mchunk_t *dedup_chunk;
 } mpending_t;
 
 typedef struct {
@@ -81,9 +92,8 @@ typedef struct {
     uint64_t dedup_bytes;
     mpending_t *pending;        //  append scratch, one per record
     size_t pending_cap;
-    mchunk_t *chunk_first;      //  the records' chunks, oldest first
-    mchunk_t *chunk_last;
-    mchunk_t *chunk_spare;      //  an empty chunk kept for the next one
+    mfifo_t records;            //  the records' chunks
+    mfifo_t keys;               //  the idempotency keys' chunks
 } mjournal_t;
 
 void *
@@ -135,9 +145,15 @@ s_chunk_alloc (size_t bytes)
 }
 
 static void
-s_chunk_free (mchunk_t *chunk)
+s_fifo_destroy (mfifo_t *fifo)
 {
-    free (chunk);
+    while (fifo->first) {
+        mchunk_t *chunk = fifo->first;
+        fifo->first = chunk->next;
+        free (chunk);
+    }
+    free (fifo->spare);
+    fifo->last = fifo->spare = NULL;
 }
 
 static void
@@ -146,17 +162,8 @@ s_destroy (void **be_p)
     mjournal_t *self = (mjournal_t *) *be_p;
     if (!self)
         return;
-    while (self->chunk_first) {
-        mchunk_t *chunk = self->chunk_first;
-        self->chunk_first = chunk->next;
-        s_chunk_free (chunk);
-    }
-    s_chunk_free (self->chunk_spare);
-    while (self->dedup_first) {
-        mdedup_t *entry = self->dedup_first;
-        self->dedup_first = entry->next;
-        free (entry);
-    }
+    s_fifo_destroy (&self->records);
+    s_fifo_destroy (&self->keys);       //  the dedup entries live there
     zb_jindex_destroy (&self->dedup);
     free (self->ring);
     free (self->pending);
@@ -164,17 +171,17 @@ s_destroy (void **be_p)
     *be_p = NULL;
 }
 
-//  Carve size bytes for a record from the newest chunk, or from a new one;
-//  counts it live there. NULL when out of memory.
-static mrecord_t *
-s_chunk_carve (mjournal_t *self, size_t size, mchunk_t **chunk_p)
+//  Carve size bytes from the newest chunk, or from a new one; counts the
+//  block live there. NULL when out of memory.
+static void *
+s_fifo_carve (mfifo_t *fifo, size_t size, mchunk_t **chunk_p)
 {
     size = (size + 7) & ~(size_t) 7;
-    mchunk_t *chunk = self->chunk_last;
+    mchunk_t *chunk = fifo->last;
     if (!chunk || chunk->size - chunk->used < size) {
-        if (self->chunk_spare && self->chunk_spare->size >= size) {
-            chunk = self->chunk_spare;
-            self->chunk_spare = NULL;
+        if (fifo->spare && fifo->spare->size >= size) {
+            chunk = fifo->spare;
+            fifo->spare = NULL;
         }
         else {
             size_t bytes = size > ZB_MCHUNK_SIZE ? size : ZB_MCHUNK_SIZE;
@@ -185,37 +192,59 @@ s_chunk_carve (mjournal_t *self, size_t size, mchunk_t **chunk_p)
         chunk->next = NULL;
         chunk->used = 0;
         chunk->live = 0;
-        if (self->chunk_last)
-            self->chunk_last->next = chunk;
+        if (fifo->last)
+            fifo->last->next = chunk;
         else
-            self->chunk_first = chunk;
-        self->chunk_last = chunk;
+            fifo->first = chunk;
+        fifo->last = chunk;
     }
-    mrecord_t *record = (mrecord_t *) ((char *) chunk->data + chunk->used);
+    void *block = (char *) chunk->data + chunk->used;
     chunk->used += size;
     chunk->live++;
     *chunk_p = chunk;
-    return record;
+    return block;
 }
 
-//  The oldest record is gone: free its chunk when that was its last one
-//  (records leave in the order they came, so it is in the oldest chunk).
+//  A block of chunk is gone: free the oldest chunks that hold nothing now
+//  (the newest one is started again instead).
 static void
-s_chunk_release (mjournal_t *self)
+s_fifo_drop (mfifo_t *fifo, mchunk_t *chunk)
 {
-    mchunk_t *chunk = self->chunk_first;
     assert (chunk && chunk->live > 0);
-    if (--chunk->live > 0)
-        return;
-    if (chunk == self->chunk_last) {
-        chunk->used = 0;        //  the only chunk: start it again
-        return;
+    chunk->live--;
+    while (fifo->first && fifo->first->live == 0) {
+        mchunk_t *empty = fifo->first;
+        if (empty == fifo->last) {
+            empty->used = 0;
+            break;
+        }
+        fifo->first = empty->next;
+        if (!fifo->spare && empty->size == ZB_MCHUNK_SIZE)
+            fifo->spare = empty;
+        else
+            free (empty);
     }
-    self->chunk_first = chunk->next;
-    if (!self->chunk_spare && chunk->size == ZB_MCHUNK_SIZE)
-        self->chunk_spare = chunk;
+}
+
+//  Undo the carving of an append that failed: the chunks it added go, the
+//  newest one before it is as it was (the caller took its blocks out of
+//  the live counts already).
+static void
+s_fifo_rollback (mfifo_t *fifo, mchunk_t *last_before, size_t used_before)
+{
+    mchunk_t *added = last_before ? last_before->next : fifo->first;
+    while (added) {
+        mchunk_t *next = added->next;
+        free (added);
+        added = next;
+    }
+    if (last_before) {
+        last_before->next = NULL;
+        last_before->used = used_before;
+    }
     else
-        s_chunk_free (chunk);
+        fifo->first = NULL;
+    fifo->last = last_before;
 }
 
 static void
@@ -224,7 +253,8 @@ s_drop_oldest (mjournal_t *self)
     assert (self->count > 0);
     mrecord_t *record = self->ring [self->start];
     self->record_bytes -= record->size;
-    s_chunk_release (self);
+    //  records leave in the order they came: the oldest is in the oldest chunk
+    s_fifo_drop (&self->records, self->records.first);
     self->ring [self->start] = NULL;
     self->start = (self->start + 1) % self->capacity;
     self->count--;
@@ -250,8 +280,10 @@ s_append (void *be, const zb_record_t *records, size_t count,
     //  1. Allocate everything, change nothing (the records are counted live
     //  in their chunks now, so that no drop frees a chunk under them; undone
     //  below when anything fails)
-    mchunk_t *last_before = self->chunk_last;
+    mchunk_t *last_before = self->records.last;
     size_t used_before = last_before ? last_before->used : 0;
+    mchunk_t *keys_before = self->keys.last;
+    size_t keys_used_before = keys_before ? keys_before->used : 0;
     size_t new_keys = 0;
     size_t done;
     for (done = 0; done < count; done++) {
@@ -259,7 +291,7 @@ s_append (void *be, const zb_record_t *records, size_t count,
         mpending_t *pending = &self->pending [done];
         pending->dedup = NULL;
         size_t size = sizeof (mrecord_t) + in->topic.len + in->event.len;
-        pending->record = s_chunk_carve (self, size, &pending->chunk);
+        pending->record = (mrecord_t *) s_fifo_carve (&self->records, size, &pending->chunk);
         if (!pending->record)
             break;
         mrecord_t *record = pending->record;
@@ -275,11 +307,13 @@ s_append (void *be, const zb_record_t *records, size_t count,
             memcpy (record->data + in->topic.len, in->event.ptr, in->event.len);
         if (in->idem_key.ptr && self->window_ns) {
             size = sizeof (mdedup_t) + in->idem_key.len;
-            mdedup_t *entry = (mdedup_t *) malloc (size);
+            mdedup_t *entry = (mdedup_t *) s_fifo_carve (&self->keys, size,
+                                                         &pending->dedup_chunk);
             if (!entry) {
                 pending->chunk->live--;
                 break;
             }
+            entry->chunk = pending->dedup_chunk;
             memcpy (entry->bytes, in->idem_key.ptr, in->idem_key.len);
             entry->entry.key.ptr = entry->bytes;
             entry->entry.key.len = in->idem_key.len;
@@ -299,22 +333,11 @@ s_append (void *be, const zb_record_t *records, size_t count,
     if (done < count || zb_jindex_reserve (self->dedup, new_keys)) {
         for (size_t i = 0; i < done; i++) {
             self->pending [i].chunk->live--;
-            free (self->pending [i].dedup);
+            if (self->pending [i].dedup)
+                self->pending [i].dedup_chunk->live--;
         }
-        //  The chunks this append added go; the newest one before is as it was
-        mchunk_t *added = last_before ? last_before->next : self->chunk_first;
-        while (added) {
-            mchunk_t *next = added->next;
-            s_chunk_free (added);
-            added = next;
-        }
-        if (last_before) {
-            last_before->next = NULL;
-            last_before->used = used_before;
-        }
-        else
-            self->chunk_first = NULL;
-        self->chunk_last = last_before;
+        s_fifo_rollback (&self->records, last_before, used_before);
+        s_fifo_rollback (&self->keys, keys_before, keys_used_before);
         goto nomem;
     }
     //  2. Commit: nothing below can fail
@@ -334,7 +357,7 @@ s_append (void *be, const zb_record_t *records, size_t count,
                                                        entry->entry.key.ptr,
                                                        entry->entry.key.len);
         if (known && !zb_journal_expired (known->arrival_ns, self->window_ns, entry->arrival_ns)) {
-            free (entry);       //  the first acceptance within the window stands
+            s_fifo_drop (&self->keys, entry->chunk);  //  the first acceptance stands
             continue;
         }
         if (known)              //  expired: stays in the FIFO until pruned
@@ -460,7 +483,7 @@ s_prune (void *be, uint64_t now_ns, size_t max_delete, char *err, size_t errlen)
             self->dedup_last = NULL;
         zb_jindex_remove (self->dedup, &entry->entry);    //  unless a newer one replaced it
         self->dedup_bytes -= entry->size;
-        free (entry);
+        s_fifo_drop (&self->keys, entry->chunk);
         removed++;
     }
     //  Events past retention (the ring itself bounds the count)

@@ -605,6 +605,65 @@ test_both_dedup_same_key_in_batch (void **state)
     s_check_all (fx);
 }
 
+//  Enough keys for several of the memory backend's 1 MiB chunks, with keys
+//  the window already holds (dropped at once: the first acceptance stands),
+//  then pruned a slice at a time: what is in the window is found, what was
+//  pruned is not, and the space comes back.
+static void
+test_both_dedup_many_keys (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.dedup_window_s = 100;
+    s_open (fx);
+    const size_t batches = 600, per = 100;          //  60,000 records
+    for (size_t i = 0; i < batches; i++) {
+        //  arrival: batch i at T0 + i * 0.1 s
+        batch_t b = s_batch (fx, per, 2, T0 + i * (NS_PER_S / 10), 0, "many-");
+        if (i > 0)      //  one key of the previous batch again
+            snprintf (b.keys [7], 48, "many-%llu", (unsigned long long) (fx->seq - 3));
+        b.records [7].idem_key = s_str (b.keys [7]);
+        if (zb_journal_append (fx->journal, b.records, per, fx->err, sizeof (fx->err)))
+            fail_msg ("append %zu: %s", i, fx->err);
+        s_batch_done (fx, &b, per);
+        s_batch_free (&b);
+    }
+    zb_journal_info_t full;
+    zb_journal_info (fx->journal, &full);
+    zb_record_t found;
+    uint64_t now = T0 + 60 * NS_PER_S;
+    for (uint64_t seq = 1; seq <= batches * per; seq += 37) {
+        char key [48];
+        snprintf (key, sizeof key, "many-%llu", (unsigned long long) seq);
+        bool replaced = seq % per == 8 && seq > per;        //  record 7 of a batch > 0
+        int want = replaced ? 0 : 1;
+        assert_int_equal (zb_journal_dedup_get (fx->journal, s_str (key), now, &found), want);
+        if (want)
+            assert_int_equal (found.seq, seq);
+    }
+    //  Prune batches 0..300 (arrivals up to T0 + 30 s: 100 s, the window, old)
+    uint64_t cut = T0 + 130 * NS_PER_S;
+    while (zb_journal_prune (fx->journal, cut, 1000) > 0)
+        ;
+    for (uint64_t seq = 1; seq <= batches * per; seq += 41) {
+        char key [48];
+        snprintf (key, sizeof key, "many-%llu", (unsigned long long) seq);
+        bool replaced = seq % per == 8 && seq > per;
+        int want = replaced || seq <= 301 * per ? 0 : 1;     //  batch 300 is 100 s old
+        assert_int_equal (zb_journal_dedup_get (fx->journal, s_str (key), cut, &found), want);
+    }
+    //  Everything pruned: the keys take no room, and new ones go in
+    while (zb_journal_prune (fx->journal, T0 + 1000 * NS_PER_S, 1000) > 0)
+        ;
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("many-59999"), T0 + 1000 * NS_PER_S, &found), 0);
+    zb_journal_info_t empty;
+    zb_journal_info (fx->journal, &empty);
+    if (fx->memory)
+        assert_true (empty.bytes < full.bytes / 4);
+    s_append_ok (fx, 10, 1, T0 + 1000 * NS_PER_S, 1, "after-");
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("after-60005"), T0 + 1000 * NS_PER_S, &found), 1);
+    assert_int_equal (found.seq, 60005);
+}
+
 static void
 test_both_dedup_window_zero (void **state)
 {
@@ -1207,6 +1266,7 @@ main (void)
         BOTH (test_both_dedup),
         BOTH (test_both_dedup_same_key_in_batch),
         BOTH (test_both_dedup_window_zero),
+        BOTH (test_both_dedup_many_keys),
         BOTH (test_both_prune_by_age),
         BOTH (test_both_prune_by_size),
         BOTH (test_both_topics_iterate),
