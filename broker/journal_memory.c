@@ -9,7 +9,8 @@
     finds its start by subtraction. Idempotency keys live in their own entries
     (a key can outlive its record in the ring, or the other way round): an
     index by key and a FIFO in order of acceptance, which is the order they
-    expire in, so pruning the dedup window only ever looks at the front.
+    expire in, so pruning the dedup window only ever looks at the front. The
+    entries come from chunks of their own, the same way as the records.
 
     Append allocates everything first and only then changes the ring, so an
     allocation failure leaves the journal as it was. Nothing survives a
