@@ -426,6 +426,25 @@ s_count_detail_type (producer_t *self, zb_str_t detail_type)
         self->inventory_evnts++;
 }
 
+//  "<run_id>-<n>" into key (room for 16 + 1 + 20 bytes); returns its length.
+//  Written by hand: snprintf was an eighth of the producer's time.
+static size_t
+s_format_key (const char *run_id, uint64_t n, char *key)
+{
+    size_t len = strlen (run_id);
+    memcpy (key, run_id, len);
+    key [len++] = '-';
+    char digits [20];
+    size_t d = 0;
+    do {
+        digits [d++] = (char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+    while (d)
+        key [len++] = digits [--d];
+    return len;
+}
+
 //  Queue up to n generated entries; returns how many.
 static size_t
 s_build_generated (producer_t *self, size_t n)
@@ -433,9 +452,9 @@ s_build_generated (producer_t *self, size_t n)
     for (size_t i = 0; i < n; i++) {
         zb_generated_t info;
         char key [48];
-        int keylen = snprintf (key, sizeof key, "%s-%" PRIu64, self->run_id, self->tot_msgs + 1);
+        size_t keylen = s_format_key (self->run_id, self->tot_msgs + 1, key);
         msgpack_sbuffer_clear (&self->entry);
-        zb_generator_pack_keyed (self->generator, &self->pk, key, (size_t) keylen, &info);
+        zb_generator_pack_keyed (self->generator, &self->pk, key, keylen, &info);
         self->tot_msgs++;
         if (info.sale)
             self->sale_evnts++;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <msgpack.h>
 #include <zbridge.h>
 
 //  Nothing listens there: connections are refused, requests never answered
@@ -417,6 +418,131 @@ test_garbage (void **state)
     }
 }
 
+//  zbridge_producer_send_msgpack checks an entry on its packed bytes: it
+//  must take exactly what msgpack-c unpacks as one map with nothing after
+//  it (nesting included: msgpack-c stops at 32 open containers, an empty
+//  one counted). Differential, over generated values, their prefixes and
+//  a byte after them.
+static uint64_t s_rand_state = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t
+s_rand (uint32_t n)
+{
+    s_rand_state ^= s_rand_state << 13;
+    s_rand_state ^= s_rand_state >> 7;
+    s_rand_state ^= s_rand_state << 17;
+    return (uint32_t) (s_rand_state % n);
+}
+
+static void
+s_gen_value (msgpack_packer *pk, int depth, int max_depth)
+{
+    uint32_t kind = depth < max_depth ? s_rand (10) : 4 + s_rand (6);
+    switch (kind) {
+        case 0: case 1: case 2: {
+            uint32_t n = depth + 1 == max_depth ? s_rand (2) : 1 + s_rand (3);
+            msgpack_pack_map (pk, n);
+            for (uint32_t i = 0; i < n; i++) {
+                if (s_rand (4) == 0)
+                    msgpack_pack_str_with_body (pk, "idempotency-key", 15);
+                else
+                if (s_rand (8) == 0)
+                    msgpack_pack_bin_with_body (pk, "idempotency-key", 15);
+                else
+                    msgpack_pack_str_with_body (pk, "k", 1);
+                s_gen_value (pk, depth + 1, max_depth);
+            }
+            break;
+        }
+        case 3: {
+            uint32_t n = s_rand (3);
+            msgpack_pack_array (pk, n);
+            for (uint32_t i = 0; i < n; i++)
+                s_gen_value (pk, depth + 1, max_depth);
+            break;
+        }
+        case 4: msgpack_pack_uint64 (pk, (uint64_t) s_rand (1000000) << s_rand (40)); break;
+        case 5: msgpack_pack_double (pk, 1.5); break;
+        case 6: msgpack_pack_str_with_body (pk, "a string of some length, over 31 bytes", 38); break;
+        case 7: msgpack_pack_nil (pk); break;
+        case 8: msgpack_pack_ext_with_body (pk, "\x01\x02\x03", 3, 5); break;
+        default: msgpack_pack_true (pk); break;
+    }
+}
+
+static bool
+s_unpacks_as_one_map (const char *data, size_t size)
+{
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    msgpack_object obj;
+    size_t off = 0;
+    bool ok = msgpack_unpack (data, size, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS
+           && obj.type == MSGPACK_OBJECT_MAP && off == size;
+    msgpack_zone_destroy (&zone);
+    return ok;
+}
+
+static void
+test_producer_entry_check_matches_msgpack (void **state)
+{
+    (void) state;
+    zbridge_producer_options_t o;
+    zbridge_producer_options_init (&o);
+    o.endpoint = NOWHERE_INGEST;
+    o.batch = 100000;                   //  everything accepted stays queued
+    zbridge_error_t error;
+    zbridge_producer_t *producer = zbridge_producer_new (&o, &error);
+    assert_non_null (producer);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    size_t accepted = 0, refused = 0, deep = 0;
+    for (int round = 0; round < 3000; round++) {
+        msgpack_sbuffer_clear (&sb);
+        //  mostly shallow, some around msgpack-c's limit of 32
+        int max_depth = round % 5 == 0 ? 30 + (int) s_rand (5) : 1 + (int) s_rand (6);
+        if (max_depth >= 30) {
+            //  a chain of one-key maps down to max_depth, then a value
+            for (int d = 0; d < max_depth; d++) {
+                msgpack_pack_map (&pk, 1);
+                if (d == 0)
+                    msgpack_pack_str_with_body (&pk, "idempotency-key", 15);
+                else
+                    msgpack_pack_str_with_body (&pk, "k", 1);
+            }
+            s_gen_value (&pk, max_depth, max_depth + (int) s_rand (2));
+            deep++;
+        }
+        else
+            s_gen_value (&pk, 0, max_depth);
+        if (s_rand (10) == 0)
+            msgpack_pack_nil (&pk);             //  a byte after the value
+        //  the whole value, and one prefix of it
+        size_t sizes [2] = { sb.size, s_rand ((uint32_t) sb.size) };
+        for (int k = 0; k < 2; k++) {
+            int rc = zbridge_producer_send_msgpack (producer, sb.data, sizes [k], 1);
+            if (sizes [k] == 0)
+                assert_int_equal (rc, ZBRIDGE_EENTRY);
+            else
+                assert_int_equal (rc, s_unpacks_as_one_map (sb.data, sizes [k])
+                                      ? ZBRIDGE_OK : ZBRIDGE_EENTRY);
+            if (rc == ZBRIDGE_OK)
+                accepted++;
+            else
+                refused++;
+        }
+    }
+    //  Both verdicts, and deep values on both sides of the limit, were seen
+    assert_true (accepted > 500 && refused > 500 && deep > 300);
+    zbridge_producer_stats_t stats;
+    assert_int_equal (zbridge_producer_stats (producer, &stats), ZBRIDGE_OK);
+    assert_int_equal (stats.queued, accepted);
+    msgpack_sbuffer_destroy (&sb);
+    zbridge_producer_destroy (&producer);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -430,6 +556,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_consumer_unreachable),
         cmocka_unit_test (test_producer_bad_options),
         cmocka_unit_test (test_producer_unreachable),
+        cmocka_unit_test (test_producer_entry_check_matches_msgpack),
         cmocka_unit_test (test_garbage),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
