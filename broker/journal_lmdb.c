@@ -962,6 +962,8 @@ s_read (void *be, uint64_t from, uint64_t to, size_t max_scan,
         int got = s_group_next (&g, &record);
         if (got == 0) {
             rc = mdb_cursor_get (self->rcursor, &key, &val, MDB_NEXT);
+            if (rc == 0 && key.mv_size == 8 && zb_journal_get64 ((const uint8_t *) key.mv_data) > to)
+                break;          //  the range ends before this group
             if (rc == 0)
                 rc = s_group_open (self, &key, &val, &g);
             continue;
