@@ -99,6 +99,10 @@ int zb_journal_dedup_get_hashed (zb_journal_t *self, zb_str_t key, uint64_t hash
 
 //  Remove what retention and the dedup window no longer keep, at most max_delete
 //  records per call (call from a timer). Returns records removed, -1 on error.
+//  The LMDB backend stores and removes events in groups (journal_lmdb.c): an
+//  event goes with its group once the group's newest event is past retention,
+//  and the last group of a call may take the count past max_delete by less
+//  than a group.
 int zb_journal_prune (zb_journal_t *self, uint64_t now_ns, size_t max_delete);
 
 void zb_journal_info (zb_journal_t *self, zb_journal_info_t *info);

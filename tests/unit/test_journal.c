@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <lmdb.h>
 
 #include "../../broker/journal.h"
 #include "../../broker/journal_impl.h"      //  the key index both backends use
@@ -294,6 +295,215 @@ s_str (const char *s)
 {
     zb_str_t str = { s, strlen (s) };
     return str;
+}
+
+//  --------------------------------------------------------------------------
+//  Groups (journal_lmdb.c, format 2): the LMDB backend stores an append's
+//  consecutive records in groups of up to group_max bytes, a record alone
+//  larger than that in a group of one. These helpers know that layout; the
+//  memory backend stores records one by one, so for it a "group" is 1.
+
+#define RECORD_HEADER   (8 + 8 + 2 + 4 + 36)    //  per record in a group
+#define GROUP_HEADER    2                       //  record count
+
+//  The largest group stored inline with this page size (see s_env_open)
+static size_t
+s_group_max (size_t psize)
+{
+    return (((psize - 16) / 2) & ~(size_t) 1) - 2 - 8 - 8;
+}
+
+//  LMDB's page size in a new environment: the OS page size
+static size_t
+s_psize (void)
+{
+    return (size_t) sysconf (_SC_PAGESIZE);
+}
+
+//  Records per group when every record has this many topic + event bytes
+//  (1 on the memory backend)
+static size_t
+s_per_group (fixture_t *fx, size_t topic_and_event)
+{
+    if (fx->memory)
+        return 1;
+    size_t per = (s_group_max (s_psize ()) - GROUP_HEADER) / (RECORD_HEADER + topic_and_event);
+    return per? per: 1;
+}
+
+//  Like s_append_ok, with event sizes taken in turn from sizes []
+static void
+s_append_sizes (fixture_t *fx, size_t count, size_t ntopics, uint64_t arrival0, uint64_t step,
+                const size_t *sizes, size_t nsizes)
+{
+    size_t saved = fx->event_size;
+    fx->event_size = 1;
+    for (size_t i = 0; i < nsizes; i++)
+        if (sizes [i] > fx->event_size)
+            fx->event_size = sizes [i];
+    batch_t b = s_batch (fx, count, ntopics, arrival0, step, NULL);
+    fx->event_size = saved;
+    for (size_t i = 0; i < count; i++) {
+        b.records [i].event.len = sizes [i % nsizes];
+        s_event_bytes ((char *) b.records [i].event.ptr, b.records [i].event.len, b.records [i].seq);
+    }
+    if (zb_journal_append (fx->journal, b.records, count, fx->err, sizeof (fx->err)))
+        fail_msg ("append: %s", fx->err);
+    s_batch_done (fx, &b, count);
+    s_batch_free (&b);
+}
+
+//  Read [from, to] with max_scan and check every record visited and *next,
+//  knowing that the journal holds every seq from its oldest to its head
+static void
+s_check_read (fixture_t *fx, uint64_t from, uint64_t to, size_t max_scan)
+{
+    uint64_t oldest = zb_journal_oldest (fx->journal);
+    uint64_t head = zb_journal_head (fx->journal);
+    visit_t v = { .fx = fx };
+    uint64_t next;
+    s_read_ok (fx, from, to, max_scan, &v, &next);
+    uint64_t first = from < oldest? oldest: from;
+    uint64_t last = to < head? to: head;
+    uint64_t expect = oldest && last >= first? last - first + 1: 0;
+    bool cut = max_scan && expect > max_scan;
+    if (cut)
+        expect = max_scan;
+    if (v.counted != expect || next != (cut? first + max_scan: to + 1))
+        fail_msg ("read [%llu, %llu] max_scan %zu: %zu records, next %llu; expected %llu, next %llu",
+                  (unsigned long long) from, (unsigned long long) to, max_scan, v.counted,
+                  (unsigned long long) next, (unsigned long long) expect,
+                  (unsigned long long) (cut? first + max_scan: to + 1));
+    for (size_t i = 0; i < v.counted; i++)
+        assert_int_equal (v.seqs [i], first + i);
+}
+
+//  Raw LMDB on a journal's directory (the journal closed): what is stored
+typedef struct {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi events, topics, dedup, meta;
+    size_t psize;
+} raw_t;
+
+static void
+s_raw_open (fixture_t *fx, raw_t *raw)
+{
+    char path [160];
+    snprintf (path, sizeof (path), "%s/journal", fx->base);
+    mkdir (path, 0750);
+    mkdir (fx->dir, 0750);
+    assert_int_equal (mdb_env_create (&raw->env), 0);
+    assert_int_equal (mdb_env_set_maxdbs (raw->env, 8), 0);
+    assert_int_equal (mdb_env_set_mapsize (raw->env, (size_t) fx->config.max_mb << 20), 0);
+    assert_int_equal (mdb_env_open (raw->env, fx->dir, 0, 0640), 0);
+    MDB_stat stat;
+    assert_int_equal (mdb_env_stat (raw->env, &stat), 0);
+    raw->psize = stat.ms_psize;
+    assert_int_equal (mdb_txn_begin (raw->env, NULL, 0, &raw->txn), 0);
+    assert_int_equal (mdb_dbi_open (raw->txn, "events", MDB_CREATE, &raw->events), 0);
+    assert_int_equal (mdb_dbi_open (raw->txn, "topics", MDB_CREATE, &raw->topics), 0);
+    assert_int_equal (mdb_dbi_open (raw->txn, "dedup", MDB_CREATE, &raw->dedup), 0);
+    assert_int_equal (mdb_dbi_open (raw->txn, "meta", MDB_CREATE, &raw->meta), 0);
+}
+
+static void
+s_raw_close (raw_t *raw)
+{
+    assert_int_equal (mdb_txn_commit (raw->txn), 0);
+    mdb_env_close (raw->env);
+}
+
+static void
+s_raw_put (raw_t *raw, MDB_dbi dbi, const void *key, size_t key_len, const void *data, size_t len)
+{
+    MDB_val k = { key_len, (void *) key }, v = { len, (void *) data };
+    assert_int_equal (mdb_put (raw->txn, dbi, &k, &v, 0), 0);
+}
+
+static void
+s_raw_put_seq (raw_t *raw, MDB_dbi dbi, uint64_t seq, const void *data, size_t len)
+{
+    uint8_t key [8];
+    zb_journal_put64 (key, seq);
+    s_raw_put (raw, dbi, key, 8, data, len);
+}
+
+//  meta [name] as a u64 (0 when absent)
+static uint64_t
+s_raw_meta (raw_t *raw, const char *name)
+{
+    MDB_val k = { strlen (name), (void *) name }, v;
+    int rc = mdb_get (raw->txn, raw->meta, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    assert_int_equal (rc, 0);
+    assert_int_equal (v.mv_size, 8);
+    return zb_journal_get64 ((const uint8_t *) v.mv_data);
+}
+
+typedef struct {
+    uint64_t key;               //  first seq
+    size_t count;               //  records
+    size_t size;                //  value bytes
+} group_info_t;
+
+//  Every group in events, in order. Returns how many.
+static size_t
+s_raw_groups (raw_t *raw, group_info_t *groups, size_t max)
+{
+    MDB_cursor *cursor;
+    assert_int_equal (mdb_cursor_open (raw->txn, raw->events, &cursor), 0);
+    MDB_val key, val;
+    size_t n = 0;
+    int rc;
+    for (rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT)) {
+        assert_true (n < max);
+        assert_int_equal (key.mv_size, 8);
+        assert_true (val.mv_size >= GROUP_HEADER);
+        groups [n].key = zb_journal_get64 ((const uint8_t *) key.mv_data);
+        groups [n].count = zb_journal_get16 ((const uint8_t *) val.mv_data);
+        groups [n].size = val.mv_size;
+        n++;
+    }
+    assert_int_equal (rc, MDB_NOTFOUND);
+    mdb_cursor_close (cursor);
+    return n;
+}
+
+//  The groups s_append (journal_lmdb.c) makes of one append: records of
+//  these sizes (topic + event bytes each) from seq first. Adds them at
+//  groups [*n] on.
+static void
+s_expect_groups (uint64_t first, const size_t *sizes, size_t count, size_t group_max,
+                 group_info_t *groups, size_t *n)
+{
+    for (size_t i = 0; i < count; ) {
+        size_t size = GROUP_HEADER + RECORD_HEADER + sizes [i];
+        size_t c = 1;
+        while (i + c < count && size + RECORD_HEADER + sizes [i + c] <= group_max) {
+            size += RECORD_HEADER + sizes [i + c];
+            c++;
+        }
+        groups [*n].key = first + i;
+        groups [*n].count = c;
+        groups [*n].size = size;
+        (*n)++;
+        i += c;
+    }
+}
+
+static void
+s_groups_equal (const group_info_t *got, size_t ngot, const group_info_t *expect, size_t nexpect)
+{
+    for (size_t i = 0; i < ngot && i < nexpect; i++)
+        if (got [i].key != expect [i].key || got [i].count != expect [i].count
+        ||  got [i].size != expect [i].size)
+            fail_msg ("group %zu: key %llu, %zu records, %zu bytes; expected key %llu, %zu, %zu",
+                      i, (unsigned long long) got [i].key, got [i].count, got [i].size,
+                      (unsigned long long) expect [i].key, expect [i].count, expect [i].size);
+    assert_int_equal (ngot, nexpect);
 }
 
 //  --------------------------------------------------------------------------
@@ -681,8 +891,20 @@ test_both_prune_by_age (void **state)
     fixture_t *fx = (fixture_t *) *state;
     fx->config.retain_hours = 1;
     s_open (fx);
-    //  seq i + 1 arrives at T0 + i seconds
-    s_append_ok (fx, 100, 2, T0, NS_PER_S, NULL);
+    //  seq i + 1 arrives at T0 + i seconds, one append each: the LMDB
+    //  backend prunes whole groups, and a group never spans appends, so
+    //  here records go one by one on both backends (groups of records:
+    //  test_both_prune_by_age_groups)
+    for (uint64_t i = 0; i < 100; i++) {
+        batch_t b = s_batch (fx, 1, 1, T0 + i * NS_PER_S, 0, NULL);
+        size_t t = i % 2;       //  topics alternate as in one batch over 2 topics
+        b.records [0].topic = s_str (fx->topics [t]);
+        b.records [0].topic_seq = fx->topic_seq [t] + 1;
+        if (zb_journal_append (fx->journal, b.records, 1, fx->err, sizeof (fx->err)))
+            fail_msg ("append: %s", fx->err);
+        s_batch_done (fx, &b, 1);
+        s_batch_free (&b);
+    }
     assert_int_equal (zb_journal_prune (fx->journal, T0 + 3600 * NS_PER_S - 1, 1000), 0);
     assert_int_equal (zb_journal_oldest (fx->journal), 1);
     //  At T0 + 1 h + 10.5 s: seq 1..11 are an hour old
@@ -784,6 +1006,241 @@ test_both_topics_iterate (void **state)
     zb_journal_topics (fx->journal, s_topic, &t);
     assert_int_equal (t.count, 3);
     assert_int_equal (s_topic_head (fx, "sales-events"), 3);
+}
+
+//  Reads that start and end anywhere in groups (LMDB: partial groups at
+//  every append's end too), max_scan and the visitor stopping inside one.
+static void
+test_both_read_inside_groups (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    //  seq 1..203 in appends of 37, 100, 5, 1 and 60 records
+    size_t appends [] = { 37, 100, 5, 1, 60 };
+    for (size_t i = 0; i < 5; i++)
+        s_append_ok (fx, appends [i], 3, T0 + i * NS_PER_S, 1000, NULL);
+    assert_int_equal (zb_journal_head (fx->journal), 203);
+    uint64_t per = s_per_group (fx, 12 + fx->event_size);
+    assert_true (fx->memory || per > 4);
+    if (per < 2)
+        per = 2;                //  memory: the edges below still differ
+    for (int pass = 0; pass < 2; pass++) {
+        //  Every start, ends at and around group edges and past the head
+        uint64_t spans [] = { 0, 1, 2, per - 1, per, per + 1, 2 * per + 3, 250 };
+        for (uint64_t from = 1; from <= 205; from++)
+            for (size_t i = 0; i < sizeof (spans) / sizeof (spans [0]); i++)
+                s_check_read (fx, from, from + spans [i], 0);
+        //  max_scan stops inside a group, and the caller goes on from *next
+        size_t scans [] = { 1, 2, 3, 7, per - 1, per, per + 1, 2 * per + 1 };
+        for (uint64_t from = 1; from <= 70; from++)
+            for (size_t i = 0; i < sizeof (scans) / sizeof (scans [0]); i++)
+                s_check_read (fx, from, 203, scans [i]);
+        for (size_t i = 0; i < sizeof (scans) / sizeof (scans [0]); i++) {
+            visit_t v = { .fx = fx };
+            uint64_t from = 1, next;
+            while (from <= 203) {
+                size_t before = v.counted;
+                s_read_ok (fx, from, 203, scans [i], &v, &next);
+                assert_true (v.counted - before <= scans [i]);
+                assert_int_equal (next, from + (v.counted - before));
+                from = next;
+            }
+            assert_int_equal (next, 204);
+            assert_int_equal (v.counted, 203);
+            for (size_t j = 0; j < 203; j++)
+                assert_int_equal (v.seqs [j], j + 1);
+        }
+        //  The visitor stops inside a group: *next is the record after
+        uint64_t starts [] = { 1, 2, per, per + 1, 38, 40, 137, 143, 200 };
+        for (size_t i = 0; i < sizeof (starts) / sizeof (starts [0]); i++)
+            for (size_t stop = 1; stop <= 4; stop++) {
+                visit_t v = { .fx = fx, .stop_after = stop };
+                uint64_t next;
+                s_read_ok (fx, starts [i], 1000, 0, &v, &next);
+                size_t expect = starts [i] + stop - 1 <= 203? stop: 203 - starts [i] + 1;
+                assert_int_equal (v.counted, expect);
+                assert_int_equal (v.seqs [0], starts [i]);
+                assert_int_equal (next, expect == stop? starts [i] + stop: 1001);
+            }
+        if (fx->memory)
+            break;
+        s_reopen (fx);          //  the same from the file
+    }
+}
+
+//  seq_at finds records inside groups: every seq, equal arrivals in a group
+static void
+test_both_seq_at_in_groups (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    //  seq s arrives at T0 + (s - 1) * 1000; appends of 13, 50, 1, 136
+    size_t appends [] = { 13, 50, 1, 136 };
+    for (size_t i = 0; i < 4; i++)
+        s_append_ok (fx, appends [i], 2, T0 + fx->seq * 1000, 1000, NULL);
+    for (uint64_t s = 1; s <= 200; s++) {
+        uint64_t arrival = T0 + (s - 1) * 1000;
+        assert_int_equal (zb_journal_seq_at (fx->journal, arrival), s);
+        assert_int_equal (zb_journal_seq_at (fx->journal, arrival - 999), s);
+        assert_int_equal (zb_journal_seq_at (fx->journal, arrival - 1), s);
+    }
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 199000 + 1), 201);
+    //  Equal arrivals across one group and into the next: the first of them
+    s_append_ok (fx, 40, 1, T0 + 1000000, 0, NULL);     //  seq 201..240
+    s_append_ok (fx, 5, 1, T0 + 2000000, 1, NULL);      //  seq 241..245
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 1000000), 201);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 999999), 201);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 1000001), 241);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 2000002), 243);
+    if (!fx->memory) {
+        s_reopen (fx);
+        assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 1000000), 201);
+        assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 77 * 1000), 78);
+    }
+}
+
+//  Pruning by age when a group holds expired and fresh records: LMDB
+//  deletes a group once its newest record expired (retention is "at
+//  least"), the memory ring record by record.
+static void
+test_both_prune_by_age_groups (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.retain_hours = 1;
+    s_open (fx);
+    //  seq s arrives at T0 + (s - 1) seconds, one topic: groups of `per`
+    s_append_ok (fx, 100, 1, T0, NS_PER_S, NULL);
+    uint64_t per = s_per_group (fx, strlen (fx->topics [0]) + fx->event_size);
+    assert_true (fx->memory || per > 4);
+    uint64_t hour = 3600 * NS_PER_S;
+    //  At T0 + 1 h + (k - 1) s + 0.5 s, seq 1..k have expired
+    uint64_t ks [] = { 5, 14, 15, 18, 44, 45, 50 };  //  per is 15 with 4 KiB pages
+    uint64_t oldest = 1;
+    for (size_t i = 0; i < sizeof (ks) / sizeof (ks [0]); i++) {
+        uint64_t k = ks [i];
+        uint64_t now = T0 + hour + (k - 1) * NS_PER_S + NS_PER_S / 2;
+        uint64_t expect = k / per * per + 1;      //  whole groups of expired records
+        if (expect < oldest)
+            expect = oldest;
+        int removed = zb_journal_prune (fx->journal, now, 1000);
+        assert_int_equal (removed, expect - oldest);
+        oldest = expect;
+        assert_int_equal (zb_journal_oldest (fx->journal), oldest);
+        //  Nothing fresh went, nothing expired is left but in a fresh group
+        assert_true (oldest <= k + 1);
+        assert_true (oldest + per > k + 1);
+        s_check_read (fx, 1, 100, 0);
+        zb_journal_info_t info;
+        zb_journal_info (fx->journal, &info);
+        assert_int_equal (info.events, 100 - oldest + 1);
+    }
+    //  max_delete smaller than a group: one group goes (progress), not less
+    uint64_t now = T0 + hour + 88 * NS_PER_S + NS_PER_S / 2;    //  1..89 expired
+    int removed = zb_journal_prune (fx->journal, now, 1);
+    assert_int_equal (removed, per);
+    oldest += per;
+    assert_int_equal (zb_journal_oldest (fx->journal), oldest);
+    removed = zb_journal_prune (fx->journal, now, 1000);
+    assert_int_equal (oldest + (uint64_t) removed, 89 / per * per + 1);
+    oldest += (uint64_t) removed;
+    s_check_all (fx);
+
+    //  A clock stepped back inside a group: seq 101..105 arrive at A, A,
+    //  A + 2 h, A, A. At A + 1.5 h, 103 is fresh: LMDB keeps the group
+    //  (its newest record is fresh), the ring drops 101, 102.
+    uint64_t a = T0 + 200 * NS_PER_S;
+    batch_t b = s_batch (fx, 5, 1, a, 0, NULL);
+    b.records [2].arrival_ns = a + 2 * hour;
+    assert_int_equal (zb_journal_append (fx->journal, b.records, 5, fx->err, sizeof (fx->err)), 0);
+    s_batch_done (fx, &b, 5);
+    s_batch_free (&b);
+    zb_journal_prune (fx->journal, a + hour + hour / 2, 1000);
+    assert_int_equal (zb_journal_oldest (fx->journal), fx->memory? 103: 101);
+    s_check_all (fx);
+    //  Everything expires
+    zb_journal_prune (fx->journal, a + 4 * hour, 1000);
+    assert_int_equal (zb_journal_oldest (fx->journal), 0);
+    assert_int_equal (zb_journal_head (fx->journal), 105);
+    if (!fx->memory) {
+        s_reopen (fx);
+        assert_int_equal (zb_journal_head (fx->journal), 105);
+        assert_int_equal (zb_journal_oldest (fx->journal), 0);
+    }
+    s_append_ok (fx, 3, 1, a + 4 * hour, 1, NULL);
+    assert_int_equal (zb_journal_oldest (fx->journal), 106);
+    s_check_all (fx);
+}
+
+//  Large events among small ones: groups of one (overflow pages) between
+//  groups of many, a record that fills a group exactly, one byte more.
+static void
+test_both_mixed_sizes (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    //  With one topic of 12 bytes, a group of one record of `fill` event
+    //  bytes is group_max exactly
+    size_t fill = s_group_max (s_psize ()) - GROUP_HEADER - RECORD_HEADER - 12;
+    size_t sizes [] = { 64, 3000, 64, 64, 64, fill, 64, fill + 1, 4000, 0, 1, 500, 4000,
+                        fill / 2, fill / 2 - RECORD_HEADER - 12, 64, 3000,  //  group_max in two
+                        fill / 2 + 1, fill / 2 - RECORD_HEADER - 12 };      //  one byte more
+    size_t n = sizeof (sizes) / sizeof (sizes [0]);
+    s_append_sizes (fx, n, 1, T0, 1000, sizes, n);
+    s_append_sizes (fx, 3 * n, 1, T0 + NS_PER_S, 1000, sizes, n);
+    size_t small [] = { 30 };
+    s_append_sizes (fx, 50, 1, T0 + 2 * NS_PER_S, 1000, small, 1);
+    s_append_sizes (fx, 1, 1, T0 + 3 * NS_PER_S, 1000, &sizes [8], 1);
+    uint64_t head = 4 * n + 51;
+    assert_int_equal (zb_journal_head (fx->journal), head);
+    for (int pass = 0; pass < 2; pass++) {
+        s_check_all (fx);
+        for (uint64_t from = 1; from <= head; from++) {
+            s_check_read (fx, from, from + 2, 0);
+            s_check_read (fx, from, head, 3);
+        }
+        for (uint64_t s = 1; s <= n; s++)
+            assert_int_equal (zb_journal_seq_at (fx->journal, T0 + (s - 1) * 1000), s);
+        if (fx->memory)
+            return;
+        s_reopen (fx);
+    }
+    //  The groups are the ones the rule makes
+    zb_journal_destroy (&fx->journal);
+    raw_t raw;
+    s_raw_open (fx, &raw);
+    assert_int_equal (raw.psize, s_psize ());
+    size_t group_max = s_group_max (raw.psize);
+    group_info_t got [200], expect [200];
+    size_t ngot = s_raw_groups (&raw, got, 200), nexpect = 0;
+    size_t record_sizes [4 * 16];
+    for (size_t i = 0; i < 3 * n; i++)
+        record_sizes [i] = 12 + sizes [i % n];
+    s_expect_groups (1, record_sizes, n, group_max, expect, &nexpect);
+    s_expect_groups (n + 1, record_sizes, 3 * n, group_max, expect, &nexpect);
+    for (size_t i = 0; i < 50; i++)
+        record_sizes [i] = 12 + 30;
+    s_expect_groups (4 * n + 1, record_sizes, 50, group_max, expect, &nexpect);
+    record_sizes [0] = 12 + 4000;
+    s_expect_groups (4 * n + 51, record_sizes, 1, group_max, expect, &nexpect);
+    s_groups_equal (got, ngot, expect, nexpect);
+    //  ... with groups of one among groups of many, one exactly group_max
+    size_t ones = 0, many = 0, exact = 0;
+    for (size_t i = 0; i < ngot; i++) {
+        ones += got [i].count == 1 && got [i].size > group_max;
+        many += got [i].count >= 3;
+        exact += got [i].size == group_max;
+    }
+    assert_true (ones >= 4 && many >= 4 && exact >= 1);
+    //  ... and LMDB keeps a group of group_max inline, larger ones on
+    //  overflow pages (a page header of 16 bytes, then the value)
+    MDB_stat stat;
+    assert_int_equal (mdb_stat (raw.txn, raw.events, &stat), 0);
+    size_t overflow = 0;
+    for (size_t i = 0; i < ngot; i++)
+        if (got [i].size > group_max)
+            overflow += (got [i].size + 16 + raw.psize - 1) / raw.psize;
+    assert_int_equal (stat.ms_overflow_pages, overflow);
+    s_raw_close (&raw);
 }
 
 //  --------------------------------------------------------------------------
@@ -983,6 +1440,326 @@ test_lmdb_large_events (void **state)
     fx->event_size = 4000;
     s_append_ok (fx, 2, 2, T0 + 200, 1, NULL);
     s_reopen (fx);
+    s_check_all (fx);
+}
+
+//  Appends that end in partial groups, a reopen after each (sync commit):
+//  the head is the last group's key + count - 1, and the next append starts
+//  a new group after it.
+static void
+test_lmdb_reopen_partial_groups (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    fx->config.sync = ZB_SYNC_COMMIT;
+    s_open (fx);
+    size_t appends [] = { 7, 1, 23, 3, 40, 2 };
+    uint64_t head = 0;
+    for (size_t i = 0; i < 6; i++) {
+        s_append_ok (fx, appends [i], 3, T0 + i * NS_PER_S, 1000, i % 2? "key-": NULL);
+        head += appends [i];
+        s_reopen (fx);
+        assert_int_equal (zb_journal_head (fx->journal), head);
+        assert_int_equal (zb_journal_oldest (fx->journal), 1);
+        zb_journal_info_t info;
+        zb_journal_info (fx->journal, &info);
+        assert_int_equal (info.events, head);
+        s_check_all (fx);
+        for (uint64_t from = 1; from <= head; from++)
+            s_check_read (fx, from, from + 4, 0);
+        assert_int_equal (zb_journal_seq_at (fx->journal, T0 + i * NS_PER_S), head - appends [i] + 1);
+    }
+    zb_record_t found;
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("key-8"), T0 + 10 * NS_PER_S, &found), 1);
+    assert_int_equal (found.seq, 8);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 3 + 1 + 8 + 1 + 14 + 1);
+    //  A group per append at least: none spans two
+    zb_journal_destroy (&fx->journal);
+    raw_t raw;
+    s_raw_open (fx, &raw);
+    group_info_t groups [100];
+    size_t n = s_raw_groups (&raw, groups, 100);
+    uint64_t key = 1;
+    size_t g = 0;
+    for (size_t i = 0; i < 6; i++) {
+        uint64_t end = key + appends [i];
+        assert_true (g < n && groups [g].key == key);
+        while (g < n && groups [g].key < end) {
+            assert_true (groups [g].key + groups [g].count <= end);
+            g++;
+        }
+        key = end;
+    }
+    assert_int_equal (g, n);
+    assert_int_equal (s_raw_meta (&raw, "format"), 2);
+    s_raw_close (&raw);
+    s_open (fx);
+    assert_int_equal (zb_journal_head (fx->journal), head);
+    s_append_ok (fx, 5, 1, T0 + 10 * NS_PER_S, 1, NULL);
+    assert_int_equal (zb_journal_head (fx->journal), head + 5);
+    s_check_all (fx);
+}
+
+//  Garbage in an events value (written with raw LMDB): the reads that meet
+//  it fail with a clear error, the others work; garbage in the last group
+//  refuses the open (its count makes the head).
+static void
+test_lmdb_malformed_values (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    s_append_ok (fx, 100, 2, T0, 1000, NULL);
+    zb_journal_destroy (&fx->journal);
+    raw_t raw;
+    s_raw_open (fx, &raw);
+    group_info_t groups [100];
+    size_t n = s_raw_groups (&raw, groups, 100);
+    assert_true (n >= 5);
+    s_raw_close (&raw);
+
+    //  Each kind of damage, in the third group (restored in between)
+    uint64_t bad = groups [2].key;
+    size_t count = groups [2].count;
+    uint8_t good_value [4096], value [4096];
+    size_t good_len = groups [2].size;
+    assert_true (good_len + 1 <= sizeof (value));
+    s_raw_open (fx, &raw);
+    {
+        uint8_t key [8];
+        zb_journal_put64 (key, bad);
+        MDB_val k = { 8, key }, v;
+        assert_int_equal (mdb_get (raw.txn, raw.events, &k, &v), 0);
+        assert_int_equal (v.mv_size, good_len);
+        memcpy (good_value, v.mv_data, good_len);
+    }
+    s_raw_close (&raw);
+    const char *cases [] = {
+        "count 0", "one record more than the bytes hold", "record cut short",
+        "topic past the end", "event past the end", "a byte after the last record",
+        "one byte"
+    };
+    for (size_t c = 0; c < sizeof (cases) / sizeof (cases [0]); c++) {
+        memcpy (value, good_value, good_len);
+        size_t len = good_len;
+        uint64_t last_good = bad - 1;       //  what the error names
+        switch (c) {
+            case 0:
+                zb_journal_put16 (value, 0);
+                break;
+            case 1:
+                zb_journal_put16 (value, (uint16_t) (count + 1));
+                last_good = bad + count - 1;
+                break;
+            case 2:
+                len = GROUP_HEADER + RECORD_HEADER - 1;
+                break;
+            case 3:
+                zb_journal_put16 (value + GROUP_HEADER + 16, 500);
+                len = GROUP_HEADER + RECORD_HEADER + 3;
+                break;
+            case 4:
+                zb_journal_put16 (value + GROUP_HEADER + 16, 12);
+                memcpy (value + GROUP_HEADER + 18, "\x00\x00\x01\x00", 4);     //  256 bytes
+                len = GROUP_HEADER + RECORD_HEADER + 12 + 10;
+                break;
+            case 5:
+                value [len++] = 'x';
+                last_good = bad + count - 1;
+                break;
+            default:
+                len = 1;
+                break;
+        }
+        s_raw_open (fx, &raw);
+        s_raw_put_seq (&raw, raw.events, bad, value, len);
+        s_raw_close (&raw);
+
+        s_open (fx);
+        assert_int_equal (zb_journal_head (fx->journal), 100);
+        //  Before it: fine; through it: the error
+        visit_t vis = { .fx = fx };
+        uint64_t next;
+        s_read_ok (fx, 1, bad - 1, 0, &vis, &next);
+        assert_int_equal (vis.counted, bad - 1);
+        memset (&vis, 0, sizeof (vis));
+        vis.fx = fx;
+        int rc = zb_journal_read (fx->journal, 1, 100, 0, s_visit, &vis, &next, fx->err, sizeof (fx->err));
+        if (rc != -1)
+            fail_msg ("%s: read did not fail", cases [c]);
+        char expect [256];
+        snprintf (expect, sizeof (expect), "journal %s: malformed record after seq %llu",
+                  fx->dir, (unsigned long long) last_good);
+        if (strcmp (fx->err, expect))
+            fail_msg ("%s: \"%s\", expected \"%s\"", cases [c], fx->err, expect);
+        //  A read from inside it fails too (unless the damage is past the
+        //  records read), from after it works
+        if (c != 1 && c != 5) {
+            assert_int_equal (zb_journal_read (fx->journal, bad + 1, bad + 2, 0, s_visit, &vis,
+                                               &next, fx->err, sizeof (fx->err)), -1);
+            assert_non_null (strstr (fx->err, "malformed record after seq"));
+        }
+        uint64_t after = groups [3].key;
+        memset (&vis, 0, sizeof (vis));
+        vis.fx = fx;
+        s_read_ok (fx, after, 100, 0, &vis, &next);
+        assert_int_equal (vis.counted, 100 - after + 1);
+        zb_journal_destroy (&fx->journal);
+    }
+
+    //  Garbage as the last group: the open says so
+    s_raw_open (fx, &raw);
+    s_raw_put_seq (&raw, raw.events, groups [n - 1].key, "\x00\x05garbage", 9);
+    s_raw_close (&raw);
+    char err [512];
+    assert_null (zb_journal_open (&fx->config, err, sizeof (err)));
+    char expect [256];
+    snprintf (expect, sizeof (expect), "journal %s: malformed record after seq %llu (the last group of events)",
+              fx->dir, (unsigned long long) (groups [n - 1].key - 1));
+    assert_string_equal (err, expect);
+}
+
+//  A value in format 1: [arrival_ns][topic_seq][topic_len][id] topic event
+static size_t
+s_v1_value (uint8_t *p, uint64_t seq, uint64_t arrival, uint64_t topic_seq, const char *topic,
+            size_t event_len)
+{
+    zb_journal_put64 (p, arrival);
+    zb_journal_put64 (p + 8, topic_seq);
+    zb_journal_put16 (p + 16, (uint16_t) strlen (topic));
+    char id [37];
+    snprintf (id, sizeof (id), "00000000-0000-4000-8000-%012llu", (unsigned long long) seq);
+    memcpy (p + 18, id, 36);
+    memcpy (p + 54, topic, strlen (topic));
+    s_event_bytes ((char *) p + 54 + strlen (topic), event_len, seq);
+    return 54 + strlen (topic) + event_len;
+}
+
+//  A store written by a broker of format 1 (one record per value, as the
+//  previous journal_lmdb.c wrote it) opens with nothing lost: every record
+//  reads back, seq_at, topics, idempotency keys, pruning; appends go on in
+//  groups after it, and the store is format 2 from then on.
+static void
+test_lmdb_format1_upgrade (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    raw_t raw;
+    s_raw_open (fx, &raw);
+    //  seq 1..60 over two topics, arriving at T0 + (seq - 1) s; seq 20 and 41 large
+    static uint8_t value [8192];
+    uint64_t topic_seq [2] = { 0, 0 };
+    for (uint64_t seq = 1; seq <= 60; seq++) {
+        size_t t = (seq - 1) % 2;
+        size_t event_len = seq == 20 || seq == 41? 4000: 64;
+        size_t len = s_v1_value (value, seq, T0 + (seq - 1) * NS_PER_S, ++topic_seq [t],
+                                 fx->topics [t], event_len);
+        s_raw_put_seq (&raw, raw.events, seq, value, len);
+    }
+    for (size_t t = 0; t < 2; t++) {
+        uint8_t last [8];
+        zb_journal_put64 (last, topic_seq [t]);
+        s_raw_put (&raw, raw.topics, fx->topics [t], strlen (fx->topics [t]), last, 8);
+    }
+    //  An idempotency key for seq 55: [arrival][id] key
+    zb_journal_put64 (value, T0 + 54 * NS_PER_S);
+    memcpy (value + 8, "00000000-0000-4000-8000-000000000055", 36);
+    memcpy (value + 44, "old-55", 6);
+    s_raw_put_seq (&raw, raw.dedup, 55, value, 50);
+    uint8_t format [8];
+    zb_journal_put64 (format, 1);
+    s_raw_put (&raw, raw.meta, "format", 6, format, 8);
+    s_raw_close (&raw);
+
+    fx->config.dedup_window_s = 3600;
+    s_open (fx);
+    fx->topic_seq [0] = topic_seq [0];
+    fx->topic_seq [1] = topic_seq [1];
+    assert_int_equal (zb_journal_head (fx->journal), 60);
+    assert_int_equal (zb_journal_oldest (fx->journal), 1);
+    zb_journal_info_t info;
+    zb_journal_info (fx->journal, &info);
+    assert_int_equal (info.events, 60);
+    s_check_all (fx);
+    for (uint64_t from = 1; from <= 60; from++)
+        s_check_read (fx, from, from + 3, 2);
+    for (uint64_t seq = 1; seq <= 60; seq++)
+        assert_int_equal (zb_journal_seq_at (fx->journal, T0 + (seq - 1) * NS_PER_S), seq);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 30);
+    assert_int_equal (s_topic_head (fx, "inventory-events"), 30);
+    zb_record_t found;
+    assert_int_equal (zb_journal_dedup_get (fx->journal, s_str ("old-55"), T0 + 60 * NS_PER_S, &found), 1);
+    assert_int_equal (found.seq, 55);
+
+    //  Appends after it, in groups; reads across the two layouts
+    s_append_ok (fx, 40, 2, T0 + 60 * NS_PER_S, NS_PER_S, NULL);    //  seq 61..100
+    assert_int_equal (zb_journal_head (fx->journal), 100);
+    s_check_all (fx);
+    for (uint64_t from = 50; from <= 70; from++)
+        s_check_read (fx, from, from + 20, 0);
+    assert_int_equal (zb_journal_seq_at (fx->journal, T0 + 59 * NS_PER_S + 1), 61);
+    assert_int_equal (s_topic_head (fx, "sales-events"), 50);
+    zb_journal_destroy (&fx->journal);
+
+    s_raw_open (fx, &raw);
+    assert_int_equal (s_raw_meta (&raw, "format"), 2);
+    assert_int_equal (s_raw_meta (&raw, "format1-head"), 60);
+    s_raw_close (&raw);
+
+    //  Reopened with a retention of an hour: format-1 records are pruned
+    //  one by one, the groups after them whole (the key of seq 55 stays)
+    fx->config.retain_hours = 1;
+    fx->config.dedup_window_s = 7200;
+    s_open (fx);
+    assert_int_equal (zb_journal_head (fx->journal), 100);
+    s_check_all (fx);
+    uint64_t hour = 3600 * NS_PER_S;
+    assert_int_equal (zb_journal_prune (fx->journal, T0 + hour + 24 * NS_PER_S + 1, 1000), 25);
+    assert_int_equal (zb_journal_oldest (fx->journal), 26);
+    assert_int_equal (zb_journal_seq_at (fx->journal, 0), 26);
+    s_check_all (fx);
+    //  seq 1..62 expired: the first group after the format-1 records has
+    //  fresh records, so it stays
+    assert_int_equal (zb_journal_prune (fx->journal, T0 + hour + 61 * NS_PER_S + 1, 1000), 35);
+    assert_int_equal (zb_journal_oldest (fx->journal), 61);
+    s_check_all (fx);
+    s_append_ok (fx, 3, 1, T0 + hour, 1, NULL);
+    s_reopen (fx);
+    assert_int_equal (zb_journal_head (fx->journal), 103);
+    assert_int_equal (zb_journal_oldest (fx->journal), 61);
+    s_check_all (fx);
+    zb_journal_info (fx->journal, &info);
+    assert_int_equal (info.events, 43);
+}
+
+//  A format this broker does not know stays refused, and so does a format
+//  value that is not 8 bytes
+static void
+test_lmdb_unknown_format (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    s_open (fx);
+    s_append_ok (fx, 10, 1, T0, 1, NULL);
+    zb_journal_destroy (&fx->journal);
+    raw_t raw;
+    s_raw_open (fx, &raw);
+    uint8_t format [8];
+    zb_journal_put64 (format, 3);
+    s_raw_put (&raw, raw.meta, "format", 6, format, 8);
+    s_raw_close (&raw);
+    char err [512], expect [512];
+    snprintf (expect, sizeof (expect), "journal %s: unsupported format (this broker reads format 2)", fx->dir);
+    assert_null (zb_journal_open (&fx->config, err, sizeof (err)));
+    assert_string_equal (err, expect);
+    s_raw_open (fx, &raw);
+    s_raw_put (&raw, raw.meta, "format", 6, "2", 1);
+    s_raw_close (&raw);
+    assert_null (zb_journal_open (&fx->config, err, sizeof (err)));
+    assert_string_equal (err, expect);
+    //  Put right, it opens again with everything
+    s_raw_open (fx, &raw);
+    zb_journal_put64 (format, 2);
+    s_raw_put (&raw, raw.meta, "format", 6, format, 8);
+    s_raw_close (&raw);
+    s_open (fx);
+    assert_int_equal (zb_journal_head (fx->journal), 10);
     s_check_all (fx);
 }
 
@@ -1270,12 +2047,20 @@ main (void)
         BOTH (test_both_prune_by_age),
         BOTH (test_both_prune_by_size),
         BOTH (test_both_topics_iterate),
+        BOTH (test_both_read_inside_groups),
+        BOTH (test_both_seq_at_in_groups),
+        BOTH (test_both_prune_by_age_groups),
+        BOTH (test_both_mixed_sizes),
         cmocka_unit_test_setup_teardown (test_lmdb_reopen_keeps_everything, s_setup_lmdb, s_teardown),
         cmocka_unit_test_setup_teardown (test_lmdb_one_broker_per_directory, s_setup_lmdb, s_teardown),
         cmocka_unit_test_setup_teardown (test_lmdb_open_errors, s_setup_lmdb, s_teardown),
         cmocka_unit_test_setup_teardown (test_lmdb_map_full, s_setup_lmdb, s_teardown),
         cmocka_unit_test_setup_teardown (test_lmdb_failed_commit, s_setup_lmdb, s_teardown),
         cmocka_unit_test_setup_teardown (test_lmdb_large_events, s_setup_lmdb, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lmdb_reopen_partial_groups, s_setup_lmdb, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lmdb_malformed_values, s_setup_lmdb, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lmdb_format1_upgrade, s_setup_lmdb, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lmdb_unknown_format, s_setup_lmdb, s_teardown),
         cmocka_unit_test_setup_teardown (test_memory_ring_overwrites_oldest, s_setup_memory, s_teardown),
         cmocka_unit_test_setup_teardown (test_memory_chunks_wrap, s_setup_memory, s_teardown),
         cmocka_unit_test_setup_teardown (test_memory_restart_forgets, s_setup_memory, s_teardown),
