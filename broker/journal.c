@@ -266,7 +266,7 @@ zb_jhash_size (zb_jhash_t *self)
 //  zb_jindex_t: see journal_impl.h
 //
 //  A zb_jhash_t whose values are the entries' addresses: a lookup that misses
-//  (a new idempotency key, the common case) reads one run of 16-byte slots
+//  (a new idempotency key, the common case) reads one run of tag bytes
 //  and no entry at all; only a slot whose 64-bit hash matches is followed to
 //  its entry to compare the key. (A chained table read the bucket and then
 //  each entry of the chain, a cache miss apiece: 20% of the broker's time

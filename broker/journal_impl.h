@@ -108,7 +108,7 @@ size_t zb_jindex_size (zb_jindex_t *self);
 
 //  --------------------------------------------------------------------------
 //  A compact multimap from a 64-bit keyed hash to sequence numbers (16 bytes
-//  a slot, at most half full): the LMDB backend's in-memory index of the
+//  and a tag byte a slot, at most half full): the LMDB backend's in-memory index of the
 //  idempotency keys in its dedup log. It holds no key bytes, so a hit is a
 //  candidate the caller checks against the stored key; a miss is certain.
 //  Open addressing with linear probing; growing is incremental (the old

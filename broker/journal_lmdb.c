@@ -54,8 +54,9 @@
     The log is appended like the events (a few pages per batch: ~1 KiB per
     record and ~0.1 ms per append, random keys or not) and pruned from its
     front. Lookups go through an index
-    in memory, zb_jhash_t: 64-bit keyed hash -> seq, 16 bytes a slot at most
-    half full (~32 bytes per key in the window), rebuilt from the log at
+    in memory, zb_jhash_t: 64-bit keyed hash -> seq, 16 bytes a slot and a
+    tag byte, at most half full (~34 bytes per key in the window), rebuilt
+    from the log at
     open. A hash hit is confirmed against the key stored in the log (one
     B-tree get); a miss, the common case, costs no transaction at all.
 
