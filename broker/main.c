@@ -1,6 +1,7 @@
 /*  main.c - zb-broker: flags, the config file, start-up and shutdown.
     The broker itself is broker.c. */
 
+#include <sched.h>
 #include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
@@ -100,6 +101,12 @@ s_usage (FILE *out)
 "      --max-control-msg B  largest control frame, %d..%d (default %d)\n"
 "      --max-subscription B largest subscription message, %d..%d (default %d)\n"
 "\n"
+"Threads:\n"
+"      --cpus LIST          run the broker (its thread and ZeroMQ's I/O thread) on\n"
+"                           these CPUs only, e.g. 1, 0-3 or 0,2 (default: any); one\n"
+"                           CPU keeps the hand-off between the two threads on one\n"
+"                           core (lower latency; docs/BENCHMARKS.md)\n"
+"\n"
 "Monitoring:\n"
 "      --metrics ADDR:PORT  serve Prometheus metrics (text format 0.0.4) over HTTP\n"
 "                           at http://ADDR:PORT/metrics (off by default; e.g.\n"
@@ -113,7 +120,8 @@ s_usage (FILE *out)
 "                           journal-max-mb, dedup-window, heartbeat-ms, max-rules,\n"
 "                           max-pattern-size, curve-cert, curve-allow, insecure,\n"
 "                           rate-limit, rate-burst, max-control-msg,\n"
-"                           max-subscription, metrics; a \"rules\" section names\n"
+"                           max-subscription, metrics, cpus; a \"rules\" section\n"
+"                           names\n"
 "                           rules (see below) and an \"authorization\" section (per\n"
 "                           client key: source, detail-type, topic, rules). Flags\n"
 "                           override the file.\n"
@@ -185,7 +193,7 @@ enum { S_INGEST, S_PUBLISH, S_CONTROL, S_ACCOUNT, S_REGION,
        S_DATA_DIR, S_MEMORY, S_MEMORY_EVENTS, S_SYNC, S_RETAIN_HOURS, S_RETAIN_MB,
        S_JOURNAL_MAX_MB, S_DEDUP_WINDOW, S_HEARTBEAT_MS, S_MAX_RULES, S_MAX_PATTERN_SIZE,
        S_CURVE_CERT, S_CURVE_ALLOW, S_INSECURE, S_RATE_LIMIT, S_RATE_BURST,
-       S_MAX_CONTROL_MSG, S_MAX_SUBSCRIPTION, S_METRICS, S_COUNT };
+       S_MAX_CONTROL_MSG, S_MAX_SUBSCRIPTION, S_METRICS, S_CPUS, S_COUNT };
 
 static const char *const s_keys [S_COUNT] = {
     "ingest", "publish", "control", "account", "region",
@@ -193,7 +201,7 @@ static const char *const s_keys [S_COUNT] = {
     "data-dir", "memory", "memory-events", "sync", "retain-hours", "retain-mb",
     "journal-max-mb", "dedup-window", "heartbeat-ms", "max-rules", "max-pattern-size",
     "curve-cert", "curve-allow", "insecure", "rate-limit", "rate-burst",
-    "max-control-msg", "max-subscription", "metrics"
+    "max-control-msg", "max-subscription", "metrics", "cpus"
 };
 
 //  True when the setting came from a flag (not from the config file).
@@ -239,6 +247,48 @@ s_check_name (const setting_t *s)
     return 0;
 }
 
+//  A CPU list: numbers and ranges, comma-separated ("1", "0-3", "0,2-3").
+//  0 with *set filled, -1 with a message.
+static int
+s_parse_cpus (const setting_t *s, cpu_set_t *set)
+{
+    CPU_ZERO (set);
+    const char *p = s->value;
+    while (true) {
+        uint64_t first, last;
+        char *end;
+        errno = 0;
+        if (*p < '0' || *p > '9')
+            goto bad;
+        first = strtoull (p, &end, 10);
+        last = first;
+        if (errno)
+            goto bad;
+        p = end;
+        if (*p == '-') {
+            p++;
+            if (*p < '0' || *p > '9')
+                goto bad;
+            last = strtoull (p, &end, 10);
+            if (errno)
+                goto bad;
+            p = end;
+        }
+        if (first > last || last >= CPU_SETSIZE)
+            goto bad;
+        for (uint64_t cpu = first; cpu <= last; cpu++)
+            CPU_SET ((size_t) cpu, set);
+        if (*p == 0)
+            return 0;
+        if (*p++ != ',')
+            goto bad;
+    }
+bad:
+    fprintf (stderr, PROG ": %s: '%s' is not a CPU list (CPU numbers 0..%d and ranges "
+             "like 2-3, comma-separated: 1, 0-3, 0,2)\n", s->origin, s->value, CPU_SETSIZE - 1);
+    return -1;
+}
+
 //  Fill the settings not given by a flag from the file's "broker" section.
 //  0 on success, -1 after an error message.
 static int
@@ -273,7 +323,7 @@ s_load_config (const char *path, setting_t settings [S_COUNT], zconfig_t **root_
                      "data-dir, memory, memory-events, sync, retain-hours, retain-mb, "
                      "journal-max-mb, dedup-window, heartbeat-ms, max-rules, max-pattern-size, "
                      "curve-cert, curve-allow, insecure, rate-limit, rate-burst, max-control-msg, "
-                     "max-subscription, metrics)\n",
+                     "max-subscription, metrics, cpus)\n",
                      path, name);
             return -1;
         }
@@ -539,6 +589,7 @@ main (int argc, char *argv [])
         { "max-control-msg", required_argument, NULL, OPT_JOURNAL + S_MAX_CONTROL_MSG },
         { "max-subscription", required_argument, NULL, OPT_JOURNAL + S_MAX_SUBSCRIPTION },
         { "metrics",        required_argument, NULL, OPT_JOURNAL + S_METRICS },
+        { "cpus",           required_argument, NULL, OPT_JOURNAL + S_CPUS },
         { "verbose",        no_argument,       NULL, 'v' },
         { "help",           no_argument,       NULL, 'h' },
         { "version",        no_argument,       NULL, 'V' },
@@ -576,6 +627,7 @@ main (int argc, char *argv [])
             case OPT_JOURNAL + S_MAX_CONTROL_MSG:
             case OPT_JOURNAL + S_MAX_SUBSCRIPTION:
             case OPT_JOURNAL + S_METRICS:
+            case OPT_JOURNAL + S_CPUS:
                 settings [opt - OPT_JOURNAL].value = optarg;
                 break;
             case OPT_JOURNAL + S_INSECURE: settings [S_INSECURE].value = "true"; break;
@@ -641,6 +693,29 @@ main (int argc, char *argv [])
     if (status == 0 && s_security_settings (settings, root, config_path, &config) == -1)
         status = 2;
 
+    //  Before the broker starts any thread: ZeroMQ's I/O threads take the
+    //  affinity of the thread that creates them
+    cpu_set_t cpus;
+    if (status == 0 && settings [S_CPUS].value) {
+        if (s_parse_cpus (&settings [S_CPUS], &cpus) == -1)
+            status = 2;
+        else
+        if (sched_setaffinity (0, sizeof cpus, &cpus) == -1) {
+            cpu_set_t allowed;
+            char list [256] = "";
+            if (sched_getaffinity (0, sizeof allowed, &allowed) == 0)
+                for (int cpu = 0, n = 0; cpu < CPU_SETSIZE && n < 32; cpu++)
+                    if (CPU_ISSET (cpu, &allowed)) {
+                        size_t len = strlen (list);
+                        snprintf (list + len, sizeof list - len, "%s%d", n++ ? "," : "", cpu);
+                    }
+            fprintf (stderr, PROG ": %s: '%s': the broker may not run on %s (%s; it may "
+                     "use: %s)\n", settings [S_CPUS].origin, settings [S_CPUS].value,
+                     CPU_COUNT (&cpus) == 1 ? "this CPU" : "these CPUs", strerror (errno),
+                     list [0] ? list : "unknown");
+            status = 2;
+        }
+    }
     if (status == 0) {
         char err [512];
         zb_broker_t *broker = zb_broker_new (&config, err, sizeof err);

@@ -195,3 +195,55 @@ def test_stats_counters_after_a_known_load(zb):
     sub.close()
     wait_for(lambda: b.subscribers("sales-events") == 0, 5,
              what="the subscription count to drop to 0")
+
+
+def _threads_cpus(pid):
+    """{thread name: its Cpus_allowed_list} of a process."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        base = "/proc/%d/task/%s/" % (pid, tid)
+        with open(base + "comm") as f:
+            name = f.read().strip()
+        with open(base + "status") as f:
+            cpus = [l.split(":", 1)[1].strip() for l in f if l.startswith("Cpus_allowed_list")]
+        out[name] = cpus[0]
+    return out
+
+
+def test_cpus_pins_every_thread(zb):
+    """--cpus: the broker's thread and ZeroMQ's threads (created after it) run on
+    the CPUs given, and the broker serves as usual; the config key does the same."""
+    last = max(os.sched_getaffinity(0))
+    b = zb.broker("--memory", "--cpus", str(last))
+    threads = _threads_cpus(b.proc.pid)
+    assert any(n.startswith("ZMQbg/IO") for n in threads), threads
+    assert set(threads.values()) == {str(last)}, threads
+    with Client(b.ingest) as c:
+        assert c.put([entry("pinned")])["failed"] == 0
+    cfg = write(zb, "cpus.cfg", 'broker\n    cpus = "0-%d"\n' % last)
+    b2 = zb.broker("--memory", "--config", cfg)
+    want = "0-%d" % last if last else "0"
+    assert set(_threads_cpus(b2.proc.pid).values()) == {want}
+
+
+@pytest.mark.parametrize("value", ["", "x", "1-", "-1", "3-1", "0,,1", "0,", " 0", "0x1",
+                                   "1024", "99999999999999999999999", "0-1025"])
+def test_cpus_garbage_is_refused(zb, value):
+    p = zb.run("zb-broker", "--memory", "--ingest", ep(), "--publish", ep(), "--control", ep(),
+               "--cpus", value, timeout=10)
+    assert p.returncode == 2, (p.returncode, p.stderr())
+    err = p.stderr()
+    assert "--cpus" in err and "is not a CPU list" in err, err
+    assert "ready" not in err
+
+
+def test_cpus_not_available_is_refused(zb):
+    """A well-formed list of CPUs the broker may not use: exit 2, naming the ones
+    it may use."""
+    allowed = os.sched_getaffinity(0)
+    outside = next(c for c in range(1024) if c not in allowed)
+    p = zb.run("zb-broker", "--memory", "--ingest", ep(), "--publish", ep(), "--control", ep(),
+               "--cpus", str(outside), timeout=10)
+    assert p.returncode == 2, (p.returncode, p.stderr())
+    err = p.stderr()
+    assert "may not run on" in err and str(min(allowed)) in err, err
