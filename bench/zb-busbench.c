@@ -107,7 +107,7 @@ static struct {
     int nendpoints;
 } opt = {
     .count = 100000, .size = 350, .producers = 1, .consumers = 1, .batch = 100,
-    .window = 32, .host = "127.0.0.1", .first_timeout = 15, .idle_timeout = 5
+    .window = 128, .host = "127.0.0.1", .first_timeout = 15, .idle_timeout = 5
 };
 
 //  What a child tells the parent, over its own pipe.
@@ -1553,7 +1553,9 @@ usage (FILE *out)
         "                        zb-warehouse + zb-dispatch\n"
         "  -b, --batch N         zbridge: entries per PUT, 1..10000 (default 100; 1 when paced\n"
         "                        unless given: then a batch goes when its last event is due)\n"
-        "  -w, --window N        zbridge: PUT requests in flight, 1..10000 (default 32)\n"
+        "  -w, --window N        zbridge: PUT requests in flight, 1..10000 (default 128:\n"
+        "                        12,800 events, ~4.5 MB in flight, what the peers' publishers\n"
+        "                        have in their TCP buffers without waiting for acks)\n"
         "      --ingest EP       zbridge: broker ingest endpoint\n"
         "      --publish EP      zbridge: broker publish endpoint\n"
         "      --control EP      zbridge: control endpoint (to wait for the subscribers)\n"
