@@ -1,4 +1,4 @@
-/*  mpread-test - bench/mpread.h against msgpack-c's unpacker.
+/*  mpread-test - common/mpread.h against msgpack-c's unpacker.
 
         mpread-test [ITERATIONS]
 
@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <msgpack.h>
-#include "mpread.h"
+#include "../common/mpread.h"
 
 static int failures = 0;
 

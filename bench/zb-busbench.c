@@ -74,7 +74,7 @@
 #   include <mosquitto.h>
 #endif
 #include "../common/cli.h"
-#include "mpread.h"
+#include "../common/mpread.h"
 
 #ifndef ZB_VERSION
 #define ZB_VERSION "0.0.0"

@@ -1,10 +1,12 @@
-/*  mpread.h - an allocation-free reader of packed msgpack, for zb-busbench.
+/*  mpread.h - an allocation-free reader of packed msgpack, for zb-busbench
+    and the consumer programs.
 
     zb-busbench's zbridge consumer needs two things of each published event:
     where it ends (the events of a message are back to back) and its
-    detail.sent_ns. Unpacking each event into a msgpack zone (objects, malloc,
-    free) only to read one integer weighs on the consumer of every benchmark
-    row; these few functions read the packed bytes in place instead.
+    detail.sent_ns; zb-dispatch and zb-warehouse need a few detail fields.
+    Unpacking each event into a msgpack zone (objects, malloc, free) only to
+    read a field or two weighs on every event; these few functions read the
+    packed bytes in place instead.
 
     Every function takes a cursor (*p) and the end of the buffer, never reads
     at or beyond end, and returns false when what is there is truncated or is
@@ -17,8 +19,8 @@
     bench/mpread-test checks it against msgpack-c's unpacker (every cut of a
     batch, random corruptions). Header-only: static inline functions. */
 
-#ifndef ZB_BENCH_MPREAD_H
-#define ZB_BENCH_MPREAD_H
+#ifndef ZB_MPREAD_H
+#define ZB_MPREAD_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -232,6 +234,47 @@ mpr_key (const uint8_t **p, const uint8_t *end, const char *key, size_t len, boo
         return true;
     }
     return mpr_skip (p, end);
+}
+
+//  A boolean. False (the cursor where it was) for anything else.
+static inline bool
+mpr_bool (const uint8_t **p, const uint8_t *end, bool *value)
+{
+    if (*p >= end || (**p != 0xc2 && **p != 0xc3))
+        return false;
+    *value = **p == 0xc3;
+    (*p)++;
+    return true;
+}
+
+//  The map at p: for each of its string keys named in keys [0, n) (first
+//  occurrence only), values [i] points at that key's value; NULL for a key
+//  the map lacks. False when p is not a map or it is truncated or malformed.
+static inline bool
+mpr_fields (const uint8_t *p, const uint8_t *end, const char *const *keys, size_t n,
+            const uint8_t **values)
+{
+    uint32_t pairs;
+    for (size_t k = 0; k < n; k++)
+        values [k] = NULL;
+    if (!mpr_map (&p, end, &pairs))
+        return false;
+    for (uint32_t i = 0; i < pairs; i++) {
+        const uint8_t *key = p, *str;
+        uint32_t len;
+        size_t k = n;
+        if (mpr_str (&key, end, &str, &len))
+            for (k = 0; k < n; k++)
+                if (!values [k] && strlen (keys [k]) == len && memcmp (str, keys [k], len) == 0)
+                    break;
+        if (!mpr_skip (&p, end))
+            return false;
+        if (k < n)
+            values [k] = p;
+        if (!mpr_skip (&p, end))
+            return false;
+    }
+    return true;
 }
 
 //  A non-negative integer, in any of msgpack's integer encodings. False (the
