@@ -136,6 +136,46 @@ open_depth (const uint8_t *p, const uint8_t *end)
     return deepest;
 }
 
+//  mpr_fields against msgpack-c's object (the map up holds, read from p): for
+//  each key, the same value found first, or none.
+static long
+check_fields (msgpack_unpacked *up, const uint8_t *p, const uint8_t *end, const char *where)
+{
+    static const char *const keys [] = { "detail", "id", "blob", "version", "sent_ns" };
+    enum { NKEYS = sizeof keys / sizeof keys [0] };
+    const uint8_t *values [NKEYS];
+    const msgpack_object *map = &up->data;
+    bool ok = mpr_fields (p, end, keys, NKEYS, values);
+    CHECK (ok == (map->type == MSGPACK_OBJECT_MAP), "%s: mpr_fields %d on a %s", where, ok,
+           map->type == MSGPACK_OBJECT_MAP ? "map" : "non-map");
+    if (!ok || map->type != MSGPACK_OBJECT_MAP)
+        return 0;
+    long compared = 0;
+    for (size_t k = 0; k < NKEYS; k++) {
+        const msgpack_object *want = NULL;
+        for (uint32_t i = 0; i < map->via.map.size && !want; i++) {
+            const msgpack_object *key = &map->via.map.ptr [i].key;
+            if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == strlen (keys [k])
+            &&  memcmp (key->via.str.ptr, keys [k], key->via.str.size) == 0)
+                want = &map->via.map.ptr [i].val;
+        }
+        CHECK ((want != NULL) == (values [k] != NULL), "%s: key %s found %d by mpr_fields",
+               where, keys [k], values [k] != NULL);
+        if (want && values [k]) {
+            msgpack_unpacked got;
+            msgpack_unpacked_init (&got);
+            size_t off = 0;
+            CHECK (msgpack_unpack_next (&got, (const char *) values [k],
+                                        (size_t) (end - values [k]), &off)
+                   == MSGPACK_UNPACK_SUCCESS && msgpack_object_equal (got.data, *want),
+                   "%s: key %s: another value", where, keys [k]);
+            msgpack_unpacked_destroy (&got);
+            compared++;
+        }
+    }
+    return compared;
+}
+
 //  msgpack-c: the end of the value at off, or 0 when it is not a whole value.
 static size_t
 unpack_end (msgpack_unpacked *up, const uint8_t *data, size_t size, size_t off)
@@ -179,6 +219,7 @@ main (int argc, char **argv)
                "event %d: msgpack-c disagrees", v);
         const uint8_t *s = q;
         CHECK (mpr_skip (&s, end) && s == p, "event %d: mpr_skip ends elsewhere", v);
+        CHECK (check_fields (&up, q, p, "batch") >= 2, "event %d: fields", v);
     }
     CHECK (p == end, "batch not read to its end");
 
@@ -202,7 +243,7 @@ main (int argc, char **argv)
     //  3. random corruptions against msgpack-c
     uint64_t rng = 0x2545f4914f6cdd1dull;
     uint8_t *buf = malloc (size);
-    long compared = 0, deep_skipped = 0;
+    long compared = 0, deep_skipped = 0, fields = 0;
     for (long it = 0; it < iterations; it++) {
         memcpy (buf, batch, size);
         rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
@@ -234,6 +275,8 @@ main (int argc, char **argv)
             compared++;
             CHECK (skipped == (mc != 0), "iteration %ld, offset %zu: mpr_skip %d, msgpack-c %d",
                    it, off, skipped, mc != 0);
+            if (mc)             //  up holds what msgpack-c read at off
+                fields += check_fields (&up, c, cbuf + mc, "corrupted batch");
             if (skipped && mc)
                 CHECK ((size_t) (s - cbuf) == mc, "iteration %ld, offset %zu: ends differ", it, off);
             if (walked)
@@ -278,10 +321,26 @@ main (int argc, char **argv)
         CHECK (ok ? v == ints [i].v && q == (const uint8_t *) ints [i].bytes + ints [i].len
                   : v == 777 && q == (const uint8_t *) ints [i].bytes, "integer %zu: value", i);
     }
+    struct { const char *bytes; bool ok; bool v; } bools [] = {
+        {"\xc3", true, true}, {"\xc2", true, false}, {"\xc0", false, false},
+        {"\x01", false, false}, {"\xa4true", false, false}
+    };
+    for (size_t i = 0; i < sizeof bools / sizeof bools [0]; i++) {
+        const uint8_t *q = (const uint8_t *) bools [i].bytes;
+        bool v = !bools [i].v;
+        bool ok = mpr_bool (&q, q + strlen (bools [i].bytes), &v);
+        CHECK (ok == bools [i].ok, "boolean %zu", i);
+        CHECK (ok ? v == bools [i].v && q == (const uint8_t *) bools [i].bytes + 1
+                  : q == (const uint8_t *) bools [i].bytes, "boolean %zu: value", i);
+    }
+    const uint8_t *q = (const uint8_t *) "\xc3";
+    bool v;
+    CHECK (!mpr_bool (&q, q, &v), "boolean at the end");
+    CHECK (fields > 10000, "only %ld fields compared", fields);
     msgpack_sbuffer_destroy (&sb);
     msgpack_unpacked_destroy (&up);
-    printf ("mpread-test: %d events, %zu cuts, %ld values compared with msgpack-c "
-            "(%ld nested beyond its limit of 32 not compared): %s\n",
-            NEV, size + 1, compared, deep_skipped, failures ? "FAILED" : "ok");
+    printf ("mpread-test: %d events, %zu cuts, %ld values and %ld map fields compared with "
+            "msgpack-c (%ld nested beyond its limit of 32 not compared): %s\n",
+            NEV, size + 1, compared, fields, deep_skipped, failures ? "FAILED" : "ok");
     return failures ? 1 : 0;
 }

@@ -247,30 +247,53 @@ mpr_bool (const uint8_t **p, const uint8_t *end, bool *value)
     return true;
 }
 
-//  The map at p: for each of its string keys named in keys [0, n) (first
-//  occurrence only), values [i] points at that key's value; NULL for a key
-//  the map lacks. False when p is not a map or it is truncated or malformed.
+//  The map at p: for each of its string keys named in keys [0, n) (n <= 8;
+//  first occurrence only), values [i] points at that key's value; NULL for a
+//  key the map lacks. Stops reading once every key was found. False when p
+//  is not a map, or it is truncated or malformed before that point.
 static inline bool
 mpr_fields (const uint8_t *p, const uint8_t *end, const char *const *keys, size_t n,
             const uint8_t **values)
 {
     uint32_t pairs;
-    for (size_t k = 0; k < n; k++)
+    size_t lens [8], missing = n;
+    if (n > 8)
+        return false;
+    for (size_t k = 0; k < n; k++) {
         values [k] = NULL;
+        lens [k] = strlen (keys [k]);
+    }
     if (!mpr_map (&p, end, &pairs))
         return false;
-    for (uint32_t i = 0; i < pairs; i++) {
-        const uint8_t *key = p, *str;
+    for (uint32_t i = 0; i < pairs && missing; i++) {
+        const uint8_t *str;
         uint32_t len;
         size_t k = n;
-        if (mpr_str (&key, end, &str, &len))
-            for (k = 0; k < n; k++)
-                if (!values [k] && strlen (keys [k]) == len && memcmp (str, keys [k], len) == 0)
-                    break;
-        if (!mpr_skip (&p, end))
-            return false;
-        if (k < n)
+        if (p < end && (*p & 0xe0) == 0xa0) {
+            //  a fixstr key, in line (every key of an event)
+            len = *p & 0x1fu;
+            if (len > (size_t) (end - p) - 1)
+                return false;
+            str = p + 1;
+            p = str + len;
+        }
+        else {
+            const uint8_t *key = p;
+            if (!mpr_skip (&p, end))
+                return false;
+            if (!mpr_str (&key, end, &str, &len))
+                len = UINT32_MAX;               //  not a string: matches no key
+        }
+        for (size_t j = 0; j < n && len != UINT32_MAX; j++)
+            if (lens [j] == len && !values [j] && str [0] == (uint8_t) keys [j][0]
+            &&  memcmp (str, keys [j], len) == 0) {
+                k = j;
+                break;
+            }
+        if (k < n) {
             values [k] = p;
+            missing--;
+        }
         if (!mpr_skip (&p, end))
             return false;
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "consumer_main.h"
 #include "counts.h"
+#include "mpread.h"
 
 //  Longest id we quote in a log line; longer ones are cut with "..."
 #define DISPATCH_ID_MAX     80
@@ -24,25 +25,20 @@ typedef struct {
     zb_counts_t *stores;            //  orders dispatched per store_id
 } dispatch_t;
 
-//  Non-empty string value of key in map, or NULL.
-static const msgpack_object *
-s_string (const msgpack_object *map, const char *key)
+//  A non-empty string at p (*p moved past it), or false.
+static bool
+s_string (const uint8_t *p, const uint8_t *end, const uint8_t **str, uint32_t *len)
 {
-    const msgpack_object *value = zb_consumer_get (map, key);
-    if (value && value->type == MSGPACK_OBJECT_STR && value->via.str.size > 0)
-        return value;
-    return NULL;
+    return p && mpr_str (&p, end, str, len) && *len > 0;
 }
 
 //  Copy a string for a log line: printable, one line, bounded.
 static void
-s_printable (const msgpack_object *str, char *out, size_t size)
+s_printable (const uint8_t *ptr, uint32_t len, char *out, size_t size)
 {
     size_t used = 0;
-    const char *ptr = str->via.str.ptr;
-    uint32_t len = str->via.str.size;
     for (uint32_t i = 0; i < len && used + 4 < size; i++) {
-        unsigned char c = (unsigned char) ptr [i];
+        unsigned char c = ptr [i];
         out [used++] = c < 0x20 || c == 0x7f? '?': (char) c;
         if (used >= DISPATCH_ID_MAX && i + 1 < len) {
             memcpy (out + used, "...", 3);
@@ -53,29 +49,35 @@ s_printable (const msgpack_object *str, char *out, size_t size)
     out [used] = '\0';
 }
 
+//  Read in place (common/mpread.h): the fields it needs, without unpacking
+//  the event into objects
 static void
 s_on_event (void *state, zbridge_event_t *delivery)
 {
-    const msgpack_object *event = zb_consumer_unpack (delivery);
     dispatch_t *self = (dispatch_t *) state;
-    const msgpack_object *detail = zb_consumer_get (event, "detail");
-    if (detail && detail->type != MSGPACK_OBJECT_MAP)
-        detail = NULL;
-    const msgpack_object *store = detail? s_string (detail, "store_id"): NULL;
-    if (store) {
+    size_t size;
+    const uint8_t *event = (const uint8_t *) zbridge_event_msgpack (delivery, &size);
+    const uint8_t *end = event + size;
+    static const char *const envelope [] = { "detail", "id" };
+    static const char *const order [] = { "store_id", "request_id" };
+    const uint8_t *top [2] = { NULL, NULL }, *fields [2] = { NULL, NULL };
+    if (!event || !mpr_fields (event, end, envelope, 2, top))
+        top [0] = top [1] = NULL;               //  not a map: no id either
+    else
+    if (top [0] && !mpr_fields (top [0], end, order, 2, fields))
+        fields [0] = fields [1] = NULL;         //  a detail that is not a map
+    const uint8_t *str;
+    uint32_t len;
+    if (s_string (fields [0], end, &str, &len)) {
         self->dispatched++;
-        uint32_t len = store->via.str.size;
-        zb_counts_add (self->stores, store->via.str.ptr,
+        zb_counts_add (self->stores, (const char *) str,
                        len < DISPATCH_STORE_MAX? len: DISPATCH_STORE_MAX);
         return;
     }
     self->undeliverable++;
-    const msgpack_object *id = detail? s_string (detail, "request_id"): NULL;
-    if (!id)
-        id = s_string (event, "id");
     char text [DISPATCH_ID_MAX + 8] = "(no id)";
-    if (id)
-        s_printable (id, text, sizeof text);
+    if (s_string (fields [1], end, &str, &len) || s_string (top [1], end, &str, &len))
+        s_printable (str, len, text, sizeof text);
     fprintf (stderr, "zb-dispatch: undeliverable order %s: no store_id\n", text);
 }
 

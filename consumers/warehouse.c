@@ -8,30 +8,32 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "consumer_main.h"
+#include "mpread.h"
 
 typedef struct {
     uint64_t orders;
     uint64_t returns;
 } warehouse_t;
 
-static bool
-s_is_true (const msgpack_object *detail, const char *key)
-{
-    const msgpack_object *value = zb_consumer_get (detail, key);
-    return value && value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
-}
-
+//  Read in place (common/mpread.h): the two flags of the detail, without
+//  unpacking the event into objects
 static void
 s_on_event (void *state, zbridge_event_t *delivery)
 {
-    const msgpack_object *event = zb_consumer_unpack (delivery);
     warehouse_t *self = (warehouse_t *) state;
-    const msgpack_object *detail = zb_consumer_get (event, "detail");
-    if (!detail || detail->type != MSGPACK_OBJECT_MAP)
-        return;
-    if (s_is_true (detail, "new_order"))
+    size_t size;
+    const uint8_t *event = (const uint8_t *) zbridge_event_msgpack (delivery, &size);
+    const uint8_t *end = event + size;
+    static const char *const envelope [] = { "detail" };
+    static const char *const flags [] = { "new_order", "is_return" };
+    const uint8_t *detail, *flag [2];
+    if (!event || !mpr_fields (event, end, envelope, 1, &detail) || !detail
+    ||  !mpr_fields (detail, end, flags, 2, flag))
+        return;                 //  no detail map: neither
+    bool yes;
+    if (flag [0] && mpr_bool (&flag [0], end, &yes) && yes)
         self->orders++;
-    if (s_is_true (detail, "is_return"))
+    if (flag [1] && mpr_bool (&flag [1], end, &yes) && yes)
         self->returns++;
 }
 
