@@ -452,40 +452,6 @@ s_on_event (void *arg, zbridge_event_t *event)
     return self->output_failed || (self->count && self->received >= self->count);
 }
 
-const msgpack_object *
-zb_consumer_unpack (zbridge_event_t *event)
-{
-    static msgpack_zone zone;
-    static msgpack_object object;
-    static bool ready;
-    if (!ready) {
-        msgpack_zone_init (&zone, 4096);
-        ready = true;
-    }
-    size_t size, offset = 0;
-    const char *data = (const char *) zbridge_event_msgpack (event, &size);
-    msgpack_zone_clear (&zone);
-    if (msgpack_unpack (data, size, &offset, &zone, &object) != MSGPACK_UNPACK_SUCCESS
-    ||  object.type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    return &object;
-}
-
-const msgpack_object *
-zb_consumer_get (const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t len = strlen (key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr [i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len
-        &&  memcmp (k->via.str.ptr, key, len) == 0)
-            return &map->via.map.ptr [i].val;
-    }
-    return NULL;
-}
-
 static json_object *
 s_summary (consumer_t *self)
 {

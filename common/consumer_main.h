@@ -7,7 +7,6 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
-#include <msgpack.h>
 #include <zbridge.h>
 
 typedef struct {
@@ -27,11 +26,7 @@ typedef struct {
 //  summary. Returns the process exit code (0 ok, 1 runtime error, 2 usage).
 int zb_consumer_main (int argc, char **argv, const zb_consumer_spec_t *spec);
 
-//  The event's envelope, unpacked (valid until the next call), or NULL when
-//  its bytes are not a map.
-const msgpack_object *zb_consumer_unpack (zbridge_event_t *event);
-
-//  The value of key in map (a msgpack map), or NULL.
-const msgpack_object *zb_consumer_get (const msgpack_object *map, const char *key);
+//  The programs read an event's fields in place: zbridge_event_msgpack and
+//  common/mpread.h.
 
 #endif
