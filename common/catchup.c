@@ -90,6 +90,14 @@ struct zb_catchup_t {
     void *log_arg;
 
     zhashx_t *baselines;            //  topic -> topic_state_t *
+    //  The last baselines found, by topic (s_lookup): most events are of a
+    //  few topics, and zhashx hashes the whole name for every lookup. Valid
+    //  until the table is purged (a state, once in it, stays where it is).
+    struct {
+        topic_state_t *state;       //  NULL: empty
+        size_t len;
+        char topic [ZB_MAX_DETAIL_TYPE];
+    } recent [4];
     uint64_t position;
     uint64_t floor;                 //  deliver only seq >= floor
     bool anchored;
@@ -283,7 +291,24 @@ s_key (zb_catchup_t *self, zb_str_t topic)
 static topic_state_t *
 s_lookup (zb_catchup_t *self, zb_str_t topic)
 {
-    return (topic_state_t *) zhashx_lookup (self->baselines, s_key (self, topic));
+    size_t slot = topic.len ? (topic.len ^ (uint8_t) topic.ptr [topic.len - 1]) & 3 : 0;
+    if (self->recent [slot].state && self->recent [slot].len == topic.len
+    &&  memcmp (self->recent [slot].topic, topic.ptr, topic.len) == 0)
+        return self->recent [slot].state;
+    topic_state_t *state = (topic_state_t *) zhashx_lookup (self->baselines, s_key (self, topic));
+    if (state && topic.len <= ZB_MAX_DETAIL_TYPE) {
+        self->recent [slot].state = state;
+        self->recent [slot].len = topic.len;
+        memcpy (self->recent [slot].topic, topic.ptr, topic.len);
+    }
+    return state;
+}
+
+static void
+s_baselines_purge (zb_catchup_t *self)
+{
+    zhashx_purge (self->baselines);
+    memset (self->recent, 0, sizeof self->recent);
 }
 
 //  The baseline of a topic: topic_seq, known up to seq (since)
@@ -491,7 +516,7 @@ static void
 s_reset (zb_catchup_t *self, const char *why, uint64_t to, const zb_catchup_snapshot_t *snapshot)
 {
     s_log (self, "%s: the broker lost its journal; starting over from its oldest event", why);
-    zhashx_purge (self->baselines);
+    s_baselines_purge (self);
     self->early_until = 0;
     self->position = 0;
     self->floor = 0;
