@@ -275,7 +275,7 @@ main (int argc, char **argv)
             compared++;
             CHECK (skipped == (mc != 0), "iteration %ld, offset %zu: mpr_skip %d, msgpack-c %d",
                    it, off, skipped, mc != 0);
-            if (mc)             //  up holds what msgpack-c read at off
+            if (mc && it % 16 == 0)     //  up holds what msgpack-c read at off
                 fields += check_fields (&up, c, cbuf + mc, "corrupted batch");
             if (skipped && mc)
                 CHECK ((size_t) (s - cbuf) == mc, "iteration %ld, offset %zu: ends differ", it, off);
