@@ -243,7 +243,7 @@ main (int argc, char **argv)
     //  3. random corruptions against msgpack-c
     uint64_t rng = 0x2545f4914f6cdd1dull;
     uint8_t *buf = malloc (size);
-    long compared = 0, deep_skipped = 0, fields = 0;
+    long compared = 0, deep_skipped = 0, fields = 0, values_checked = 0;
     for (long it = 0; it < iterations; it++) {
         memcpy (buf, batch, size);
         rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
@@ -264,8 +264,16 @@ main (int argc, char **argv)
         while (c < cend) {
             size_t off = (size_t) (c - cbuf);
             size_t mc = unpack_end (&up, cbuf, len, off);
-            const uint8_t *s = c, *e = c;
+            const uint8_t *s = c, *e = c, *v = c;
             bool skipped = mpr_skip (&s, cend);
+            //  mpr_value reads what msgpack-c reads, the deepest values included
+            bool valued = mpr_value (&v, cend);
+            values_checked++;
+            CHECK (valued == (mc != 0), "iteration %ld, offset %zu: mpr_value %d, msgpack-c %d",
+                   it, off, valued, mc != 0);
+            if (valued && mc)
+                CHECK ((size_t) (v - cbuf) == mc, "iteration %ld, offset %zu: mpr_value ends "
+                       "elsewhere", it, off);
             uint64_t sent;
             bool walked = mpr_event_sent_ns (&e, cend, &sent);
             if (skipped && !mc && open_depth (c, cend) >= 32) {
@@ -339,8 +347,25 @@ main (int argc, char **argv)
     CHECK (fields > 10000, "only %ld fields compared", fields);
     msgpack_sbuffer_destroy (&sb);
     msgpack_unpacked_destroy (&up);
+    //  mpr_value at msgpack-c's limit: 32 containers open, then one more
+    for (int n = 30; n <= 34; n++) {
+        uint8_t nest [40];
+        memset (nest, 0x91, (size_t) n);            //  n arrays of one element
+        nest [n] = 0x90;                            //  and an empty one inside
+        const uint8_t *v = nest;
+        size_t off = 0;
+        msgpack_unpacked one;
+        msgpack_unpacked_init (&one);
+        bool mc = msgpack_unpack_next (&one, (const char *) nest, (size_t) n + 1, &off)
+                  == MSGPACK_UNPACK_SUCCESS;
+        msgpack_unpacked_destroy (&one);
+        CHECK (mpr_value (&v, nest + n + 1) == mc, "%d nested arrays", n + 1);
+        CHECK (mc == (n + 1 <= 32), "msgpack-c's limit is not 32 containers (%d)", n + 1);
+    }
     printf ("mpread-test: %d events, %zu cuts, %ld values and %ld map fields compared with "
-            "msgpack-c (%ld nested beyond its limit of 32 not compared): %s\n",
-            NEV, size + 1, compared, fields, deep_skipped, failures ? "FAILED" : "ok");
+            "msgpack-c (mpr_skip: %ld nested beyond its limit of 32 not compared; mpr_value: "
+            "%ld, all compared): %s\n",
+            NEV, size + 1, compared, fields, deep_skipped, values_checked,
+            failures ? "FAILED" : "ok");
     return failures ? 1 : 0;
 }

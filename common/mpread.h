@@ -133,6 +133,45 @@ mpr_skip_any (const uint8_t **p, const uint8_t *end)
     return true;
 }
 
+//  Skips one value the way msgpack-c's unpacker reads it: mpr_skip_any,
+//  and like msgpack-c it refuses a container (empty or not) that would open
+//  while MPR_MSGPACK_C_DEPTH containers are open. So a value passes exactly
+//  when msgpack_unpack reads it (bench/mpread-test), without building its
+//  objects: a check of an event whose objects may never be needed.
+#define MPR_MSGPACK_C_DEPTH 32
+
+static inline bool
+mpr_value (const uint8_t **p, const uint8_t *end)
+{
+    const uint8_t *q = *p;
+    uint64_t left [MPR_MSGPACK_C_DEPTH + 1];    //  values to read per open level
+    size_t depth = 0;
+    left [0] = 1;
+    while (true) {
+        while (left [depth] == 0) {
+            if (depth == 0) {
+                *p = q;
+                return true;
+            }
+            depth--;
+        }
+        if (q >= end)
+            return false;
+        uint8_t b = *q;
+        bool container = (b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf);
+        uint64_t values;
+        if (!mpr_item (&q, end, &values) || values > (uint64_t) (end - q))
+            return false;
+        left [depth]--;
+        if (container) {
+            if (depth == MPR_MSGPACK_C_DEPTH)
+                return false;
+            if (values)
+                left [++depth] = values;
+        }
+    }
+}
+
 //  Skips one value, whatever it holds; what an event holds most (fixint,
 //  fixstr, str 8) in line, anything else in mpr_skip_any.
 static inline bool

@@ -14,6 +14,7 @@
 
 #include "event.h"
 #include "replay_client.h"
+#include "mpread.h"
 #include "curve.h"
 #include "wire.h"
 
@@ -34,6 +35,7 @@ struct zb_replay_client_t {
     zmq_msg_t frame [REPLAY_FRAMES];
     size_t nframes;
     msgpack_zone zone;
+    bool lazy;                      //  events checked, not unpacked (event NULL)
     msgpack_object event;
     msgpack_sbuffer body;           //  request bodies, reused
 };
@@ -104,6 +106,13 @@ zb_replay_client_destroy (zb_replay_client_t **self_p)
     free (self->endpoint);
     free (self);
     *self_p = NULL;
+}
+
+void
+zb_replay_client_set_lazy (zb_replay_client_t *self, bool lazy)
+{
+    assert (self);
+    self->lazy = lazy;
 }
 
 void *
@@ -290,10 +299,23 @@ s_decode_event (zb_replay_client_t *self, zb_delivery_t *d, char *err, size_t er
     size_t size = zmq_msg_size (&self->frame [4]);
     size_t offset = 0;
     msgpack_zone_clear (&self->zone);
+    const uint8_t *value = (const uint8_t *) data;
+    bool whole, map;
+    if (self->lazy) {
+        //  What msgpack_unpack would accept, without its objects
+        whole = mpr_value (&value, (const uint8_t *) data + size)
+             && value == (const uint8_t *) data + size;
+        uint8_t first = whole ? (uint8_t) data [0] : 0;    //  whole: a byte at least
+        map = (first & 0xf0) == 0x80 || first == 0xde || first == 0xdf;
+    }
+    else {
+        whole = msgpack_unpack (data, size, &offset, &self->zone, &self->event)
+             == MSGPACK_UNPACK_SUCCESS;
+        map = whole && self->event.type == MSGPACK_OBJECT_MAP;
+    }
     //  A rule's topic ("$rule/NAME") may carry a transformer's output: any value
-    if (msgpack_unpack (data, size, &offset, &self->zone, &self->event) != MSGPACK_UNPACK_SUCCESS
-    ||  (self->event.type != MSGPACK_OBJECT_MAP
-        && strncmp (topic, ZB_RULE_TOPIC_PREFIX, sizeof ZB_RULE_TOPIC_PREFIX - 1) != 0)) {
+    if (!whole
+    ||  (!map && strncmp (topic, ZB_RULE_TOPIC_PREFIX, sizeof ZB_RULE_TOPIC_PREFIX - 1) != 0)) {
         snprintf (err, errlen, "replayed event on %s (seq %" PRIu64 "): the event frame is "
                   "not one msgpack map", topic, seq);
         return -1;
@@ -303,7 +325,7 @@ s_decode_event (zb_replay_client_t *self, zb_delivery_t *d, char *err, size_t er
     d->seq = seq;
     d->topic_seq = topic_seq;
     d->missed = 0;
-    d->event = &self->event;
+    d->event = self->lazy ? NULL : &self->event;
     d->raw.ptr = data;
     d->raw.len = size;
     return 0;

@@ -71,4 +71,9 @@ zb_replay_client_kind_t zb_replay_client_recv (zb_replay_client_t *self, zb_repl
 //  The raw libzmq socket, for polling.
 void *zb_replay_client_handle (zb_replay_client_t *self);
 
+//  Lazy: replayed events are checked (what msgpack_unpack accepts) but not
+//  unpacked, and msg->event.event is NULL; the caller unpacks the raw bytes
+//  if it needs the objects. Off by default.
+void zb_replay_client_set_lazy (zb_replay_client_t *self, bool lazy);
+
 #endif

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "subscriber.h"
+#include "mpread.h"
 #include "curve.h"
 #include "wire.h"
 
@@ -58,6 +59,8 @@ struct zb_subscriber_t {
     zmq_msg_t extra;            //  frames beyond the third, discarded
     msgpack_zone zone;          //  objects of the current event
     msgpack_object event;       //  the current event
+    bool lazy;                  //  events checked, not unpacked (d->event NULL)
+    uint64_t *lastseq;          //  the current message's topic's, once looked up
     //  The message being handed out: events [index, count) are still to come
     uint32_t count;
     uint32_t index;
@@ -274,7 +277,14 @@ s_next (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t errlen)
     self->index = self->count;          //  until this event proves good
     msgpack_zone_clear (&self->zone);
     msgpack_unpack_return rc = MSGPACK_UNPACK_CONTINUE;
-    if (start < size)
+    const uint8_t *value = (const uint8_t *) data + start;
+    if (self->lazy && start < size && mpr_value (&value, (const uint8_t *) data + size)) {
+        //  What msgpack_unpack would read, without its objects
+        self->offset = (size_t) ((const char *) value - data);
+        rc = self->offset < size ? MSGPACK_UNPACK_EXTRA_BYTES : MSGPACK_UNPACK_SUCCESS;
+    }
+    else
+    if (start < size)               //  (lazy: fails too, and says how)
         rc = msgpack_unpack (data, size, &self->offset, &self->zone, &self->event);
     //  Every event but the last has more after it; the last fills the frame
     if (rc == MSGPACK_UNPACK_EXTRA_BYTES && !last)
@@ -291,16 +301,20 @@ s_next (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t errlen)
         return -1;
     }
     //  A rule's topic ("$rule/NAME") may carry a transformer's output: any value
-    if (self->event.type != MSGPACK_OBJECT_MAP
-    &&  strncmp (topic, ZB_RULE_TOPIC_PREFIX, sizeof ZB_RULE_TOPIC_PREFIX - 1) != 0) {
+    uint8_t first = (uint8_t) data [start];
+    bool map = self->lazy ? (first & 0xf0) == 0x80 || first == 0xde || first == 0xdf
+                          : self->event.type == MSGPACK_OBJECT_MAP;
+    if (!map && strncmp (topic, ZB_RULE_TOPIC_PREFIX, sizeof ZB_RULE_TOPIC_PREFIX - 1) != 0) {
         snprintf (err, errlen, "event frame on %s (seq %" PRIu64 ") is not a msgpack map",
                   topic, seq);
         return -1;
     }
     self->index = i + 1;
-    //  A valid event: account for it in the topic's sequence
+    //  A valid event: account for it in the topic's sequence (the topic is
+    //  the message's: looked up once for all its events)
     uint64_t missed = 0;
-    uint64_t *lastseq = (uint64_t *) zhashx_lookup (self->last_seq, topic);
+    uint64_t *lastseq = i > 0 && self->lastseq
+                      ? self->lastseq : (uint64_t *) zhashx_lookup (self->last_seq, topic);
     if (!lastseq) {
         lastseq = (uint64_t *) malloc (sizeof (uint64_t));
         if (!lastseq) {
@@ -315,6 +329,7 @@ s_next (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t errlen)
         missed = topic_seq - *lastseq - 1;
     //  else topic_seq <= *lastseq: the broker restarted; this is the new baseline
     *lastseq = topic_seq;
+    self->lastseq = lastseq;
     self->missed += missed;
 
     d->topic.ptr = topic;
@@ -322,7 +337,7 @@ s_next (zb_subscriber_t *self, zb_delivery_t *d, char *err, size_t errlen)
     d->seq = seq;
     d->topic_seq = topic_seq;
     d->missed = missed;
-    d->event = &self->event;
+    d->event = self->lazy ? NULL : &self->event;
     d->raw.ptr = data + start;
     d->raw.len = self->offset - start;
     return 0;
@@ -432,6 +447,13 @@ zb_subscriber_missed (zb_subscriber_t *self)
 {
     assert (self);
     return self->missed;
+}
+
+void
+zb_subscriber_set_lazy (zb_subscriber_t *self, bool lazy)
+{
+    assert (self);
+    self->lazy = lazy;
 }
 
 void *

@@ -32,7 +32,7 @@ typedef struct {
     uint64_t seq;                   //  broker-wide sequence number
     uint64_t topic_seq;             //  sequence number within this topic
     uint64_t missed;                //  events of this topic skipped before this one
-    const msgpack_object *event;    //  the decoded envelope (a map)
+    const msgpack_object *event;    //  the decoded envelope (a map); NULL when lazy
     zb_str_t raw;                   //  the msgpack bytes of the envelope
 } zb_delivery_t;
 
@@ -47,6 +47,11 @@ int zb_subscriber_recv (zb_subscriber_t *self, zb_delivery_t *d, int timeout_ms,
 
 //  Total events seen missing from the live stream so far (sum of d->missed).
 uint64_t zb_subscriber_missed (zb_subscriber_t *self);
+
+//  Lazy: events are checked (what msgpack_unpack accepts, same errors) but
+//  not unpacked, and d->event is NULL; the caller unpacks d->raw if it needs
+//  the objects. Heartbeats are unpacked either way. Off by default.
+void zb_subscriber_set_lazy (zb_subscriber_t *self, bool lazy);
 
 //  The raw libzmq socket, for polling alongside other sockets.
 void *zb_subscriber_handle (zb_subscriber_t *self);

@@ -108,8 +108,8 @@ struct zbridge_consumer_t {
     bool initial;                   //  the start-up catch-up is running
     unsigned attempts;              //  failed attempts of the current replay
     int64_t retry_at;               //  monotonic ms: no session before this
-    msgpack_zone zone;              //  buffered events, unpacked for delivery
-    msgpack_object drained;         //  the last one
+    msgpack_zone zone;              //  an event unpacked for the pattern
+    msgpack_object drained;         //  that event's objects
     zb_catchup_head_t *heads;       //  snapshot scratch (heartbeats, JOURNAL)
     size_t heads_size;
 
@@ -215,6 +215,7 @@ s_subscribe (consumer_t *self)
     self->sub = zb_subscriber_new (self->connect, err, sizeof err);
     if (!self->sub)
         return s_error (self, ZBRIDGE_EENDPOINT, "%s", err);
+    zb_subscriber_set_lazy (self->sub, true);       //  see s_deliver
     for (size_t i = 0; i < self->ntopics; i++)
         if (zb_subscriber_subscribe (self->sub, self->topics [i]) != 0)
             return s_error (self, ZBRIDGE_EINVAL, "cannot subscribe to '%s': %s",
@@ -347,15 +348,29 @@ s_done (consumer_t *self)
 static void
 s_deliver (consumer_t *self, const zb_delivery_t *d)
 {
+    //  Events come checked, not unpacked (the subscriber and the replay client
+    //  are lazy): the objects are made here only for a pattern, and by
+    //  zbridge_event_json when the caller asks for JSON
+    const msgpack_object *event = d->event;
     if (self->pattern) {
+        if (!event) {
+            size_t offset = 0;
+            msgpack_zone_clear (&self->zone);
+            if (msgpack_unpack (d->raw.ptr, d->raw.len, &offset, &self->zone, &self->drained)
+                != MSGPACK_UNPACK_SUCCESS) {
+                s_malformed (self, "event could not be unpacked", "out of memory");
+                return;
+            }
+            event = &self->drained;
+        }
         const char *name;
-        if (zb_patterns_match (self->pattern, d->event, &name, 1) == 0) {
+        if (zb_patterns_match (self->pattern, event, &name, 1) == 0) {
             self->filtered++;
             return;
         }
     }
     self->delivered++;
-    zb_lib_event_set (&self->event, d->topic, d->seq, d->topic_seq, d->event, d->raw);
+    zb_lib_event_set (&self->event, d->topic, d->seq, d->topic_seq, event, d->raw);
     if (self->recv_mode) {
         self->ready = true;
         return;
@@ -377,17 +392,9 @@ s_drain (consumer_t *self)
             break;
         if (verdict != ZB_CATCHUP_DELIVER)
             continue;
-        msgpack_object *event = &self->drained;   //  recv hands it out
-        size_t offset = 0;
-        msgpack_zone_clear (&self->zone);
-        if (msgpack_unpack (ev.raw.ptr, ev.raw.len, &offset, &self->zone, event)
-            != MSGPACK_UNPACK_SUCCESS) {
-            s_malformed (self, "buffered event could not be unpacked", "out of memory");
-            continue;
-        }
         zb_delivery_t d = {
             .topic = ev.topic, .seq = ev.seq, .topic_seq = ev.topic_seq,
-            .missed = 0, .event = event, .raw = ev.raw
+            .missed = 0, .event = NULL, .raw = ev.raw
         };
         s_deliver (self, &d);
     }
@@ -925,6 +932,8 @@ zbridge_consumer_new (const zbridge_consumer_options_t *options, zbridge_error_t
                                              err, sizeof err);
         if (!self->replay)
             rc = s_error (self, ZBRIDGE_EENDPOINT, "%s", err);
+        else
+            zb_replay_client_set_lazy (self->replay, true);     //  see s_deliver
     }
     if (rc == ZBRIDGE_OK)
         rc = s_subscribe (self);

@@ -30,7 +30,7 @@ struct zbridge_event_t {
     char topic [ZB_LIB_TOPIC_MAX + 1];
     uint64_t seq;
     uint64_t topic_seq;
-    const msgpack_object *object;   //  the decoded envelope
+    const msgpack_object *object;   //  the decoded envelope; NULL: not unpacked (lazy)
     zb_str_t raw;                   //  its msgpack bytes
     char *json;                     //  made on demand, freed with the next event
     char json_error [256];

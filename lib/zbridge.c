@@ -158,9 +158,29 @@ zbridge_event_json (zbridge_event_t *event, zbridge_error_t *error)
         zb_lib_error (error, ZBRIDGE_EINVAL, "event is NULL");
         return NULL;
     }
-    if (!event->json && !event->json_error [0])
-        event->json = zb_json_text_from_msgpack (event->object, event->json_error,
-                                                 sizeof event->json_error);
+    if (!event->json && !event->json_error [0]) {
+        if (event->object)
+            event->json = zb_json_text_from_msgpack (event->object, event->json_error,
+                                                     sizeof event->json_error);
+        else {
+            //  Delivered checked but not unpacked: the objects, for the text
+            msgpack_zone zone;
+            msgpack_object object;
+            size_t offset = 0;
+            if (!msgpack_zone_init (&zone, 4096))
+                snprintf (event->json_error, sizeof event->json_error, "out of memory");
+            else {
+                if (msgpack_unpack (event->raw.ptr, event->raw.len, &offset, &zone, &object)
+                    == MSGPACK_UNPACK_SUCCESS)
+                    event->json = zb_json_text_from_msgpack (&object, event->json_error,
+                                                             sizeof event->json_error);
+                else
+                    snprintf (event->json_error, sizeof event->json_error,
+                              "the event could not be unpacked (out of memory)");
+                msgpack_zone_destroy (&zone);
+            }
+        }
+    }
     if (!event->json)
         zb_lib_error (error, ZBRIDGE_EENTRY, "%s", event->json_error);
     return event->json;
