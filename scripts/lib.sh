@@ -6,7 +6,7 @@ ZB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ZB_ROOT" || exit 1
 
 # Debian packages needed to build zbridge and run its tests.
-ZB_PACKAGES=(meson ninja-build pkg-config gcc libzmq3-dev libczmq-dev libmsgpack-dev
+ZB_PACKAGES=(meson ninja-build pkg-config gcc libzmq3-dev libsodium-dev libczmq-dev libmsgpack-dev
              libjson-c-dev libcmocka-dev liblmdb-dev libmicrohttpd-dev python3-zmq python3-msgpack python3-pytest
              clang libclang-rt-14-dev)
 

@@ -1,5 +1,6 @@
 /*  test_uuid.c - UUID v4 text: format, version/variant bits, uniqueness. */
 
+#include <assert.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "uuid.h"
 
@@ -213,8 +215,9 @@ s_fake_script (const int *script, int steps)
     s_fake.steps = steps;
 }
 
+//  One key from the kernel per 256 blocks of 4 KiB (65,536 ids)
 static void
-test_one_getrandom_call_per_256_ids (void **state)
+test_one_getrandom_call_per_65536_ids (void **state)
 {
     (void) state;
     memset (&s_fake, 0, sizeof (s_fake));
@@ -222,7 +225,7 @@ test_one_getrandom_call_per_256_ids (void **state)
     assert_non_null (gen);
     assert_int_equal (s_fake.calls, 0);          //  nothing drawn until needed
     char out [ZB_UUID_LEN + 1];
-    for (int i = 0; i < 256; i++)
+    for (int i = 0; i < 65536; i++)
         zb_uuidgen_next (gen, out);
     assert_int_equal (s_fake.calls, 1);
     zb_uuidgen_next (gen, out);
@@ -230,28 +233,50 @@ test_one_getrandom_call_per_256_ids (void **state)
     zb_uuidgen_destroy (&gen);
 }
 
+//  The id of bytes [at, at + 16) of ChaCha20 (IETF, nonce 0) under key
+static void
+s_chacha_id (const uint8_t key [32], size_t at, char out [ZB_UUID_LEN + 1])
+{
+    static uint8_t stream [4096 + 32];
+    static const uint8_t nonce [12] = { 0 };
+    crypto_stream_chacha20_ietf (stream, sizeof stream, nonce, key);
+    zb_uuid_format_v4 (stream + at, out);
+}
+
 static void
 test_eintr_and_short_reads_are_retried (void **state)
 {
     (void) state;
-    const int script [] = { -EINTR, 1000, -EINTR, 3, 0 };
+    const int script [] = { -EINTR, 10, -EINTR, 3, 0 };
     s_fake_script (script, 5);
     zb_uuidgen_t *gen = zb_uuidgen_new ();
     assert_non_null (gen);
-    char out [ZB_UUID_LEN + 1];
+    char out [ZB_UUID_LEN + 1], want [ZB_UUID_LEN + 1];
     zb_uuidgen_next (gen, out);
     assert_int_equal (s_fake.calls, 5);
-    assert_int_equal (s_fake.given, 4096);
-    //  Bytes 0..15 in order, whatever the pieces were
-    assert_string_equal (out, "00010203-0405-4607-8809-0a0b0c0d0e0f");
-    //  The ids across the 1000-byte and 3-byte seams are whole and in order
+    assert_int_equal (s_fake.given, 32);
+    //  The key is bytes 0..31 in order, whatever the pieces were; the ids
+    //  are ChaCha20 under it
+    uint8_t key [32];
+    for (int i = 0; i < 32; i++)
+        key [i] = (uint8_t) i;
+    s_chacha_id (key, 0, want);
+    assert_string_equal (out, want);
     for (int i = 1; i < 256; i++) {
         zb_uuidgen_next (gen, out);
         s_assert_v4 (out);
-        if (i == 62) {              //  bytes 992..1007 straddle the first seam
-            assert_string_equal (out, "e0e1e2e3-e4e5-46e7-a8e9-eaebecedeeef");
+        if (i == 255) {
+            s_chacha_id (key, 255 * 16, want);
+            assert_string_equal (out, want);
         }
     }
+    //  Fast key erasure: the 32 bytes after the first block key the second
+    uint8_t stream [4096 + 32];
+    static const uint8_t nonce [12] = { 0 };
+    crypto_stream_chacha20_ietf (stream, sizeof stream, nonce, key);
+    zb_uuidgen_next (gen, out);
+    s_chacha_id (stream + 4096, 0, want);
+    assert_string_equal (out, want);
     assert_int_equal (s_fake.calls, 5);
     zb_uuidgen_destroy (&gen);
     s_fake.scripted = false;
@@ -280,6 +305,10 @@ test_kernel_without_getrandom_falls_back_to_urandom (void **state)
 int
 main (void)
 {
+    //  libsodium starts once per process (it may read random bytes then):
+    //  before the tests count getrandom's calls
+    if (sodium_init () < 0)
+        return 1;
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_format_v4_of_known_bytes),
         cmocka_unit_test (test_format_v4_sets_version_and_variant_bits),
@@ -287,7 +316,7 @@ main (void)
         cmocka_unit_test (test_generator_gives_canonical_v4),
         cmocka_unit_test (test_100k_ids_are_unique_and_random_digits_vary),
         cmocka_unit_test (test_two_generators_do_not_repeat_each_other),
-        cmocka_unit_test (test_one_getrandom_call_per_256_ids),
+        cmocka_unit_test (test_one_getrandom_call_per_65536_ids),
         cmocka_unit_test (test_eintr_and_short_reads_are_retried),
         cmocka_unit_test (test_kernel_without_getrandom_falls_back_to_urandom),
     };
