@@ -32,7 +32,7 @@
 
     Every consumer does the least a client of that bus must do per message: receive
     it and read the send time. The zbridge consumer walks the packed events of each
-    message in place (bench/mpread.h: each event's end and detail.sent_ns, no
+    message in place (common/mpread.h: each event's end and detail.sent_ns, no
     msgpack zone, no allocation); a truncated or malformed event ends the walk of
     its message, the events before it count, and "malformed" counts such messages.
 
