@@ -42,6 +42,20 @@ zb_code_name (zb_code_t code)
 //  --------------------------------------------------------------------------
 //  UTF-8
 
+size_t
+zb_format_u64 (uint64_t value, char *out)
+{
+    char digits [20];
+    size_t n = 0;
+    do {
+        digits [n++] = (char) ('0' + value % 10);
+        value /= 10;
+    } while (value);
+    for (size_t i = 0; i < n; i++)
+        out [i] = digits [n - 1 - i];
+    return n;
+}
+
 bool
 zb_utf8_valid (const char *ptr, size_t len)
 {

@@ -130,6 +130,10 @@ zb_pack_cstr (msgpack_packer *pk, const char *s)
 }
 #define ZB_PACK_LIT(pk, lit) msgpack_pack_str_with_body ((pk), (lit), sizeof (lit) - 1)
 
+//  value in decimal at out (room for 20 bytes, no NUL); returns its length.
+//  For the per-event paths that would otherwise call snprintf.
+size_t zb_format_u64 (uint64_t value, char *out);
+
 //  True when [ptr, ptr+len) is valid UTF-8 (no overlongs, no surrogates).
 bool zb_utf8_valid (const char *ptr, size_t len);
 

@@ -964,7 +964,6 @@ s_keys_ok (zb_transform_t *self, const msgpack_object *map)
 //  shortest of %.15g, %.16g, %.17g that reads back as the same double, ".0"
 //  appended when it would look like an integer; a float32 likewise with
 //  %.6g to %.9g read back as a float.
-static size_t s_format_u64 (uint64_t value, char *out);
 
 //  The common case without printf: a double of at most 15 significant
 //  digits, 1e-3 <= |value| < 1e14, is n / 10^k for the least k where that
@@ -994,7 +993,7 @@ s_format_short (double value, char *out)
         if (n >= 1000000000000000ULL || (k > 0 && n % 10 == 0))
             return 0;       //  16 digits: not for %.15g; a trailing zero: not the least k
         char digits [24];
-        size_t nd = s_format_u64 (n, digits);
+        size_t nd = zb_format_u64 (n, digits);
         size_t len = 0;
         if (value < 0)
             out [len++] = '-';
@@ -1041,20 +1040,6 @@ s_format_double (double value, bool float32, char *out, size_t size)
     if (!strpbrk (out, ".eE"))
         strncat (out, ".0", size - strlen (out) - 1);
     return strlen (out);
-}
-
-static size_t
-s_format_u64 (uint64_t value, char *out)
-{
-    char digits [24];
-    size_t n = 0;
-    do {
-        digits [n++] = (char) ('0' + value % 10);
-        value /= 10;
-    } while (value);
-    for (size_t i = 0; i < n; i++)
-        out [i] = digits [n - 1 - i];
-    return n;
 }
 
 //  Packs a value as the reference path does: its JSON text parsed back by
@@ -1171,11 +1156,11 @@ s_text_value (zb_transform_t *self, buf_t *buf, const msgpack_object *obj, int d
         case MSGPACK_OBJECT_BOOLEAN:
             return obj->via.boolean ? s_buf_put (buf, "true", 4) : s_buf_put (buf, "false", 5);
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            n = s_format_u64 (obj->via.u64, text);
+            n = zb_format_u64 (obj->via.u64, text);
             return s_buf_put (buf, text, n);
         case MSGPACK_OBJECT_NEGATIVE_INTEGER:
             text [0] = '-';
-            n = s_format_u64 (obj->via.i64 < 0 ? (uint64_t) 0 - (uint64_t) obj->via.i64
+            n = zb_format_u64 (obj->via.i64 < 0 ? (uint64_t) 0 - (uint64_t) obj->via.i64
                                                : (uint64_t) obj->via.i64, text + 1);
             if (obj->via.i64 >= 0)
                 return s_buf_put (buf, text + 1, n);

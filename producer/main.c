@@ -49,6 +49,7 @@
 #include "cli.h"
 #include "curve.h"              //  ZB_CURVE_CLIENT_HELP only: the library applies the keys
 #include "entryfile.h"
+#include "event.h"              //  zb_format_u64
 #include "generator.h"
 #include "zb.h"
 
@@ -434,15 +435,7 @@ s_format_key (const char *run_id, uint64_t n, char *key)
     size_t len = strlen (run_id);
     memcpy (key, run_id, len);
     key [len++] = '-';
-    char digits [20];
-    size_t d = 0;
-    do {
-        digits [d++] = (char) ('0' + n % 10);
-        n /= 10;
-    } while (n);
-    while (d)
-        key [len++] = digits [--d];
-    return len;
+    return len + zb_format_u64 (n, key + len);
 }
 
 //  Queue up to n generated entries; returns how many.

@@ -1374,6 +1374,33 @@ test_paths_are_built_step_by_step (void **state)
     assert_string_equal (tiny, "[\"\xe2\x82\xac");
 }
 
+//  zb_format_u64 against printf: the edges of every digit count, and a spread
+static void
+test_format_u64_matches_printf (void **state)
+{
+    (void) state;
+    uint64_t values [200];
+    size_t n = 0;
+    values [n++] = 0;
+    values [n++] = UINT64_MAX;
+    for (uint64_t p = 1; p <= UINT64_MAX / 10; p *= 10) {
+        values [n++] = p - 1;
+        values [n++] = p;
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    while (n < 200) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        values [n++] = x >> (x % 64);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char got [24], want [24];
+        size_t len = zb_format_u64 (values [i], got);
+        got [len] = 0;
+        snprintf (want, sizeof want, "%llu", (unsigned long long) values [i]);
+        assert_string_equal (got, want);
+    }
+}
+
 int
 main (void)
 {
@@ -1418,6 +1445,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_idempotency_key_is_optional_and_checked, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_event_write_matches_pack, s_setup, s_teardown),
         cmocka_unit_test (test_utf8_validation),
+        cmocka_unit_test (test_format_u64_matches_printf),
         cmocka_unit_test (test_control_character_detection),
         cmocka_unit_test (test_paths_are_built_step_by_step),
     };
