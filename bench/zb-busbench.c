@@ -47,6 +47,7 @@
     Built with the project, never installed; scripts/bench runs it (docs/BENCHMARKS.md). */
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -558,30 +559,89 @@ zbridge_pad (void)
     return pad;
 }
 
+//  The entries, as the peers' payloads: packed once per topic, then copied
+//  and stamped in place for each message (the other clients memcpy a payload
+//  and write its stamp the same way). The stamp is a uint64 (0xcf and 8 bytes
+//  big-endian) at a fixed offset.
+typedef struct {
+    msgpack_sbuffer sb [2];     //  sales-events, inventory-events
+    size_t stamp_at [2];        //  offset of the stamp's 8 bytes
+} zb_entries_t;
+
 static void
-zbridge_entry (msgpack_packer *pk, long long k, const char *pad, size_t padlen)
+zbridge_entries_init (zb_entries_t *self, const char *pad, size_t padlen)
 {
-    msgpack_pack_map (pk, 3);
-    PACK_LIT (pk, "source"); PACK_LIT (pk, "zbridge.bench");
-    PACK_LIT (pk, "detail-type");
-    if (k % 2 == 0)
-        PACK_LIT (pk, TOPIC_SALES);
-    else
-        PACK_LIT (pk, TOPIC_INVENTORY);
-    PACK_LIT (pk, "detail");
-    msgpack_pack_map (pk, 2);
-    PACK_LIT (pk, "sent_ns"); msgpack_pack_uint64 (pk, now_ns (CLOCK_REALTIME));
-    PACK_LIT (pk, "pad"); pack_str (pk, pad, padlen);
+    for (int t = 0; t < 2; t++) {
+        msgpack_sbuffer *sb = &self->sb [t];
+        msgpack_sbuffer_init (sb);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 3);
+        PACK_LIT (&pk, "source"); PACK_LIT (&pk, "zbridge.bench");
+        PACK_LIT (&pk, "detail-type"); PACK_LIT (&pk, t == 0 ? TOPIC_SALES : TOPIC_INVENTORY);
+        PACK_LIT (&pk, "detail");
+        msgpack_pack_map (&pk, 2);
+        PACK_LIT (&pk, "sent_ns");
+        self->stamp_at [t] = sb->size + 1;
+        msgpack_pack_uint64 (&pk, UINT64_MAX);      //  0xcf: the 8-byte form
+        PACK_LIT (&pk, "pad"); pack_str (&pk, pad, padlen);
+        assert ((uint8_t) sb->data [self->stamp_at [t] - 1] == 0xcf);
+    }
+}
+
+static void
+zbridge_entries_destroy (zb_entries_t *self)
+{
+    msgpack_sbuffer_destroy (&self->sb [0]);
+    msgpack_sbuffer_destroy (&self->sb [1]);
+}
+
+//  A PUT body of entries k..k+m-1 (a msgpack array), stamped now, in msg.
+static int
+zbridge_body (const zb_entries_t *self, long long k, long long m, zmq_msg_t *msg)
+{
+    size_t size = m < 16 ? 1 : m <= 65535 ? 3 : 5;
+    for (long long j = 0; j < m && j < 2; j++)
+        size += self->sb [(k + j) % 2].size * (size_t) ((m - j + 1) / 2);
+    if (zmq_msg_init_size (msg, size))
+        return -1;
+    uint8_t *p = (uint8_t *) zmq_msg_data (msg);
+    if (m < 16)
+        *p++ = (uint8_t) (0x90 | m);
+    else {
+        int bytes = m <= 65535 ? 2 : 4;
+        *p++ = m <= 65535 ? 0xdc : 0xdd;
+        for (int i = bytes - 1; i >= 0; i--)
+            *p++ = (uint8_t) ((uint64_t) m >> (8 * i));
+    }
+    for (long long j = 0; j < m; j++) {
+        int t = (int) ((k + j) % 2);
+        memcpy (p, self->sb [t].data, self->sb [t].size);
+        uint64_t now = now_ns (CLOCK_REALTIME);
+        for (int i = 7; i >= 0; i--, now >>= 8)
+            p [self->stamp_at [t] + (size_t) i] = (uint8_t) now;
+        p += self->sb [t].size;
+    }
+    assert (p == (uint8_t *) zmq_msg_data (msg) + size);
+    return 0;
 }
 
 static int
-zbridge_request (void *dealer, const char *command, uint64_t corr, const void *body, size_t size)
+zbridge_request_head (void *dealer, const char *command, uint64_t corr)
 {
     uint8_t c [8];
     for (int i = 7; i >= 0; i--, corr >>= 8)
         c [i] = (uint8_t) corr;
     if (zmq_send (dealer, command, strlen (command), ZMQ_SNDMORE) == -1
-    ||  zmq_send (dealer, c, 8, ZMQ_SNDMORE) == -1
+    ||  zmq_send (dealer, c, 8, ZMQ_SNDMORE) == -1)
+        return -1;
+    return 0;
+}
+
+static int
+zbridge_request (void *dealer, const char *command, uint64_t corr, const void *body, size_t size)
+{
+    if (zbridge_request_head (dealer, command, corr)
     ||  zmq_send (dealer, body, size, 0) == -1)
         return -1;
     return 0;
@@ -695,10 +755,8 @@ zbridge_producer (int id, int ready_fd, int go_fd, producer_result_t *res)
     long long n = producer_count (id), k = 0;
     long long *inflight = calloc ((size_t) opt.window, sizeof *inflight);
     uint64_t corr = 1, answered = 1;    //  requests corr..: answered in order
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init (&sb);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    zb_entries_t entries;
+    zbridge_entries_init (&entries, pad, padlen);
     pacer_t pacer;
     pacer_init (&pacer);
     int rc = 0;
@@ -715,11 +773,14 @@ zbridge_producer (int id, int ready_fd, int go_fd, producer_result_t *res)
         }
         long long m = n - k < batch ? n - k : batch;
         pacer_wait (&pacer, k + m - 1);
-        msgpack_sbuffer_clear (&sb);
-        msgpack_pack_array (&pk, (size_t) m);
-        for (long long j = 0; j < m; j++)
-            zbridge_entry (&pk, k + j, pad, padlen);
-        if (zbridge_request (dealer, "PUT", corr, sb.data, sb.size)) {
+        zmq_msg_t body;
+        if (zbridge_request_head (dealer, "PUT", corr)
+        ||  zbridge_body (&entries, k, m, &body)) {
+            rc = 1;
+            break;
+        }
+        if (zmq_msg_send (&body, dealer, 0) == -1) {
+            zmq_msg_close (&body);
             rc = 1;
             break;
         }
@@ -734,7 +795,7 @@ zbridge_producer (int id, int ready_fd, int go_fd, producer_result_t *res)
     }
     res->late_max_us = pacer.late_max / 1e3;
     res->ok = rc == 0 && res->acked == n;
-    msgpack_sbuffer_destroy (&sb);
+    zbridge_entries_destroy (&entries);
     free (inflight);
     free (pad);
     zmq_close (dealer);
