@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "journal_impl.h"
 
 typedef struct {
@@ -140,8 +141,19 @@ static mchunk_t *
 s_chunk_alloc (size_t bytes)
 {
     mchunk_t *chunk = (mchunk_t *) malloc (sizeof (mchunk_t) + bytes);
-    if (chunk)
-        chunk->size = bytes;
+    if (!chunk)
+        return NULL;
+    chunk->size = bytes;
+#ifdef MADV_POPULATE_WRITE
+    //  Fault the chunk's pages in with one call instead of one fault per
+    //  4 KiB page as records are written (fresh memory while the ring first
+    //  fills; pages already there cost a page-table walk)
+    uintptr_t page = 4096;
+    uintptr_t from = ((uintptr_t) chunk->data + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t) chunk->data + bytes) & ~(page - 1);
+    if (to > from)
+        (void) madvise ((void *) from, to - from, MADV_POPULATE_WRITE);
+#endif
     return chunk;
 }
 
