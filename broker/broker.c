@@ -63,10 +63,6 @@
 //  events and bytes (but always at least one event)
 #define ZB_BATCH_EVENTS     64
 #define ZB_BATCH_BYTES      (32 * 1024)
-//  Messages queued per subscriber: at most 2,000 x 32 KiB (64 MiB), or
-//  128,000 events of up to 512 bytes; the memory bound the broker had with
-//  100,000 single-event messages, which a stopped consumer must not exceed
-#define ZB_PUBLISH_HWM      2000
 //  Replies queued per ingest client. A ROUTER silently drops the replies to a
 //  client that has this many unread (it pipelines without reading): room for
 //  deep windows, bounded memory (a 100-entry reply is about 7 KB).
@@ -186,6 +182,7 @@ struct zb_broker_t {
     zb_auth_t *auth;                    //  CURVE, authorization, rate limit (auth.h)
     zb_client_t client;                 //  the sender of the request being handled
     int64_t max_subscription;
+    int publish_hwm;                    //  ZMQ_SNDHWM of the publish socket
     uint64_t publish_rebuilds;          //  publish socket re-created (keys removed)
     zb_topics_t *topics;
     zb_topic_t *topic_cache [16];       //  recently used tracked topics (s_pass_topic)
@@ -2426,7 +2423,7 @@ s_publish_rebuild (zb_broker_t *self, const char *why)
     self->publish_h = NULL;
     char err [ZB_ERRLEN];
     self->publish = s_socket (self->auth, ZMQ_XPUB, "publish", self->publish_ep,
-                              self->max_subscription, ZB_PUBLISH_HWM, self->publish_ep,
+                              self->max_subscription, self->publish_hwm, self->publish_ep,
                               err, sizeof err);
     if (!self->publish) {
         //  Nothing can be published any more: stop rather than ack unpublished
@@ -2566,6 +2563,7 @@ zb_broker_config_default (void)
         .max_pattern_size = 2048,
         .max_control_msg = ZB_DEFAULT_MAX_CONTROL_MSG,
         .max_subscription = ZB_DEFAULT_MAX_SUBSCRIPTION,
+        .publish_hwm = ZB_DEFAULT_PUBLISH_HWM,
     };
 }
 
@@ -2759,12 +2757,13 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
         return NULL;
     }
     self->max_subscription = (int64_t) config->max_subscription;
+    self->publish_hwm = config->publish_hwm ? (int) config->publish_hwm : ZB_DEFAULT_PUBLISH_HWM;
     int64_t ingest_max = (int64_t) (config->max_entries * config->max_event_size) + 65536;
     self->ingest = s_socket (self->auth, ZMQ_ROUTER, "ingest", config->ingest, ingest_max,
                              ZB_REPLY_HWM, self->ingest_ep, err, errlen);
     if (self->ingest)
         self->publish = s_socket (self->auth, ZMQ_XPUB, "publish", config->publish,
-                                  self->max_subscription, ZB_PUBLISH_HWM,
+                                  self->max_subscription, self->publish_hwm,
                                   self->publish_ep, err, errlen);
     if (self->publish)
         self->control = s_socket (self->auth, ZMQ_ROUTER, "control", config->control,

@@ -43,6 +43,7 @@ typedef struct {
     zb_auth_config_t auth;      //  CURVE, authorization, rate limit (auth.h)
     uint64_t max_control_msg;   //  ZMQ_MAXMSGSIZE of the control socket
     uint64_t max_subscription;  //  ZMQ_MAXMSGSIZE of the publish socket (subscriptions)
+    uint64_t publish_hwm;       //  ZMQ_SNDHWM of the publish socket: messages per subscriber
     const char *metrics;        //  ADDR:PORT of the Prometheus endpoint, or NULL (off)
 } zb_broker_config_t;
 
@@ -55,6 +56,10 @@ typedef struct {
 #define ZB_DEFAULT_HEARTBEAT_MS     1000
 #define ZB_DEFAULT_MAX_CONTROL_MSG  (1024 * 1024)
 #define ZB_DEFAULT_MAX_SUBSCRIPTION 4096
+//  Messages queued per subscriber: at most 2,000 x 32 KiB (64 MiB), or
+//  128,000 events of up to 512 bytes; the memory bound the broker had with
+//  100,000 single-event messages, which a stopped consumer must not exceed
+#define ZB_DEFAULT_PUBLISH_HWM      2000
 
 //  The documented defaults (zb.h).
 zb_broker_config_t zb_broker_config_default (void);

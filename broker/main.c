@@ -41,6 +41,7 @@
 #define MAX_CONTROL_MSG_LIMIT   (64 * 1024 * 1024)
 #define MAX_SUBSCRIPTION_MIN    256
 #define MAX_SUBSCRIPTION_LIMIT  (1024 * 1024)
+#define PUBLISH_HWM_LIMIT       1000000
 
 static void
 s_usage (FILE *out)
@@ -100,6 +101,9 @@ s_usage (FILE *out)
 "      --rate-burst N       token bucket size (default: the rate)\n"
 "      --max-control-msg B  largest control frame, %d..%d (default %d)\n"
 "      --max-subscription B largest subscription message, %d..%d (default %d)\n"
+"      --publish-hwm N      messages (of up to 64 events, 32 KiB) queued for each\n"
+"                           subscriber, 1..%d (default %d: 64 MiB); a consumer\n"
+"                           further behind misses live events and replays them\n"
 "\n"
 "Threads:\n"
 "      --cpus LIST          run the broker (its thread and ZeroMQ's I/O thread) on\n"
@@ -120,11 +124,10 @@ s_usage (FILE *out)
 "                           journal-max-mb, dedup-window, heartbeat-ms, max-rules,\n"
 "                           max-pattern-size, curve-cert, curve-allow, insecure,\n"
 "                           rate-limit, rate-burst, max-control-msg,\n"
-"                           max-subscription, metrics, cpus; a \"rules\" section\n"
-"                           names\n"
-"                           rules (see below) and an \"authorization\" section (per\n"
-"                           client key: source, detail-type, topic, rules). Flags\n"
-"                           override the file.\n"
+"                           max-subscription, publish-hwm, metrics, cpus; a\n"
+"                           \"rules\" section names rules (see below) and an\n"
+"                           \"authorization\" section (per client key: source,\n"
+"                           detail-type, topic, rules). Flags override the file.\n"
 "  -v, --verbose            log every subscription and bad request, counters every 10 s\n"
 "  -h, --help               this help\n"
 "  -V, --version            print the version\n"
@@ -177,7 +180,8 @@ s_usage (FILE *out)
              HEARTBEAT_MS_MIN, HEARTBEAT_MS_LIMIT, ZB_DEFAULT_HEARTBEAT_MS,
              MAX_RULES_LIMIT, ZB_DEFAULT_MAX_RULES, ZB_PATTERN_DEFAULT_MAX_SIZE,
              MAX_CONTROL_MSG_MIN, MAX_CONTROL_MSG_LIMIT, ZB_DEFAULT_MAX_CONTROL_MSG,
-             MAX_SUBSCRIPTION_MIN, MAX_SUBSCRIPTION_LIMIT, ZB_DEFAULT_MAX_SUBSCRIPTION);
+             MAX_SUBSCRIPTION_MIN, MAX_SUBSCRIPTION_LIMIT, ZB_DEFAULT_MAX_SUBSCRIPTION,
+             PUBLISH_HWM_LIMIT, ZB_DEFAULT_PUBLISH_HWM);
 }
 
 //  A setting as given by a flag or the file, before it is checked.
@@ -193,7 +197,7 @@ enum { S_INGEST, S_PUBLISH, S_CONTROL, S_ACCOUNT, S_REGION,
        S_DATA_DIR, S_MEMORY, S_MEMORY_EVENTS, S_SYNC, S_RETAIN_HOURS, S_RETAIN_MB,
        S_JOURNAL_MAX_MB, S_DEDUP_WINDOW, S_HEARTBEAT_MS, S_MAX_RULES, S_MAX_PATTERN_SIZE,
        S_CURVE_CERT, S_CURVE_ALLOW, S_INSECURE, S_RATE_LIMIT, S_RATE_BURST,
-       S_MAX_CONTROL_MSG, S_MAX_SUBSCRIPTION, S_METRICS, S_CPUS, S_COUNT };
+       S_MAX_CONTROL_MSG, S_MAX_SUBSCRIPTION, S_METRICS, S_CPUS, S_PUBLISH_HWM, S_COUNT };
 
 static const char *const s_keys [S_COUNT] = {
     "ingest", "publish", "control", "account", "region",
@@ -201,7 +205,7 @@ static const char *const s_keys [S_COUNT] = {
     "data-dir", "memory", "memory-events", "sync", "retain-hours", "retain-mb",
     "journal-max-mb", "dedup-window", "heartbeat-ms", "max-rules", "max-pattern-size",
     "curve-cert", "curve-allow", "insecure", "rate-limit", "rate-burst",
-    "max-control-msg", "max-subscription", "metrics", "cpus"
+    "max-control-msg", "max-subscription", "metrics", "cpus", "publish-hwm"
 };
 
 //  True when the setting came from a flag (not from the config file).
@@ -323,7 +327,7 @@ s_load_config (const char *path, setting_t settings [S_COUNT], zconfig_t **root_
                      "data-dir, memory, memory-events, sync, retain-hours, retain-mb, "
                      "journal-max-mb, dedup-window, heartbeat-ms, max-rules, max-pattern-size, "
                      "curve-cert, curve-allow, insecure, rate-limit, rate-burst, max-control-msg, "
-                     "max-subscription, metrics, cpus)\n",
+                     "max-subscription, metrics, cpus, publish-hwm)\n",
                      path, name);
             return -1;
         }
@@ -519,7 +523,10 @@ s_security_settings (setting_t settings [S_COUNT], zconfig_t *root, const char *
                             &config->max_control_msg) == -1)
     ||  (settings [S_MAX_SUBSCRIPTION].value
          && s_parse_number (&settings [S_MAX_SUBSCRIPTION], MAX_SUBSCRIPTION_MIN,
-                            MAX_SUBSCRIPTION_LIMIT, &config->max_subscription) == -1))
+                            MAX_SUBSCRIPTION_LIMIT, &config->max_subscription) == -1)
+    ||  (settings [S_PUBLISH_HWM].value
+         && s_parse_number (&settings [S_PUBLISH_HWM], 1, PUBLISH_HWM_LIMIT,
+                            &config->publish_hwm) == -1))
         return -1;
     if (auth->rate_burst && !auth->rate_limit) {
         fprintf (stderr, PROG ": %s needs rate-limit\n", settings [S_RATE_BURST].origin);
@@ -590,6 +597,7 @@ main (int argc, char *argv [])
         { "max-subscription", required_argument, NULL, OPT_JOURNAL + S_MAX_SUBSCRIPTION },
         { "metrics",        required_argument, NULL, OPT_JOURNAL + S_METRICS },
         { "cpus",           required_argument, NULL, OPT_JOURNAL + S_CPUS },
+        { "publish-hwm",    required_argument, NULL, OPT_JOURNAL + S_PUBLISH_HWM },
         { "verbose",        no_argument,       NULL, 'v' },
         { "help",           no_argument,       NULL, 'h' },
         { "version",        no_argument,       NULL, 'V' },
@@ -628,6 +636,7 @@ main (int argc, char *argv [])
             case OPT_JOURNAL + S_MAX_SUBSCRIPTION:
             case OPT_JOURNAL + S_METRICS:
             case OPT_JOURNAL + S_CPUS:
+            case OPT_JOURNAL + S_PUBLISH_HWM:
                 settings [opt - OPT_JOURNAL].value = optarg;
                 break;
             case OPT_JOURNAL + S_INSECURE: settings [S_INSECURE].value = "true"; break;

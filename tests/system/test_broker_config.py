@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from conftest import entry, free_port, wait_for
-from zbclient import Client, ZbTimeout
+from zbclient import Client, Subscriber, ZbTimeout
 
 
 def ep():
@@ -247,3 +247,45 @@ def test_cpus_not_available_is_refused(zb):
     assert p.returncode == 2, (p.returncode, p.stderr())
     err = p.stderr()
     assert "may not run on" in err and str(min(allowed)) in err, err
+
+
+def _flood_a_stalled_subscriber(zb, *args):
+    """A subscriber that reads nothing (receive HWM 1) while 5,000 events of 4 KiB
+    (20 MB, more than loopback TCP buffers hold) are stored; then it reads what
+    came. Returns (events received, gaps seen by topic_seq, the last topic_seq)."""
+    b = zb.broker("--memory", *args)
+    with Subscriber(b.publish, rcvhwm=1) as sub:
+        sub.subscribe("sales-events")
+        b.wait_subscribers({"sales-events": 1})
+        pad = "x" * 4000
+        batches = [[entry(detail={"k": i * 50 + j, "pad": pad}) for j in range(50)]
+                   for i in range(100)]
+        with Client(b.ingest) as c:
+            results = c.put_pipelined(batches, window=8, timeout=30)
+        assert sum(r["failed"] for r in results) == 0
+        got = sub.drain(quiet=1.0, limit=10000)
+        return len(got), sub.missed, got[-1].topic_seq if got else 0
+
+
+def test_publish_hwm_bounds_a_stalled_subscribers_queue(zb):
+    """--publish-hwm is the publish socket's queue per subscriber: with 1 message a
+    stalled subscriber misses events (the gap shows in topic_seq; the journal
+    keeps them), with room for all of them it misses nothing."""
+    n, missed, last = _flood_a_stalled_subscriber(zb, "--publish-hwm", "1")
+    assert n < 5000 and missed > 0 and n + missed <= 5000, (n, missed)
+    n, missed, last = _flood_a_stalled_subscriber(zb, "--publish-hwm", "100000")
+    assert (n, missed, last) == (5000, 0, 5000)
+
+
+@pytest.mark.parametrize("value", ["", "0", "-1", "x", "1e3", "1000001", "99999999999999999999"])
+def test_publish_hwm_garbage_is_refused(zb, value):
+    p = zb.run("zb-broker", "--memory", "--ingest", ep(), "--publish", ep(), "--control", ep(),
+               "--publish-hwm", value, timeout=10)
+    assert p.returncode == 2, (p.returncode, p.stderr())
+    err = p.stderr()
+    assert "--publish-hwm" in err and "not an integer from 1 to 1000000" in err, err
+    assert "ready" not in err
+    cfg = write(zb, "hwm.cfg", 'broker\n    publish-hwm = "%s"\n' % value)
+    p = zb.run("zb-broker", "--memory", "--config", cfg, "--ingest", ep(), "--publish", ep(),
+               "--control", ep(), timeout=10)
+    assert p.returncode == 2 and "publish-hwm" in p.stderr(), (p.returncode, p.stderr())
