@@ -58,7 +58,7 @@ zb_build() {
 
 # The sanitized build: AddressSanitizer (with LeakSanitizer) and UBSan.
 ZB_ASAN_BUILD=build-asan
-ZB_ASAN_SETUP=(-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug)
+ZB_ASAN_SETUP=(-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -Db_lto=false)
 
 zb_build_asan() {
     zb_build "$ZB_ASAN_BUILD" "${ZB_ASAN_SETUP[@]}"
@@ -68,7 +68,7 @@ zb_build_asan() {
 # tests/fuzz (meson option "fuzz"). Only those are built there (alias "fuzz");
 # "meson test --suite fuzz" runs them (tests/fuzz/meson.build).
 ZB_FUZZ_BUILD=build-fuzz
-ZB_FUZZ_SETUP=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false)
+ZB_FUZZ_SETUP=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Db_lto=false)
 
 zb_build_fuzz() {
     if [ ! -f "$ZB_FUZZ_BUILD/build.ninja" ] || [ ! -d "$ZB_FUZZ_BUILD/meson-private" ]; then
