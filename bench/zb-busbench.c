@@ -647,6 +647,24 @@ zbridge_request (void *dealer, const char *command, uint64_t corr, const void *b
     return 0;
 }
 
+//  A PUT reply body's "failed" count, when it is the map's first key (as the
+//  broker packs it), read in place: a client that wants only the count of
+//  entries stored need not unpack the 100 results that follow it.
+static bool
+zbridge_reply_failed (zmq_msg_t *body, long long *failed)
+{
+    const uint8_t *p = (const uint8_t *) zmq_msg_data (body);
+    const uint8_t *end = p + zmq_msg_size (body);
+    uint32_t pairs;
+    bool match;
+    uint64_t value;
+    if (!mpr_map (&p, end, &pairs) || pairs == 0 || !mpr_key (&p, end, "failed", 6, &match)
+    ||  !match || !mpr_uint (&p, end, &value) || value > (uint64_t) *failed)
+        return false;
+    *failed = (long long) value;
+    return true;
+}
+
 //  One reply; counts its entries into res. -1 on timeout.
 static int
 zbridge_reply (void *dealer, int timeout_ms, producer_result_t *res, long long entries)
@@ -659,6 +677,12 @@ zbridge_reply (void *dealer, int timeout_ms, producer_result_t *res, long long e
     if (n < 0)
         return -1;
     long long failed = entries;
+    if (n == 3 && zmq_msg_size (&frames [0]) == 2
+    &&  memcmp (zmq_msg_data (&frames [0]), "OK", 2) == 0
+    &&  zbridge_reply_failed (&frames [2], &failed)) {
+        //  the count read in place: the broker's reply starts with it
+    }
+    else
     if (n == 3 && zmq_msg_size (&frames [0]) == 2
     &&  memcmp (zmq_msg_data (&frames [0]), "OK", 2) == 0) {
         msgpack_unpacked up;
