@@ -2,33 +2,30 @@
 
     zb-broker reads the file with zconfig_load, which is zfile_read of the
     whole file, then zconfig_chunk_load of those bytes: that is what runs
-    here, on the raw input. The broker's own walk of the tree (broker/main.c
-    s_load_config: the "broker" section, known keys, no nested items, then
-    the checks of each value) is static in main.c, so it is mirrored below:
-    keep the key list and the checks in step with main.c. A public
-    zb_broker_config_load () in the broker would let this target call the
-    real code instead.
+    here, on the raw input. Then broker/settings.c, the broker's own code:
+    the "broker" section's keys (zb_settings_from_tree) and every value's
+    checks into a zb_broker_config_t, the "rules" section and the security
+    settings (zb_settings_apply). What it accepts must be in the documented
+    ranges; what it refuses, it says why.
+
+    One difference with the broker: a "metrics" address is dropped before
+    the checks, since checking it resolves a host name (getaddrinfo), which
+    may wait for DNS. tests/system/test_metrics.py sends it garbage.
 
     CZMQ is the system library, not instrumented for coverage: libFuzzer
-    sees only this file's branches (and ASan sees CZMQ's memory errors only
-    through its interceptors: memcpy, memchr, strlen, strdup, ...). The seed
-    corpus and the dictionary (fuzz_config.dict) make up for some of it. */
+    sees its branches only through this file and settings.c (and ASan sees
+    CZMQ's memory errors only through its interceptors: memcpy, memchr,
+    strlen, strdup, ...). The seed corpus and the dictionary
+    (fuzz_config.dict) make up for some of it. */
 
 #include <czmq.h>
-#include <errno.h>
 #include <stdlib.h>
 
-#include "event.h"
+#include "../../broker/settings.h"
 #include "fuzz.h"
 
-//  broker/main.c s_keys, in its order
-static const char *const s_keys [] = {
-    "ingest", "publish", "control", "account", "region",
-    "max-entries", "max-event-size", "max-topics",
-    "data-dir", "memory", "memory-events", "sync", "retain-hours", "retain-mb",
-    "journal-max-mb", "dedup-window", "heartbeat-ms"
-};
-#define KEY_COUNT (sizeof s_keys / sizeof s_keys [0])
+static char s_log_buf [1 << 16];
+static FILE *s_log;
 
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
@@ -36,52 +33,77 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     (void) argc;
     (void) argv;
     //  zconfig reports each syntax error with zclock_log on stdout: thousands
-    //  of lines a second. ZB_FUZZ_VERBOSE=1 keeps them.
+    //  of lines a second. ZB_FUZZ_VERBOSE=1 keeps them, and the settings'
+    //  messages on stderr.
     const char *verbose = getenv ("ZB_FUZZ_VERBOSE");
-    if (!verbose || !streq (verbose, "1"))
-        if (!freopen ("/dev/null", "w", stdout))
-            abort ();
+    if (verbose && streq (verbose, "1"))
+        return 0;
+    if (!freopen ("/dev/null", "w", stdout))
+        abort ();
+    //  The settings' messages go to a buffer, checked after a refusal
+    s_log = fmemopen (s_log_buf, sizeof s_log_buf, "w");
+    if (!s_log)
+        abort ();
+    zb_settings_set_log (s_log);
     return 0;
 }
 
-//  main.c s_parse_number
-static bool
-s_number_ok (const char *text, uint64_t min, uint64_t max)
+//  What zb_settings_apply accepted is what the broker documents.
+static void
+s_check_config (const zb_broker_config_t *config, const zb_rule_spec_t *rules, zconfig_t *root)
 {
-    bool digits = *text != 0;
-    for (const char *p = text; *p; p++)
-        if (*p < '0' || *p > '9')
-            digits = false;
-    errno = 0;
-    unsigned long long value = digits ? strtoull (text, NULL, 10) : 0;
-    return digits && errno != ERANGE && value >= min && value <= max;
-}
-
-//  The value checks of main.c, by key; true when the broker would take it.
-static bool
-s_value_ok (size_t k, const char *value)
-{
-    size_t len = strlen (value);
-    switch (k) {
-        case 0: case 1: case 2:         //  endpoints
-            return *value && len <= 200 && strstr (value, "://");
-        case 3: case 4:                 //  account, region
-            return len >= 1 && len <= 64 && zb_utf8_valid (value, len)
-                && !zb_utf8_has_control (value, len);
-        case 5:  return s_number_ok (value, 1, 10000);
-        case 6:  return s_number_ok (value, 256, 64 * 1024 * 1024);
-        case 7:  return s_number_ok (value, 1, 1000000);
-        case 8:  return *value && len <= 4000;
-        case 9:  return streq (value, "true") || streq (value, "false");
-        case 10: return s_number_ok (value, 1, 1000000000ULL);
-        case 11: return streq (value, "commit") || streq (value, "os");
-        case 12: return s_number_ok (value, 0, 876000);
-        case 13: return s_number_ok (value, 0, 16777216);
-        case 14: return s_number_ok (value, 64, 16777216);
-        case 15: return s_number_ok (value, 0, 2592000);
-        case 16: return s_number_ok (value, 10, 3600000);
-    }
-    return false;
+    FUZZ_CHECK (config->ingest && strstr (config->ingest, "://"), "ingest %s", config->ingest);
+    FUZZ_CHECK (config->publish && strstr (config->publish, "://"), "publish");
+    FUZZ_CHECK (config->control && strstr (config->control, "://"), "control");
+    FUZZ_CHECK (config->account && *config->account && strlen (config->account) <= NAME_LIMIT,
+                "account");
+    FUZZ_CHECK (config->region && *config->region && strlen (config->region) <= NAME_LIMIT,
+                "region");
+    FUZZ_CHECK (config->max_entries >= 1 && config->max_entries <= MAX_ENTRIES_LIMIT,
+                "max-entries %" PRIu64, config->max_entries);
+    FUZZ_CHECK (config->max_event_size >= MAX_EVENT_SIZE_MIN
+                && config->max_event_size <= MAX_EVENT_SIZE_LIMIT,
+                "max-event-size %" PRIu64, config->max_event_size);
+    FUZZ_CHECK (config->max_topics >= 1 && config->max_topics <= MAX_TOPICS_LIMIT,
+                "max-topics %" PRIu64, config->max_topics);
+    const zb_journal_config_t *j = &config->journal;
+    FUZZ_CHECK (!j->dir || (*j->dir && strlen (j->dir) <= 4000), "data-dir");
+    FUZZ_CHECK (j->sync == ZB_SYNC_COMMIT || j->sync == ZB_SYNC_OS, "sync %d", (int) j->sync);
+    FUZZ_CHECK (j->memory_events >= 1 && j->memory_events <= MEMORY_EVENTS_LIMIT,
+                "memory-events %" PRIu64, j->memory_events);
+    FUZZ_CHECK (j->retain_hours <= RETAIN_HOURS_LIMIT && j->retain_mb <= SIZE_MB_LIMIT
+                && j->dedup_window_s <= DEDUP_WINDOW_LIMIT, "retention");
+    FUZZ_CHECK (j->max_mb == 0 || (j->max_mb >= JOURNAL_MAX_MB_MIN && j->max_mb <= SIZE_MB_LIMIT
+                                   && (!j->retain_mb || j->max_mb >= j->retain_mb)),
+                "journal-max-mb %" PRIu64, j->max_mb);
+    FUZZ_CHECK (config->heartbeat_ms >= HEARTBEAT_MS_MIN
+                && config->heartbeat_ms <= HEARTBEAT_MS_LIMIT,
+                "heartbeat-ms %" PRIu64, config->heartbeat_ms);
+    FUZZ_CHECK (config->max_rules >= 1 && config->max_rules <= MAX_RULES_LIMIT, "max-rules");
+    FUZZ_CHECK (config->max_pattern_size <= MAX_PATTERN_SIZE_LIMIT, "max-pattern-size");
+    FUZZ_CHECK (config->max_control_msg >= MAX_CONTROL_MSG_MIN
+                && config->max_control_msg <= MAX_CONTROL_MSG_LIMIT, "max-control-msg");
+    FUZZ_CHECK (config->max_subscription >= MAX_SUBSCRIPTION_MIN
+                && config->max_subscription <= MAX_SUBSCRIPTION_LIMIT, "max-subscription");
+    FUZZ_CHECK (config->publish_hwm >= 1 && config->publish_hwm <= PUBLISH_HWM_LIMIT,
+                "publish-hwm %" PRIu64, config->publish_hwm);
+    const zb_auth_config_t *auth = &config->auth;
+    FUZZ_CHECK (!auth->curve_cert == !auth->curve_allow, "curve-cert without curve-allow");
+    FUZZ_CHECK (!auth->rate_burst || auth->rate_limit, "rate-burst without rate-limit");
+    FUZZ_CHECK (auth->rate_limit <= RATE_LIMIT_MAX && auth->rate_burst <= RATE_LIMIT_MAX,
+                "rate-limit");
+    FUZZ_CHECK (auth->curve_cert || zb_auth_endpoint_safe (config->ingest),
+                "plain text beyond loopback: %s", config->ingest);
+    //  Every item of the rules section is a rule with a pattern
+    zconfig_t *section = zconfig_locate (root, "rules");
+    size_t items = 0;
+    for (zconfig_t *item = section ? zconfig_child (section) : NULL; item;
+         item = zconfig_next (item))
+        items++;
+    FUZZ_CHECK (config->nrules == items && config->rules == rules, "%zu rules of %zu items",
+                config->nrules, items);
+    for (size_t i = 0; i < config->nrules; i++)
+        FUZZ_CHECK (rules [i].name && rules [i].pattern, "rule %zu", i);
 }
 
 int
@@ -94,23 +116,28 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (!root)
         return 0;               //  "not a valid zconfig file"
 
-    zconfig_t *section = zconfig_locate (root, "broker");
-    size_t accepted = 0;
-    for (zconfig_t *item = section ? zconfig_child (section) : NULL; item;
-         item = zconfig_next (item)) {
-        const char *name = zconfig_name (item);
-        FUZZ_CHECK (name, "an item without a name");
-        size_t k;
-        for (k = 0; k < KEY_COUNT; k++)
-            if (streq (name, s_keys [k]))
-                break;
-        if (k == KEY_COUNT || zconfig_child (item))
-            break;              //  unknown key, or nested items: the broker stops
-        const char *value = zconfig_value (item) ? zconfig_value (item) : "";
-        if (s_value_ok (k, value))
-            accepted++;
+    zb_setting_t settings [ZB_S_COUNT];
+    zb_settings_init (settings);
+    if (s_log)
+        rewind (s_log);
+    int rc = zb_settings_from_tree ("fuzz.cfg", root, settings);
+    zb_rule_spec_t *rules = NULL;
+    if (rc == 0) {
+        settings [ZB_S_METRICS].value = NULL;
+        zb_broker_config_t config = zb_broker_config_default ();
+        rc = zb_settings_apply (settings, root, "fuzz.cfg", &config, &rules);
+        if (rc == 0)
+            s_check_config (&config, rules, root);
     }
-    (void) accepted;
+    if (rc != 0 && s_log) {
+        //  A refusal says why, in one line that names the program
+        fflush (s_log);
+        long len = ftell (s_log);
+        FUZZ_CHECK (len > 0 && (size_t) len < sizeof s_log_buf, "no message for a refusal");
+        s_log_buf [len] = 0;
+        FUZZ_CHECK (strncmp (s_log_buf, "zb-broker: ", 11) == 0, "message: %s", s_log_buf);
+    }
+    free (rules);
     zconfig_destroy (&root);
     FUZZ_CHECK (root == NULL, "zconfig_destroy left the pointer set");
     return 0;
