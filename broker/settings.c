@@ -67,6 +67,21 @@ s_parse_number (const zb_setting_t *s, uint64_t min, uint64_t max, uint64_t *out
     return 0;
 }
 
+//  "true" or "false" into *out (left as it is when not given); 0, or -1
+//  with a message.
+static int
+s_parse_bool (const zb_setting_t *s, bool *out)
+{
+    if (!s->value)
+        return 0;
+    if (streq (s->value, "true") || streq (s->value, "false")) {
+        *out = streq (s->value, "true");
+        return 0;
+    }
+    fprintf (s_log (), PROG ": %s: '%s' is not true or false\n", s->origin, s->value);
+    return -1;
+}
+
 static int
 s_check_endpoint (const zb_setting_t *s)
 {
@@ -249,19 +264,11 @@ s_journal_settings (zb_setting_t settings [ZB_S_COUNT], zb_broker_config_t *conf
 {
     zb_journal_config_t *journal = &config->journal;
     bool memory = false;
-    zb_setting_t *s = &settings [ZB_S_MEMORY];
-    if (s->value) {
-        if (streq (s->value, "true"))
-            memory = true;
-        else
-        if (!streq (s->value, "false")) {
-            fprintf (s_log (), PROG ": %s: '%s' is not true or false\n", s->origin, s->value);
-            return -1;
-        }
-    }
+    if (s_parse_bool (&settings [ZB_S_MEMORY], &memory) == -1)
+        return -1;
     //  A data directory and --memory exclude each other; between the file and
     //  a flag, the flag wins as for every other setting
-    s = &settings [ZB_S_DATA_DIR];
+    zb_setting_t *s = &settings [ZB_S_DATA_DIR];
     if (memory && s->value) {
         if (s_from_flag (s) == s_from_flag (&settings [ZB_S_MEMORY])) {
             fprintf (s_log (), PROG ": %s and %s exclude each other (a disk journal or a memory one)\n",
@@ -331,16 +338,9 @@ s_security_settings (zb_setting_t settings [ZB_S_COUNT], zconfig_t *root, const 
 {
     zb_auth_config_t *auth = &config->auth;
     bool insecure = false;
-    zb_setting_t *s = &settings [ZB_S_INSECURE];
-    if (s->value) {
-        if (streq (s->value, "true"))
-            insecure = true;
-        else
-        if (!streq (s->value, "false")) {
-            fprintf (s_log (), PROG ": %s: '%s' is not true or false\n", s->origin, s->value);
-            return -1;
-        }
-    }
+    if (s_parse_bool (&settings [ZB_S_INSECURE], &insecure) == -1)
+        return -1;
+    zb_setting_t *s;
     for (int k = ZB_S_CURVE_CERT; k <= ZB_S_CURVE_ALLOW; k++) {
         s = &settings [k];
         if (s->value && (*s->value == 0 || strlen (s->value) > 4000)) {
