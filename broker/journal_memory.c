@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "journal_impl.h"
 
 typedef struct {
@@ -146,9 +147,13 @@ s_chunk_alloc (size_t bytes)
     chunk->size = bytes;
 #ifdef MADV_POPULATE_WRITE
     //  Fault the chunk's pages in with one call instead of one fault per
-    //  4 KiB page as records are written (fresh memory while the ring first
+    //  page as records are written (fresh memory while the ring first
     //  fills; pages already there cost a page-table walk)
-    uintptr_t page = 4096;
+    static uintptr_t page;
+    if (!page) {
+        long size = sysconf (_SC_PAGESIZE);
+        page = size > 0 ? (uintptr_t) size : 4096;
+    }
     uintptr_t from = ((uintptr_t) chunk->data + page - 1) & ~(page - 1);
     uintptr_t to = ((uintptr_t) chunk->data + bytes) & ~(page - 1);
     if (to > from)
