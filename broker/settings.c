@@ -59,6 +59,8 @@ s_from_flag (const zb_setting_t *s)
 static int
 s_parse_number (const zb_setting_t *s, uint64_t min, uint64_t max, uint64_t *out)
 {
+    if (!s->value)
+        return 0;               //  not given: *out keeps its default
     if (!zb_cli_parse_range (s->value, min, max, out)) {
         fprintf (s_log (), PROG ": %s: '%s' is not an integer from %" PRIu64 " to %" PRIu64 "\n",
                  s->origin, s->value, min, max);
@@ -300,23 +302,17 @@ s_journal_settings (zb_setting_t settings [ZB_S_COUNT], zb_broker_config_t *conf
             return -1;
         }
     }
-    if ((settings [ZB_S_MEMORY_EVENTS].value
-         && s_parse_number (&settings [ZB_S_MEMORY_EVENTS], 1, MEMORY_EVENTS_LIMIT,
-                            &journal->memory_events) == -1)
-    ||  (settings [ZB_S_RETAIN_HOURS].value
-         && s_parse_number (&settings [ZB_S_RETAIN_HOURS], 0, RETAIN_HOURS_LIMIT,
-                            &journal->retain_hours) == -1)
-    ||  (settings [ZB_S_RETAIN_MB].value
-         && s_parse_number (&settings [ZB_S_RETAIN_MB], 0, SIZE_MB_LIMIT, &journal->retain_mb) == -1)
-    ||  (settings [ZB_S_JOURNAL_MAX_MB].value
-         && s_parse_number (&settings [ZB_S_JOURNAL_MAX_MB], JOURNAL_MAX_MB_MIN, SIZE_MB_LIMIT,
-                            &journal->max_mb) == -1)
-    ||  (settings [ZB_S_DEDUP_WINDOW].value
-         && s_parse_number (&settings [ZB_S_DEDUP_WINDOW], 0, DEDUP_WINDOW_LIMIT,
-                            &journal->dedup_window_s) == -1)
-    ||  (settings [ZB_S_HEARTBEAT_MS].value
-         && s_parse_number (&settings [ZB_S_HEARTBEAT_MS], HEARTBEAT_MS_MIN, HEARTBEAT_MS_LIMIT,
-                            &config->heartbeat_ms) == -1))
+    if (s_parse_number (&settings [ZB_S_MEMORY_EVENTS], 1, MEMORY_EVENTS_LIMIT,
+                        &journal->memory_events) == -1
+    ||  s_parse_number (&settings [ZB_S_RETAIN_HOURS], 0, RETAIN_HOURS_LIMIT,
+                        &journal->retain_hours) == -1
+    ||  s_parse_number (&settings [ZB_S_RETAIN_MB], 0, SIZE_MB_LIMIT, &journal->retain_mb) == -1
+    ||  s_parse_number (&settings [ZB_S_JOURNAL_MAX_MB], JOURNAL_MAX_MB_MIN, SIZE_MB_LIMIT,
+                        &journal->max_mb) == -1
+    ||  s_parse_number (&settings [ZB_S_DEDUP_WINDOW], 0, DEDUP_WINDOW_LIMIT,
+                        &journal->dedup_window_s) == -1
+    ||  s_parse_number (&settings [ZB_S_HEARTBEAT_MS], HEARTBEAT_MS_MIN, HEARTBEAT_MS_LIMIT,
+                        &config->heartbeat_ms) == -1)
         return -1;
     //  The store must hold what retention keeps, or writes fail before
     //  pruning makes room
@@ -360,19 +356,14 @@ s_security_settings (zb_setting_t settings [ZB_S_COUNT], zconfig_t *root, const 
     auth->authorization = root ? zconfig_locate (root, "authorization") : NULL;
     auth->config_path = config_path;
     auth->verbose = config->verbose;
-    if ((settings [ZB_S_RATE_LIMIT].value
-         && s_parse_number (&settings [ZB_S_RATE_LIMIT], 0, RATE_LIMIT_MAX, &auth->rate_limit) == -1)
-    ||  (settings [ZB_S_RATE_BURST].value
-         && s_parse_number (&settings [ZB_S_RATE_BURST], 1, RATE_LIMIT_MAX, &auth->rate_burst) == -1)
-    ||  (settings [ZB_S_MAX_CONTROL_MSG].value
-         && s_parse_number (&settings [ZB_S_MAX_CONTROL_MSG], MAX_CONTROL_MSG_MIN, MAX_CONTROL_MSG_LIMIT,
-                            &config->max_control_msg) == -1)
-    ||  (settings [ZB_S_MAX_SUBSCRIPTION].value
-         && s_parse_number (&settings [ZB_S_MAX_SUBSCRIPTION], MAX_SUBSCRIPTION_MIN,
-                            MAX_SUBSCRIPTION_LIMIT, &config->max_subscription) == -1)
-    ||  (settings [ZB_S_PUBLISH_HWM].value
-         && s_parse_number (&settings [ZB_S_PUBLISH_HWM], 1, PUBLISH_HWM_LIMIT,
-                            &config->publish_hwm) == -1))
+    if (s_parse_number (&settings [ZB_S_RATE_LIMIT], 0, RATE_LIMIT_MAX, &auth->rate_limit) == -1
+    ||  s_parse_number (&settings [ZB_S_RATE_BURST], 1, RATE_LIMIT_MAX, &auth->rate_burst) == -1
+    ||  s_parse_number (&settings [ZB_S_MAX_CONTROL_MSG], MAX_CONTROL_MSG_MIN, MAX_CONTROL_MSG_LIMIT,
+                        &config->max_control_msg) == -1
+    ||  s_parse_number (&settings [ZB_S_MAX_SUBSCRIPTION], MAX_SUBSCRIPTION_MIN,
+                        MAX_SUBSCRIPTION_LIMIT, &config->max_subscription) == -1
+    ||  s_parse_number (&settings [ZB_S_PUBLISH_HWM], 1, PUBLISH_HWM_LIMIT,
+                        &config->publish_hwm) == -1)
         return -1;
     if (auth->rate_burst && !auth->rate_limit) {
         fprintf (s_log (), PROG ": %s needs rate-limit\n", settings [ZB_S_RATE_BURST].origin);
@@ -410,22 +401,17 @@ zb_settings_apply (zb_setting_t settings [ZB_S_COUNT], zconfig_t *root, const ch
             return -1;
         *strings [k] = settings [k].value;
     }
-    if ((settings [ZB_S_MAX_ENTRIES].value
-         && s_parse_number (&settings [ZB_S_MAX_ENTRIES], 1, MAX_ENTRIES_LIMIT,
-                            &config->max_entries) == -1)
-    ||  (settings [ZB_S_MAX_EVENT_SIZE].value
-         && s_parse_number (&settings [ZB_S_MAX_EVENT_SIZE], MAX_EVENT_SIZE_MIN,
-                            MAX_EVENT_SIZE_LIMIT, &config->max_event_size) == -1)
-    ||  (settings [ZB_S_MAX_TOPICS].value
-         && s_parse_number (&settings [ZB_S_MAX_TOPICS], 1, MAX_TOPICS_LIMIT,
-                            &config->max_topics) == -1)
+    if (s_parse_number (&settings [ZB_S_MAX_ENTRIES], 1, MAX_ENTRIES_LIMIT,
+                        &config->max_entries) == -1
+    ||  s_parse_number (&settings [ZB_S_MAX_EVENT_SIZE], MAX_EVENT_SIZE_MIN,
+                        MAX_EVENT_SIZE_LIMIT, &config->max_event_size) == -1
+    ||  s_parse_number (&settings [ZB_S_MAX_TOPICS], 1, MAX_TOPICS_LIMIT,
+                        &config->max_topics) == -1
     ||  s_journal_settings (settings, config) == -1
-    ||  (settings [ZB_S_MAX_RULES].value
-         && s_parse_number (&settings [ZB_S_MAX_RULES], 1, MAX_RULES_LIMIT,
-                            &config->max_rules) == -1)
-    ||  (settings [ZB_S_MAX_PATTERN_SIZE].value
-         && s_parse_number (&settings [ZB_S_MAX_PATTERN_SIZE], 0, MAX_PATTERN_SIZE_LIMIT,
-                            &config->max_pattern_size) == -1))
+    ||  s_parse_number (&settings [ZB_S_MAX_RULES], 1, MAX_RULES_LIMIT,
+                        &config->max_rules) == -1
+    ||  s_parse_number (&settings [ZB_S_MAX_PATTERN_SIZE], 0, MAX_PATTERN_SIZE_LIMIT,
+                        &config->max_pattern_size) == -1)
         return -1;
     if (settings [ZB_S_METRICS].value) {
         char err [300];
