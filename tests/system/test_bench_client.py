@@ -104,3 +104,15 @@ def test_zbridge_paced_batches_keep_the_rate(zb):
     # never ahead of the schedule: the last batch is due at 0.2 s
     assert r["seconds"] >= 0.19, r["seconds"]
     assert zb.brokers[0].stats()["entries_in"] == 2000
+
+
+def test_zbridge_counts_refused_entries_as_failed(zb):
+    # entries the broker refuses (350-byte events, a 256-byte limit) are counted
+    # from the reply's "failed": none acked, none delivered, the run not ok
+    b = zb.broker("--memory", "--max-event-size", 256)
+    r = result(busbench("zbridge", "--ingest", b.ingest, "--publish", b.publish,
+                        "--control", b.control, "--count", 250, "--consumers", 1,
+                        "--size", 350))
+    assert not r["ok"], r
+    assert (r["sent"], r["acked"], r["failed"], r["delivered"]) == (250, 0, 250, 0), r
+    assert zb.brokers[0].stats()["entries_rejected"] == 250

@@ -226,15 +226,22 @@ def test_cpus_pins_every_thread(zb):
     assert set(_threads_cpus(b2.proc.pid).values()) == {want}
 
 
+def _refused(zb, *args):
+    """zb-broker --memory with args on free ports: a usage error (exit 2) that
+    never got as far as ready; its stderr."""
+    p = zb.run("zb-broker", "--memory", "--ingest", ep(), "--publish", ep(), "--control", ep(),
+               *args, timeout=10)
+    err = p.stderr()
+    assert p.returncode == 2, (p.returncode, err)
+    assert "ready" not in err, err
+    return err
+
+
 @pytest.mark.parametrize("value", ["", "x", "1-", "-1", "3-1", "0,,1", "0,", " 0", "0x1",
                                    "1024", "99999999999999999999999", "0-1025"])
 def test_cpus_garbage_is_refused(zb, value):
-    p = zb.run("zb-broker", "--memory", "--ingest", ep(), "--publish", ep(), "--control", ep(),
-               "--cpus", value, timeout=10)
-    assert p.returncode == 2, (p.returncode, p.stderr())
-    err = p.stderr()
+    err = _refused(zb, "--cpus", value)
     assert "--cpus" in err and "is not a CPU list" in err, err
-    assert "ready" not in err
 
 
 def test_cpus_not_available_is_refused(zb):
@@ -242,10 +249,7 @@ def test_cpus_not_available_is_refused(zb):
     it may use."""
     allowed = os.sched_getaffinity(0)
     outside = next(c for c in range(1024) if c not in allowed)
-    p = zb.run("zb-broker", "--memory", "--ingest", ep(), "--publish", ep(), "--control", ep(),
-               "--cpus", str(outside), timeout=10)
-    assert p.returncode == 2, (p.returncode, p.stderr())
-    err = p.stderr()
+    err = _refused(zb, "--cpus", str(outside))
     assert "may not run on" in err and str(min(allowed)) in err, err
 
 
@@ -279,13 +283,8 @@ def test_publish_hwm_bounds_a_stalled_subscribers_queue(zb):
 
 @pytest.mark.parametrize("value", ["", "0", "-1", "x", "1e3", "1000001", "99999999999999999999"])
 def test_publish_hwm_garbage_is_refused(zb, value):
-    p = zb.run("zb-broker", "--memory", "--ingest", ep(), "--publish", ep(), "--control", ep(),
-               "--publish-hwm", value, timeout=10)
-    assert p.returncode == 2, (p.returncode, p.stderr())
-    err = p.stderr()
+    err = _refused(zb, "--publish-hwm", value)
     assert "--publish-hwm" in err and "not an integer from 1 to 1000000" in err, err
-    assert "ready" not in err
     cfg = write(zb, "hwm.cfg", 'broker\n    publish-hwm = "%s"\n' % value)
-    p = zb.run("zb-broker", "--memory", "--config", cfg, "--ingest", ep(), "--publish", ep(),
-               "--control", ep(), timeout=10)
-    assert p.returncode == 2 and "publish-hwm" in p.stderr(), (p.returncode, p.stderr())
+    err = _refused(zb, "--config", cfg)
+    assert "broker/publish-hwm" in err and "not an integer from 1 to 1000000" in err, err
