@@ -677,14 +677,10 @@ zbridge_reply (void *dealer, int timeout_ms, producer_result_t *res, long long e
     if (n < 0)
         return -1;
     long long failed = entries;
-    if (n == 3 && zmq_msg_size (&frames [0]) == 2
-    &&  memcmp (zmq_msg_data (&frames [0]), "OK", 2) == 0
-    &&  zbridge_reply_failed (&frames [2], &failed)) {
-        //  the count read in place: the broker's reply starts with it
-    }
-    else
-    if (n == 3 && zmq_msg_size (&frames [0]) == 2
-    &&  memcmp (zmq_msg_data (&frames [0]), "OK", 2) == 0) {
+    bool ok = n == 3 && zmq_msg_size (&frames [0]) == 2
+           && memcmp (zmq_msg_data (&frames [0]), "OK", 2) == 0;
+    //  The count is read in place when the reply starts with it (the broker's do)
+    if (ok && !zbridge_reply_failed (&frames [2], &failed)) {
         msgpack_unpacked up;
         msgpack_unpacked_init (&up);
         size_t off = 0;

@@ -43,7 +43,8 @@ typedef struct {
     zb_auth_config_t auth;      //  CURVE, authorization, rate limit (auth.h)
     uint64_t max_control_msg;   //  ZMQ_MAXMSGSIZE of the control socket
     uint64_t max_subscription;  //  ZMQ_MAXMSGSIZE of the publish socket (subscriptions)
-    uint64_t publish_hwm;       //  ZMQ_SNDHWM of the publish socket: messages per subscriber
+    uint64_t publish_hwm;       //  ZMQ_SNDHWM of the publish socket, messages per subscriber
+                                //  (0: ZB_DEFAULT_PUBLISH_HWM)
     const char *metrics;        //  ADDR:PORT of the Prometheus endpoint, or NULL (off)
 } zb_broker_config_t;
 
