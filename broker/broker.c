@@ -53,6 +53,7 @@
 #include "topics.h"
 #include "uuid.h"
 #include "decode.h"
+#include "edge.h"
 #include "wake.h"
 #include "wire.h"
 #include "zb.h"
@@ -168,6 +169,7 @@ struct zb_broker_t {
     bool verbose;
 
     zsock_t *ingest;
+    zb_edge_t ingest_edge;          //  serves ingest (edge.h: only s_on_ingest touches it)
     zsock_t *publish;
     zsock_t *control;
     void *ingest_h;                     //  raw libzmq handles
@@ -2799,7 +2801,7 @@ zb_broker_new (const zb_broker_config_t *config, char *err, size_t errlen)
 
     self->loop = zloop_new ();
     assert (self->loop);
-    if (zloop_reader (self->loop, self->ingest, s_on_ingest, self) == -1
+    if (zb_edge_reader (&self->ingest_edge, self->loop, self->ingest, s_on_ingest, self) == -1
     ||  zloop_reader (self->loop, self->control, s_on_control, self) == -1
     ||  zloop_reader (self->loop, self->publish, s_on_publish, self) == -1
     ||  zloop_timer (self->loop, 1000, 0, s_on_timer, self) == -1
@@ -2853,6 +2855,7 @@ zb_broker_destroy (zb_broker_t **self_p)
     //  The HTTP thread first: it may wait for the loop's snapshot
     zb_metrics_destroy (&self->metrics);
     zb_peers_destroy (&self->peers);
+    zb_edge_reader_end (&self->ingest_edge);
     zloop_destroy (&self->loop);
     if (self->wake)
         zb_wake_uninstall ();

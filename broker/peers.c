@@ -3,11 +3,13 @@
 #include <czmq.h>
 #include <string.h>
 
+#include "edge.h"
 #include "peers.h"
 
 typedef struct {
     void *socket;                   //  the monitored socket (raw libzmq)
     zsock_t *pair;                  //  reads its monitor events
+    zb_edge_t edge;                 //  serves pair
     uint64_t connections;
 } watch_t;
 
@@ -70,7 +72,7 @@ s_watch (zb_peers_t *self, size_t index, void *socket, char *err, size_t errlen)
     watch->socket = socket;
     watch->pair = zsock_new (ZMQ_PAIR);
     if (!watch->pair || zsock_connect (watch->pair, "%s", endpoint) == -1
-    ||  zloop_reader (self->loop, watch->pair, s_on_monitor, watch) == -1) {
+    ||  zb_edge_reader (&watch->edge, self->loop, watch->pair, s_on_monitor, watch) == -1) {
         snprintf (err, errlen, "cannot read a socket monitor: %s", zmq_strerror (zmq_errno ()));
         return -1;
     }
@@ -101,10 +103,8 @@ zb_peers_rewatch (zb_peers_t *self, size_t index, void *socket, char *err, size_
 {
     assert (self && index < self->count && socket);
     watch_t *watch = &self->watch [index];
-    if (watch->pair) {
-        zloop_reader_end (self->loop, watch->pair);
-        zsock_destroy (&watch->pair);
-    }
+    zb_edge_reader_end (&watch->edge);
+    zsock_destroy (&watch->pair);
     return s_watch (self, index, socket, err, errlen);
 }
 
@@ -119,10 +119,8 @@ zb_peers_destroy (zb_peers_t **self_p)
         watch_t *watch = &self->watch [i];
         if (watch->socket)
             zmq_socket_monitor (watch->socket, NULL, 0);
-        if (watch->pair) {
-            zloop_reader_end (self->loop, watch->pair);
-            zsock_destroy (&watch->pair);
-        }
+        zb_edge_reader_end (&watch->edge);
+        zsock_destroy (&watch->pair);
     }
     zhashx_destroy (&self->active);
     free (self);
