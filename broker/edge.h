@@ -24,7 +24,8 @@
 
     The caller owns the zb_edge_t and keeps it until the loop is gone: zloop
     may call a poller ended during the same turn once more, and an ended
-    reader ignores that call.
+    reader ignores that call. A zeroed zb_edge_t is a reader that is not
+    serving (zb_edge_reader_end does nothing to it).
 
         zb_edge_t edge;
         zb_edge_reader (&edge, loop, socket, s_on_input, self);

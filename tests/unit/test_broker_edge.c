@@ -69,6 +69,21 @@ s_on_input (zloop_t *loop, zsock_t *sock, void *arg)
     return self->received >= self->want ? -1 : 0;
 }
 
+//  A PULL socket at endpoint with count messages queued from a PUSH (*push)
+static zsock_t *
+s_queued (const char *endpoint, int count, zsock_t **push)
+{
+    zsock_t *pull = zsock_new (ZMQ_PULL);
+    assert_non_null (pull);
+    assert_int_equal (zsock_bind (pull, "%s", endpoint), 0);
+    *push = zsock_new (ZMQ_PUSH);
+    assert_non_null (*push);
+    assert_int_equal (zsock_connect (*push, "%s", endpoint), 0);
+    for (int i = 0; i < count; i++)
+        assert_int_equal (zstr_sendf (*push, "%d", i), 0);
+    return pull;
+}
+
 static void
 s_run (zloop_t *loop, served_t *served, size_t limit_ms)
 {
@@ -83,15 +98,11 @@ static void
 test_input_before_the_loop_and_left_over (void **state)
 {
     (void) state;
-    zsock_t *pull = zsock_new_pull ("inproc://edge-left-over");
-    zsock_t *push = zsock_new_push (">inproc://edge-left-over");
-    assert_non_null (pull);
-    assert_non_null (push);
     //  All of it queued before the reader exists, and the socket's signal
     //  taken (asking for its events reads the commands): nothing will wake
     //  the descriptor
-    for (int i = 0; i < 100; i++)
-        assert_int_equal (zstr_sendf (push, "%d", i), 0);
+    zsock_t *push;
+    zsock_t *pull = s_queued ("inproc://edge-left-over", 100, &push);
     for (int i = 0; i < 100 && !(zsock_events (pull) & ZMQ_POLLIN); i++)
         zclock_sleep (10);
     assert_true (zsock_events (pull) & ZMQ_POLLIN);
@@ -179,10 +190,8 @@ static void
 test_ended_reader_is_not_called (void **state)
 {
     (void) state;
-    zsock_t *pull = zsock_new_pull ("inproc://edge-ended");
-    zsock_t *push = zsock_new_push (">inproc://edge-ended");
-    for (int i = 0; i < 10; i++)
-        assert_int_equal (zstr_sendf (push, "%d", i), 0);
+    zsock_t *push;
+    zsock_t *pull = s_queued ("inproc://edge-ended", 10, &push);
     zloop_t *loop = zloop_new ();
     //  Ended from its own handler after the first message: the other nine stay
     served_t served = { .want = 10, .end_in_handler = true };
@@ -220,10 +229,8 @@ static void
 test_ended_by_a_timer_in_the_same_turn (void **state)
 {
     (void) state;
-    zsock_t *pull = zsock_new_pull ("inproc://edge-timer-end");
-    zsock_t *push = zsock_new_push (">inproc://edge-timer-end");
-    for (int i = 0; i < 10; i++)
-        assert_int_equal (zstr_sendf (push, "%d", i), 0);
+    zsock_t *push;
+    zsock_t *pull = s_queued ("inproc://edge-timer-end", 10, &push);
     zloop_t *loop = zloop_new ();
     served_t served = { .want = 10 };
     assert_int_equal (zb_edge_reader (&served.edge, loop, pull, s_on_input, &served), 0);
